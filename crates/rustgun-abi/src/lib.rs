@@ -1,0 +1,305 @@
+//! The rustgun application ABI, version 1.0: the `#[repr(C)]` types and constants that cross the
+//! boundary between the server and an app library. `include/rustgun.h` declares the same thing for C;
+//! the test suite compiles that header and checks that every size and offset agrees with this file.
+//!
+//! What lives here: plain data and function-pointer types, nothing that runs. The safe wrapper for app
+//! authors is the `rustgun-sdk` crate; the server's side of the boundary is `rustgun::app`.
+//!
+//! # The contract in short
+//! - The app exports one static [`RgApp`] descriptor under the symbol named on the command line
+//!   (`rustgun ./libapp.so:app`). Its frozen head (`magic`, `abi_major`, `abi_minor`, `size`) is checked
+//!   before any app code runs: same major, app minor ≤ host minor, `size` at least the 1.0 size.
+//! - The server never links the app against its own symbols: it hands the app a table of host functions
+//!   ([`RgHost`]) in every request (and at `init`).
+//! - Memory is **borrowed for the length of a call** in both directions and never freed on the other side:
+//!   the app copies what it wants to keep; the server copies headers and body bytes it is given.
+//! - Integers, not Rust enums or `bool`, carry every choice, so an out-of-range value is an error, not UB.
+//! - A minor version may append fields at the end of a struct (guarded by its `size`); a major breaks.
+//! - No unwinding crosses: every function on either side returns a status code.
+
+#![no_std]
+
+use core::ffi::c_void;
+
+/// `"RGUN"` read as a little-endian `u32`: the first field of every descriptor.
+pub const RG_MAGIC: u32 = u32::from_le_bytes(*b"RGUN");
+/// Incompatible changes bump the major version: the server refuses an app with another major.
+pub const RG_ABI_MAJOR: u16 = 1;
+/// Compatible additions bump the minor version: the server refuses an app built for a newer minor.
+pub const RG_ABI_MINOR: u16 = 0;
+
+// ---- Status codes returned by host functions and app entry points -----------------------------------
+
+/// Success.
+pub const RG_OK: i32 = 0;
+/// The app failed (generic). As a `handle` result: a 500 if no response has started, else the
+/// connection is aborted.
+pub const RG_ERROR: i32 = -1;
+/// A Rust panic was caught at the boundary.
+pub const RG_E_PANIC: i32 = -2;
+/// A call made out of order: a second `start_response` without `RG_RESPONSE_REPLACE`, a replace after
+/// the first body byte left, a `write` before `start_response`.
+pub const RG_E_STATE: i32 = -3;
+/// An invalid argument: a status outside 100..=999, a header name or value with CR, LF or NUL, an
+/// invalid header name.
+pub const RG_E_INVALID: i32 = -4;
+/// The client went away; nothing more can be sent on this connection.
+pub const RG_E_CLOSED: i32 = -5;
+/// Reading the request body failed: the client timed out, closed early or sent a malformed body.
+pub const RG_E_IO: i32 = -6;
+
+// ---- Flags ------------------------------------------------------------------------------------------
+
+/// `RgApp::flags`: the app's `handle` may run on several threads at once.
+/// Without it, the server refuses to boot the app under a threaded worker class.
+pub const RG_APP_THREAD_SAFE: u32 = 1 << 0;
+
+/// `RgRequest::flags` and `RgInit::flags`: the same app may be called by several threads at once
+/// (WSGI's `wsgi.multithread`).
+pub const RG_REQ_MULTITHREAD: u32 = 1 << 0;
+/// Several processes serve the same app (`wsgi.multiprocess`).
+pub const RG_REQ_MULTIPROCESS: u32 = 1 << 1;
+/// The app is called once in this process's life (`wsgi.run_once`).
+pub const RG_REQ_RUN_ONCE: u32 = 1 << 2;
+/// `RgRequest::flags`: the request has a body (Content-Length > 0 or chunked).
+pub const RG_REQ_HAS_BODY: u32 = 1 << 3;
+/// `RgRequest::flags`: the body is chunked on the wire; `read_body` returns it decoded.
+pub const RG_REQ_CHUNKED: u32 = 1 << 4;
+
+/// `start_response` flag: replace a head recorded earlier (PEP 3333's `exc_info`). Allowed once, and
+/// only before the first body byte has been sent.
+pub const RG_RESPONSE_REPLACE: u32 = 1 << 0;
+
+// ---- Log levels for `RgHost::log` -------------------------------------------------------------------
+
+pub const RG_LOG_ERROR: i32 = 1;
+pub const RG_LOG_WARN: i32 = 2;
+pub const RG_LOG_INFO: i32 = 3;
+pub const RG_LOG_DEBUG: i32 = 4;
+
+// ---- Data -------------------------------------------------------------------------------------------
+
+/// A borrowed byte string: `len` bytes at `ptr`, not NUL-terminated, not necessarily UTF-8.
+/// `ptr` may be dangling when `len` is 0. Valid only for the call it is passed in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RgStr {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl RgStr {
+    /// The empty string.
+    pub const EMPTY: RgStr = RgStr {
+        ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(),
+        len: 0,
+    };
+
+    /// Borrows a byte slice. The result is valid as long as `bytes` is.
+    pub const fn from_bytes(bytes: &[u8]) -> RgStr {
+        RgStr {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+}
+
+/// A header (or an environ entry): a name and a value, both borrowed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RgHeader {
+    pub name: RgStr,
+    pub value: RgStr,
+}
+
+/// The server's per-request state, opaque to the app. Passed back to every request-scoped host function.
+#[repr(C)]
+pub struct RgCall {
+    _private: [u8; 0],
+}
+
+/// The request the server hands to `RgApp::handle`. Every pointer in it is borrowed for that call only.
+#[repr(C)]
+pub struct RgRequest {
+    /// `size_of::<RgRequest>()` as the server built it; fields past it do not exist.
+    pub size: u32,
+    /// `RG_REQ_*` bits.
+    pub flags: u32,
+    /// The host functions; the same table as given to `init`.
+    pub host: *const RgHost,
+    /// This request's handle for the request-scoped host functions.
+    pub call: *mut RgCall,
+    /// The method, e.g. `GET`.
+    pub method: RgStr,
+    /// The raw request-target as sent: `/a%20b?x=1`, `http://h/p`, `*`, `host:443`.
+    pub target: RgStr,
+    /// The path component of the target, raw (still percent-encoded), without scheme and authority.
+    pub path_raw: RgStr,
+    /// `path_raw` percent-decoded (may contain any byte, including `/` from `%2F`).
+    pub path: RgStr,
+    /// The query string without the `?`; empty when there is none.
+    pub query: RgStr,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: RgStr,
+    /// The header fields in arrival order, duplicates kept, raw bytes (values without surrounding
+    /// whitespace).
+    pub headers: *const RgHeader,
+    pub headers_len: usize,
+    /// The body length from Content-Length, or -1 when the body is chunked.
+    pub content_length: i64,
+    /// The client's address as text (`127.0.0.1`, `::1`; empty for a unix-socket peer).
+    pub peer_addr: RgStr,
+    /// The address of the socket that accepted the connection, as text (or the unix socket's path).
+    pub server_addr: RgStr,
+    /// The client's port (0 for a unix-socket peer).
+    pub peer_port: u16,
+    /// The listening port (0 for a unix socket).
+    pub server_port: u16,
+    /// The worker's id (1-based, stable across respawns of the same slot).
+    pub worker_id: u32,
+    /// `http` or `https`.
+    pub url_scheme: RgStr,
+}
+
+/// A pull-mode response body: the server calls `next` whenever the socket can take more, until it
+/// returns 0 (end) or a negative status (abort), then calls `close` exactly once however the response
+/// ended. Registered with `RgHost::set_body`; the state is owned by the app.
+#[repr(C)]
+pub struct RgBodySource {
+    pub state: *mut c_void,
+    /// Fill up to `cap` bytes at `buf`; return the count (> 0), 0 at the end, or `RG_E_*` / `RG_ERROR`.
+    pub next: Option<unsafe extern "C" fn(state: *mut c_void, buf: *mut u8, cap: usize) -> i64>,
+    /// Release `state`. Called exactly once, on the thread that called `next`. Optional.
+    pub close: Option<unsafe extern "C" fn(state: *mut c_void)>,
+}
+
+/// The host functions. Request-scoped ones take the `call` from the request and may only be used
+/// during that `handle` call, on its thread.
+#[repr(C)]
+pub struct RgHost {
+    /// `size_of::<RgHost>()` as the server built it.
+    pub size: u32,
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    /// Read up to `cap` bytes of the decoded request body. Returns the count (> 0), 0 at the end of the
+    /// body, or a negative `RG_E_*`. The first call sends `100 Continue` when the client asked for it.
+    pub read_body: unsafe extern "C" fn(call: *mut RgCall, buf: *mut u8, cap: usize) -> i64,
+    /// Record the response status and headers (WSGI's `start_response`). Nothing is sent until the first
+    /// body byte or the end of `handle`. `reason` may be empty (the standard phrase is used). Returns
+    /// `RG_OK`, `RG_E_INVALID` (bad status or header bytes) or `RG_E_STATE`.
+    pub start_response: unsafe extern "C" fn(
+        call: *mut RgCall,
+        status: u32,
+        reason: RgStr,
+        headers: *const RgHeader,
+        headers_len: usize,
+        flags: u32,
+    ) -> i32,
+    /// Send body bytes (after `start_response`). Returns `RG_OK`, `RG_E_STATE` or `RG_E_CLOSED`.
+    pub write: unsafe extern "C" fn(call: *mut RgCall, data: *const u8, len: usize) -> i32,
+    /// Register a pull-mode body, read after `handle` returns. The server copies the struct.
+    pub set_body: unsafe extern "C" fn(call: *mut RgCall, source: *const RgBodySource) -> i32,
+    /// The CGI/WSGI environ of this request, built on first use: `*out` points at `*out_len` entries
+    /// valid until `handle` returns.
+    pub environ:
+        unsafe extern "C" fn(call: *mut RgCall, out: *mut *const RgHeader, out_len: *mut usize) -> i32,
+    /// Write a line to the server's error log (WSGI's `wsgi.errors`). Usable from `init` too.
+    pub log: unsafe extern "C" fn(level: i32, msg: RgStr),
+}
+
+/// What `init` receives, once per worker after fork.
+#[repr(C)]
+pub struct RgInit {
+    /// `size_of::<RgInit>()` as the server built it.
+    pub size: u32,
+    /// The worker's id (1-based).
+    pub worker_id: u32,
+    /// The arguments given after `--` on the command line.
+    pub args: *const RgStr,
+    pub args_len: usize,
+    /// `RG_REQ_MULTITHREAD` / `RG_REQ_MULTIPROCESS` as the worker class will set them on requests.
+    pub flags: u32,
+    /// On failure the app may write a UTF-8 message into `error_buf` (at most `error_cap` bytes) and set
+    /// `error_len`; the server prints it in its one-line boot error.
+    pub error_len: u32,
+    pub error_buf: *mut u8,
+    pub error_cap: usize,
+}
+
+/// `init`: returns `RG_OK`, or anything else to refuse to boot (the worker exits, the server halts).
+pub type RgInitFn =
+    unsafe extern "C" fn(host: *const RgHost, init: *mut RgInit, app_state: *mut *mut c_void) -> i32;
+/// `handle`: serve one request. Returns `RG_OK` or an error status.
+pub type RgHandleFn = unsafe extern "C" fn(app_state: *mut c_void, request: *const RgRequest) -> i32;
+/// `shutdown`: called once before the worker exits gracefully.
+pub type RgShutdownFn = unsafe extern "C" fn(app_state: *mut c_void);
+
+/// The descriptor an app exports. The first four fields are frozen for every major version.
+#[repr(C)]
+pub struct RgApp {
+    /// [`RG_MAGIC`].
+    pub magic: u32,
+    pub abi_major: u16,
+    pub abi_minor: u16,
+    /// `size_of::<RgApp>()` as the app was built.
+    pub size: u32,
+    /// `RG_APP_*` bits.
+    pub flags: u32,
+    /// Optional per-worker setup; its `app_state` result is passed to `handle` and `shutdown`.
+    pub init: Option<RgInitFn>,
+    /// Required.
+    pub handle: Option<RgHandleFn>,
+    /// Optional per-worker teardown.
+    pub shutdown: Option<RgShutdownFn>,
+}
+
+impl RgApp {
+    /// A 1.0 descriptor with the given flags and entry points.
+    pub const fn new(
+        flags: u32,
+        init: Option<RgInitFn>,
+        handle: RgHandleFn,
+        shutdown: Option<RgShutdownFn>,
+    ) -> RgApp {
+        RgApp {
+            magic: RG_MAGIC,
+            abi_major: RG_ABI_MAJOR,
+            abi_minor: RG_ABI_MINOR,
+            size: core::mem::size_of::<RgApp>() as u32,
+            flags,
+            init,
+            handle: Some(handle),
+            shutdown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A layout snapshot for 64-bit targets: changing a struct without bumping the version fails here.
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn layout_snapshot_abi_1_0() {
+        assert_eq!(size_of::<RgStr>(), 16);
+        assert_eq!(size_of::<RgHeader>(), 32);
+        assert_eq!(size_of::<RgApp>(), 40);
+        assert_eq!(offset_of!(RgApp, handle), 24);
+        assert_eq!(size_of::<RgHost>(), 56);
+        assert_eq!(offset_of!(RgHost, log), 48);
+        assert_eq!(size_of::<RgInit>(), 48);
+        assert_eq!(offset_of!(RgInit, error_cap), 40);
+        assert_eq!(size_of::<RgBodySource>(), 24);
+        assert_eq!(size_of::<RgRequest>(), 200);
+        assert_eq!(offset_of!(RgRequest, content_length), 136);
+        assert_eq!(offset_of!(RgRequest, peer_port), 176);
+        assert_eq!(offset_of!(RgRequest, url_scheme), 184);
+    }
+
+    #[test]
+    fn magic_spells_rgun() {
+        assert_eq!(&RG_MAGIC.to_le_bytes(), b"RGUN");
+    }
+}

@@ -1,0 +1,46 @@
+//! The HTTP/1.1 protocol core, **sans-I/O**: bytes in, parsed heads and decoded body ranges out;
+//! response heads and framed body bytes out into a caller's buffer.
+//!
+//! # Theory of operation
+//! A connection driver (one per worker class) owns the socket and the buffers. It hands the bytes it has
+//! read to [`parse::parse_head`], which either asks for more, reports an [`Error`] that carries the status
+//! to answer with, or fills a reusable [`parse::RequestHead`] and says how many bytes the head used. The
+//! driver then feeds the bytes after the head to the head's [`body::Decoder`], which reports decoded data
+//! as ranges of the input (no copy) and how much input it consumed, until it says the body is complete.
+//! Responses go the other way: [`response::ResponseHead`] records what the app gave and the server's
+//! framing choice, [`response::write_head`] encodes it, and [`response::Encoder`] frames each body chunk
+//! (Content-Length, chunked, or close-delimited) into the output buffer.
+//!
+//! # Invariants
+//! - Nothing here touches a socket, a clock or a file: time comes in as an argument ([`date`]).
+//! - Nothing here allocates per request once its reusable buffers have grown to the working size.
+//! - Every refusal is an [`Error`] whose [`ErrorKind::status`] is the status the client gets; the driver
+//!   never picks a status itself.
+//! - The parser is strict (RFC 9110/9112): what it accepts is served exactly as sent, and whatever could
+//!   make a proxy in front of us disagree about where a request ends is refused.
+
+pub mod body;
+pub mod date;
+pub mod error;
+pub mod parse;
+pub mod response;
+pub mod status;
+pub mod target;
+
+pub use error::{Error, ErrorKind};
+
+/// The HTTP versions rustgun serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Version::Http10 => b"HTTP/1.0",
+            Version::Http11 => b"HTTP/1.1",
+        }
+    }
+}

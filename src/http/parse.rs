@@ -1,0 +1,538 @@
+//! The request head: request line and header fields (RFC 9112 §2–§6), parsed with httparse into a
+//! reusable [`RequestHead`], then checked for the semantics that decide framing and persistence.
+
+use super::target::{self, TargetParts};
+use super::{Error, ErrorKind, Version};
+use std::ops::Range;
+
+/// What a request head may be, as gunicorn names its limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest request line in bytes, without CRLF (`--limit-request-line`); 0 = unlimited (8190).
+    pub request_line: usize,
+    /// Most header fields (`--limit-request-fields`).
+    pub fields: usize,
+    /// Longest header line, name + `: ` + value (`--limit-request-field-size`).
+    pub field_size: usize,
+    /// What to do with header names containing `_` (`--header-map`).
+    pub header_map: HeaderMap,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
+            header_map: HeaderMap::Drop,
+        }
+    }
+}
+
+impl Limits {
+    fn request_line_max(&self) -> usize {
+        if self.request_line == 0 {
+            8190
+        } else {
+            self.request_line
+        }
+    }
+
+    /// The most bytes an incomplete head may take before it is refused as too large.
+    fn head_max(&self) -> usize {
+        self.request_line_max() + 2 + self.fields * (self.field_size + 2) + 2
+    }
+}
+
+/// Header names containing `_` are ambiguous once mapped into a CGI environ (`X_Auth` and `X-Auth`
+/// both become `HTTP_X_AUTH`), so by default they never reach the environ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderMap {
+    /// Kept in the raw header list, left out of the environ (gunicorn's default).
+    Drop,
+    /// Refused with 400.
+    Refuse,
+    /// Mapped into the environ like any other name.
+    Dangerous,
+}
+
+/// How the request body is framed (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// One header field, as ranges of [`RequestHead::raw`].
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub name: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// A parsed request head. It owns a copy of the head's bytes (so the read buffer can move on while the
+/// app runs) and keeps every allocation across requests.
+#[derive(Debug)]
+pub struct RequestHead {
+    raw: Vec<u8>,
+    method: Range<usize>,
+    target: Range<usize>,
+    pub version: Version,
+    fields: Vec<Field>,
+    /// Path and query, as ranges of `raw` (already offset by the target's start).
+    parts: TargetParts,
+    pub framing: BodyFraming,
+    /// Whether the connection may stay open after this exchange, from the version and `Connection`.
+    pub keep_alive: bool,
+    /// The client sent `Expect: 100-continue` on HTTP/1.1.
+    pub expect_continue: bool,
+    host: Option<Range<usize>>,
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        RequestHead {
+            raw: Vec::with_capacity(1024),
+            method: 0..0,
+            target: 0..0,
+            version: Version::Http11,
+            fields: Vec::with_capacity(32),
+            parts: TargetParts::default(),
+            framing: BodyFraming::Empty,
+            keep_alive: false,
+            expect_continue: false,
+            host: None,
+        }
+    }
+}
+
+impl RequestHead {
+    pub fn method(&self) -> &[u8] {
+        &self.raw[self.method.clone()]
+    }
+    pub fn target(&self) -> &[u8] {
+        &self.raw[self.target.clone()]
+    }
+    pub fn path(&self) -> &[u8] {
+        &self.raw[self.parts.path.clone()]
+    }
+    pub fn query(&self) -> &[u8] {
+        &self.raw[self.parts.query.clone()]
+    }
+    /// The `Host` header's value, if sent.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.host.clone().map(|r| &self.raw[r])
+    }
+    /// The header fields in arrival order, duplicates kept.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(|f| (&self.raw[f.name.clone()], &self.raw[f.value.clone()]))
+    }
+    /// The first value of the header `name` (case-insensitive).
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+    /// The declared body length, or `None` for a chunked body.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            BodyFraming::Empty => Some(0),
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::Chunked => None,
+        }
+    }
+}
+
+/// Parses a request head from the start of `buf`.
+///
+/// Returns `Ok(Some(n))` when the head is complete and used `n` bytes (the body, if any, starts at
+/// `buf[n]`), `Ok(None)` when more bytes are needed, or the error to answer with.
+pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Option<usize>, Error> {
+    // RFC 9112 §2.2: ignore empty lines before the request line.
+    let skip = leading_empty_lines(buf);
+    let line_max = limits.request_line_max();
+    let line = &buf[skip..];
+    let scan = &line[..line.len().min(line_max + 2)];
+    let too_long = match scan.iter().position(|&b| b == b'\n') {
+        Some(lf) => lf - usize::from(lf > 0 && scan[lf - 1] == b'\r') > line_max,
+        None => line.len() > line_max + 1,
+    };
+    if too_long {
+        return Err(Error::new(ErrorKind::RequestLineTooLong, "request line too long"));
+    }
+
+    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let parsed = if limits.fields <= stack.len() {
+        parse_into(buf, &mut stack[..limits.fields], limits, head)
+    } else {
+        match parse_into(buf, &mut stack, limits, head) {
+            Err(e) if e.kind == ErrorKind::TooManyHeaders => {
+                let mut heap = vec![httparse::EMPTY_HEADER; limits.fields];
+                parse_into(buf, &mut heap, limits, head)
+            }
+            other => other,
+        }
+    }?;
+    match parsed {
+        None if buf.len() > limits.head_max() => {
+            Err(Error::new(ErrorKind::HeaderTooLarge, "request head too large"))
+        }
+        None => Ok(None),
+        Some(n) => {
+            check_semantics(head, limits)?;
+            Ok(Some(n))
+        }
+    }
+}
+
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    while buf[i..].starts_with(b"\r\n") {
+        i += 2;
+    }
+    i
+}
+
+fn parse_into<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<Option<usize>, Error> {
+    let mut req = httparse::Request::new(headers);
+    let n = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse_error(e, buf)),
+    };
+    // httparse also accepts a bare LF as a line end; RFC 9112 §2.2 lets us refuse it, and a proxy that
+    // reads lines differently is exactly how requests get smuggled.
+    if has_bare_lf(&buf[..n]) {
+        return Err(Error::new(ErrorKind::BadHeader, "bare LF in request head"));
+    }
+    let offset = |s: &[u8]| s.as_ptr() as usize - buf.as_ptr() as usize;
+    let range = |s: &[u8]| offset(s)..offset(s) + s.len();
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(Error::new(ErrorKind::BadRequestLine, "incomplete request line"));
+    };
+    head.raw.clear();
+    head.raw.extend_from_slice(&buf[..n]);
+    head.method = range(method.as_bytes());
+    head.target = range(path.as_bytes());
+    head.version = if version == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    head.fields.clear();
+    for h in req.headers.iter() {
+        if h.name.len() + 2 + h.value.len() > limits.field_size {
+            return Err(Error::new(ErrorKind::HeaderTooLarge, "header line too long"));
+        }
+        head.fields.push(Field {
+            name: range(h.name.as_bytes()),
+            value: range(h.value),
+        });
+    }
+    Ok(Some(n))
+}
+
+fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> Error {
+    use httparse::Error as H;
+    match e {
+        H::TooManyHeaders => Error::new(ErrorKind::TooManyHeaders, "too many header fields"),
+        H::Token => Error::new(ErrorKind::BadMethod, "method is not a token"),
+        H::HeaderName => Error::new(ErrorKind::BadHeader, "invalid header name"),
+        H::HeaderValue => Error::new(ErrorKind::BadHeader, "invalid header value"),
+        H::Version if is_higher_version(buf) => {
+            Error::new(ErrorKind::UnsupportedVersion, "unsupported HTTP version")
+        }
+        H::Version => Error::new(ErrorKind::BadVersion, "malformed HTTP version"),
+        H::NewLine | H::Status => Error::new(ErrorKind::BadRequestLine, "malformed request line"),
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/d.d` with a major version above 1.
+fn is_higher_version(buf: &[u8]) -> bool {
+    let start = leading_empty_lines(buf);
+    let line = &buf[start..];
+    let Some(end) = line.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    let line = &line[..end];
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
+    match &line[sp + 1..] {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit() && minor.is_ascii_digit() && *major >= b'2'
+        }
+        _ => false,
+    }
+}
+
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// The checks that decide framing and persistence (RFC 9112 §6.1–§6.3, §9.3; RFC 9110 §7.2, §10.1.1).
+fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error> {
+    let parts = target::split(head.method(), head.target())?;
+    let base = head.target.start;
+    let shift = |r: Range<usize>| r.start + base..r.end + base;
+    head.parts = TargetParts {
+        path: shift(parts.path),
+        query: shift(parts.query),
+        authority: parts.authority.map(shift),
+    };
+
+    let version = head.version;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_count = 0usize;
+    let mut chunked_last = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    head.host = None;
+    let mut host_count = 0;
+
+    for field in &head.fields {
+        let name = &head.raw[field.name.clone()];
+        let value = &head.raw[field.value.clone()];
+        if name.contains(&b'_') && limits.header_map == HeaderMap::Refuse {
+            return Err(Error::new(ErrorKind::UnderscoreHeader, "header name with underscore"));
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_content_length(value)?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(Error::new(ErrorKind::BadContentLength, "differing Content-Length values"));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encoding = true;
+            for coding in list_elements(value) {
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                if chunked_last {
+                    chunked_count += 1;
+                } else {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedTransferCoding,
+                        "unsupported transfer coding",
+                    ));
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in list_elements(value) {
+                conn_close |= token.eq_ignore_ascii_case(b"close");
+                conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            host_count += 1;
+            if !is_valid_host(value) {
+                return Err(Error::new(ErrorKind::BadHost, "malformed Host"));
+            }
+            head.host = Some(field.value.clone());
+        } else if name.eq_ignore_ascii_case(b"expect") && version == Version::Http11 {
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(Error::new(ErrorKind::UnsupportedExpectation, "unsupported Expect"));
+            }
+            expect_continue = true;
+        }
+    }
+
+    if host_count > 1 {
+        return Err(Error::new(ErrorKind::BadHost, "more than one Host"));
+    }
+    if host_count == 0 && version == Version::Http11 {
+        return Err(Error::new(ErrorKind::BadHost, "missing Host on HTTP/1.1"));
+    }
+    head.framing = if transfer_encoding {
+        if version == Version::Http10 {
+            return Err(Error::new(ErrorKind::BadTransferEncoding, "Transfer-Encoding on HTTP/1.0"));
+        }
+        if content_length.is_some() {
+            return Err(Error::new(
+                ErrorKind::BadTransferEncoding,
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if chunked_count != 1 || !chunked_last {
+            return Err(Error::new(
+                ErrorKind::BadTransferEncoding,
+                "chunked must be the last coding, once",
+            ));
+        }
+        BodyFraming::Chunked
+    } else {
+        match content_length {
+            None | Some(0) => BodyFraming::Empty,
+            Some(n) => BodyFraming::Length(n),
+        }
+    };
+    head.keep_alive = !conn_close && (version == Version::Http11 || conn_keep_alive);
+    head.expect_continue = expect_continue && head.framing != BodyFraming::Empty;
+    Ok(())
+}
+
+/// Content-Length = 1*DIGIT (RFC 9110 §8.6): no sign, no spaces inside, no list, no overflow.
+fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
+    const BAD: Error = Error::new(ErrorKind::BadContentLength, "malformed Content-Length");
+    if value.is_empty() || value.len() > 19 {
+        return Err(BAD);
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            Ok(acc * 10 + u64::from(b - b'0'))
+        } else {
+            Err(BAD)
+        }
+    })
+}
+
+/// The non-empty elements of a comma-separated list, trimmed of optional whitespace (RFC 9110 §5.6.1).
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|e| e.trim_ascii())
+        .filter(|e| !e.is_empty())
+}
+
+/// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name or IP-literal characters, digits after a colon.
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if value.starts_with(b"[") {
+        match value.iter().position(|&b| b == b']') {
+            Some(end) => (&value[..=end], &value[end + 1..]),
+            None => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(c) => (&value[..c], &value[c..]),
+            None => (value, &value[value.len()..]),
+        }
+    };
+    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
+    let host_ok = host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+                    | b',' | b';' | b'=' | b'%' | b'[' | b']' | b':'
+            )
+    });
+    port_ok && host_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> Result<Option<(usize, RequestHead)>, Error> {
+        let mut head = RequestHead::default();
+        parse_head(input, &Limits::default(), &mut head).map(|o| o.map(|n| (n, head)))
+    }
+
+    fn status(input: &[u8]) -> u16 {
+        match parse(input) {
+            Err(e) => e.status(),
+            Ok(Some(_)) => 200,
+            Ok(None) => 0,
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let req = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-A: 2\r\n\r\nrest";
+        let (n, head) = parse(req).unwrap().unwrap();
+        assert_eq!(&req[n..], b"rest");
+        assert_eq!(head.method(), b"GET");
+        assert_eq!(head.target(), b"/a%20b?x=1");
+        assert_eq!(head.path(), b"/a%20b");
+        assert_eq!(head.query(), b"x=1");
+        assert_eq!(head.fields().count(), 3);
+        assert_eq!(head.header(b"x-a"), Some(&b"1"[..]));
+        assert!(head.keep_alive);
+        assert_eq!(head.framing, BodyFraming::Empty);
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_head() {
+        let req = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX: y\r\n\r\n";
+        for cut in 0..req.len() {
+            assert_eq!(parse(&req[..cut]).unwrap().map(|x| x.0), None, "cut at {cut}");
+        }
+        let (n, head) = parse(req).unwrap().unwrap();
+        assert_eq!(n, req.len());
+        assert_eq!(head.framing, BodyFraming::Length(3));
+    }
+
+    #[test]
+    fn persistence_rules() {
+        let ka = |r: &[u8]| parse(r).unwrap().unwrap().1.keep_alive;
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, Close\r\n\r\n"));
+    }
+
+    #[test]
+    fn statuses() {
+        let cases: &[(&str, u16)] = &[
+            ("GET / HTTP/1.1\r\nHost: h\r\n\r\n", 200),
+            ("GET / HTTP/1.1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+            ("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+            ("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 400),
+            ("GET / HTTX/1.1\r\nHost: h\r\n\r\n", 400),
+            ("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            ("GET / HTTP/1.1\nHost: h\n\n", 400),
+            ("GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400),
+            ("GET /#f HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+            ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 200),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1_0\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", 200),
+            ("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n", 417),
+        ];
+        for (req, want) in cases {
+            assert_eq!(status(req.as_bytes()), *want, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let long_line = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(5000));
+        assert_eq!(status(long_line.as_bytes()), 414);
+        assert_eq!(status(&long_line.as_bytes()[..4500]), 414);
+        let long_field = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        assert_eq!(status(long_field.as_bytes()), 431);
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n").as_bytes()), 431);
+        let ok: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(format!("GET / HTTP/1.1\r\nHost: h\r\n{ok}\r\n").as_bytes()), 200);
+    }
+}

@@ -1,0 +1,8 @@
+//! rustgun: a pre-fork HTTP/1.1 server for apps loaded from shared libraries through a C ABI.
+//!
+//! Layers, bottom up: [`http`] is the sans-I/O protocol core; [`app`] loads an app library and
+//! implements the host side of the ABI; [`net`] binds and accepts; [`worker`] serves connections in a
+//! forked child; [`arbiter`] is the master process that forks, reaps and signals workers; [`config`] is
+//! the command line; [`logging`] the error and access logs.
+
+pub mod http;
