@@ -5,4 +5,11 @@
 //! forked child; [`arbiter`] is the master process that forks, reaps and signals workers; [`config`] is
 //! the command line; [`logging`] the error and access logs.
 
+pub mod app;
+pub mod arbiter;
+pub mod config;
 pub mod http;
+pub mod logging;
+pub mod net;
+pub mod sys;
+pub mod worker;

@@ -103,12 +103,7 @@ impl Decoder {
             BodyFraming::Length(n) => State::Length { remaining: n },
             BodyFraming::Chunked => State::Chunked(Chunked::Size { value: 0, digits: 0 }),
         };
-        Ok(Decoder {
-            state,
-            limit,
-            total: 0,
-            trailer_bytes: 0,
-        })
+        Ok(Decoder { state, limit, total: 0, trailer_bytes: 0 })
     }
 
     pub fn is_done(&self) -> bool {
@@ -133,11 +128,7 @@ impl Decoder {
         loop {
             match &mut self.state {
                 State::Done => {
-                    return Ok(Step {
-                        consumed: i,
-                        data: i..i,
-                        done: true,
-                    });
+                    return Ok(Step { consumed: i, data: i..i, done: true });
                 }
                 State::Length { remaining } => {
                     let take = (*remaining).min((input.len() - i) as u64) as usize;
@@ -145,11 +136,7 @@ impl Decoder {
                     if *remaining == 0 {
                         self.state = State::Done;
                     }
-                    return Ok(Step {
-                        consumed: i + take,
-                        data: i..i + take,
-                        done: self.is_done(),
-                    });
+                    return Ok(Step { consumed: i + take, data: i..i + take, done: self.is_done() });
                 }
                 State::Chunked(Chunked::Data { remaining }) => {
                     let take = (*remaining).min((input.len() - i) as u64) as usize;
@@ -158,20 +145,12 @@ impl Decoder {
                         self.state = State::Chunked(Chunked::DataCr);
                     }
                     if take > 0 || i == input.len() {
-                        return Ok(Step {
-                            consumed: i + take,
-                            data: i..i + take,
-                            done: false,
-                        });
+                        return Ok(Step { consumed: i + take, data: i..i + take, done: false });
                     }
                 }
                 State::Chunked(_) => {
                     let Some(&b) = input.get(i) else {
-                        return Ok(Step {
-                            consumed: i,
-                            data: i..i,
-                            done: false,
-                        });
+                        return Ok(Step { consumed: i, data: i..i, done: false });
                     };
                     i += 1;
                     if let Some(next) = self.framing_byte(b)? {
@@ -372,10 +351,7 @@ mod tests {
 
     #[test]
     fn limit_applies_to_both_framings() {
-        assert_eq!(
-            Decoder::new(BodyFraming::Length(11), 10).unwrap_err().status(),
-            413
-        );
+        assert_eq!(Decoder::new(BodyFraming::Length(11), 10).unwrap_err().status(), 413);
         let wire = b"6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n";
         let mut dec = Decoder::new(BodyFraming::Chunked, 10).unwrap();
         let mut rest: &[u8] = wire;

@@ -14,10 +14,7 @@ pub struct DateCache {
 
 impl Default for DateCache {
     fn default() -> Self {
-        let mut cache = DateCache {
-            secs: 0,
-            text: [0; DATE_LEN],
-        };
+        let mut cache = DateCache { secs: 0, text: [0; DATE_LEN] };
         format_imf_fixdate(0, &mut cache.text);
         cache
     }
@@ -49,9 +46,8 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-pub const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+pub const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
 
 fn format_imf_fixdate(unix_secs: u64, out: &mut [u8; DATE_LEN]) {

@@ -55,8 +55,8 @@ impl ErrorKind {
             UnsupportedExpectation => 417,
             BodyTooLarge => 413,
             HeadTimeout => 408,
-            BadRequestLine | BadMethod | BadTarget | BadVersion | BadHeader | UnderscoreHeader
-            | BadHost | BadContentLength | BadTransferEncoding | BadChunk => 400,
+            BadRequestLine | BadMethod | BadTarget | BadVersion | BadHeader | UnderscoreHeader | BadHost
+            | BadContentLength | BadTransferEncoding | BadChunk => 400,
         }
     }
 }

@@ -20,22 +20,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            request_line: 4094,
-            fields: 100,
-            field_size: 8190,
-            header_map: HeaderMap::Drop,
-        }
+        Limits { request_line: 4094, fields: 100, field_size: 8190, header_map: HeaderMap::Drop }
     }
 }
 
 impl Limits {
     fn request_line_max(&self) -> usize {
-        if self.request_line == 0 {
-            8190
-        } else {
-            self.request_line
-        }
+        if self.request_line == 0 { 8190 } else { self.request_line }
     }
 
     /// The most bytes an incomplete head may take before it is refused as too large.
@@ -129,15 +120,11 @@ impl RequestHead {
     }
     /// The header fields in arrival order, duplicates kept.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields
-            .iter()
-            .map(|f| (&self.raw[f.name.clone()], &self.raw[f.value.clone()]))
+        self.fields.iter().map(|f| (&self.raw[f.name.clone()], &self.raw[f.value.clone()]))
     }
     /// The first value of the header `name` (case-insensitive).
     pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        self.fields()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.fields().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"
@@ -228,20 +215,13 @@ fn parse_into<'b>(
     head.raw.extend_from_slice(&buf[..n]);
     head.method = range(method.as_bytes());
     head.target = range(path.as_bytes());
-    head.version = if version == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    head.version = if version == 0 { Version::Http10 } else { Version::Http11 };
     head.fields.clear();
     for h in req.headers.iter() {
         if h.name.len() + 2 + h.value.len() > limits.field_size {
             return Err(Error::new(ErrorKind::HeaderTooLarge, "header line too long"));
         }
-        head.fields.push(Field {
-            name: range(h.name.as_bytes()),
-            value: range(h.value),
-        });
+        head.fields.push(Field { name: range(h.name.as_bytes()), value: range(h.value) });
     }
     Ok(Some(n))
 }
@@ -281,9 +261,7 @@ fn is_higher_version(buf: &[u8]) -> bool {
 }
 
 fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+    head.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 /// The checks that decide framing and persistence (RFC 9112 §6.1–§6.3, §9.3; RFC 9110 §7.2, §10.1.1).
@@ -369,10 +347,7 @@ fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error>
             ));
         }
         if chunked_count != 1 || !chunked_last {
-            return Err(Error::new(
-                ErrorKind::BadTransferEncoding,
-                "chunked must be the last coding, once",
-            ));
+            return Err(Error::new(ErrorKind::BadTransferEncoding, "chunked must be the last coding, once"));
         }
         BodyFraming::Chunked
     } else {
@@ -393,20 +368,13 @@ fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
         return Err(BAD);
     }
     value.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            Ok(acc * 10 + u64::from(b - b'0'))
-        } else {
-            Err(BAD)
-        }
+        if b.is_ascii_digit() { Ok(acc * 10 + u64::from(b - b'0')) } else { Err(BAD) }
     })
 }
 
 /// The non-empty elements of a comma-separated list, trimmed of optional whitespace (RFC 9110 §5.6.1).
 pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|e| e.trim_ascii())
-        .filter(|e| !e.is_empty())
+    value.split(|&b| b == b',').map(|e| e.trim_ascii()).filter(|e| !e.is_empty())
 }
 
 /// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name or IP-literal characters, digits after a colon.
@@ -427,8 +395,24 @@ fn is_valid_host(value: &[u8]) -> bool {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-                    | b',' | b';' | b'=' | b'%' | b'[' | b']' | b':'
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+                    | b'['
+                    | b']'
+                    | b':'
             )
     });
     port_ok && host_ok

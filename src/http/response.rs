@@ -1,9 +1,9 @@
 //! The response side: the head the app asked for (validated, hop-by-hop fields removed), the framing
 //! the server chooses for it (RFC 9112 §6.3), and the encoder that frames body bytes.
 
+use super::Version;
 use super::body::is_token_byte;
 use super::status;
-use super::Version;
 
 /// The interim response sent when the app first reads a body the client is holding back.
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -63,15 +63,8 @@ pub struct ResponseHead {
 }
 
 /// Hop-by-hop fields belong to the connection, which the server owns (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&[u8]] = &[
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"transfer-encoding",
-    b"te",
-    b"trailer",
-    b"upgrade",
-];
+const HOP_BY_HOP: &[&[u8]] =
+    &[b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade"];
 
 impl ResponseHead {
     /// Records status, reason and headers, replacing whatever was recorded before. Nothing is kept
@@ -143,6 +136,15 @@ impl ResponseHead {
         Ok(())
     }
 
+    /// The first value of the app's header `name` (case-insensitive), as recorded.
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.lines.split(|&b| b == b'\n').find_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            line[..colon].eq_ignore_ascii_case(name).then(|| &line[colon + 2..])
+        })
+    }
+
     /// The framing for this head: `is_head` for a HEAD request, `version` of the request.
     pub fn framing(&self, version: Version, is_head: bool) -> Framing {
         if is_head || status::forbids_body(self.status) {
@@ -158,7 +160,14 @@ impl ResponseHead {
 
     /// Appends the encoded head to `out`. `keep_alive` is the server's final decision for the
     /// connection; a close-delimited body always closes.
-    pub fn write(&self, out: &mut Vec<u8>, framing: Framing, version: Version, keep_alive: bool, date: &[u8]) {
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        framing: Framing,
+        version: Version,
+        keep_alive: bool,
+        date: &[u8],
+    ) {
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, u64::from(self.status));
         out.push(b' ');
@@ -249,11 +258,7 @@ impl Encoder {
             Framing::Length(n) => n,
             _ => 0,
         };
-        Encoder {
-            framing,
-            remaining,
-            sent: 0,
-        }
+        Encoder { framing, remaining, sent: 0 }
     }
 
     /// Frames the start of a chunk of `len` body bytes into `out` and returns how many of them may

@@ -38,21 +38,13 @@ pub fn split(method: &[u8], target: &[u8]) -> Result<TargetParts, Error> {
                     && target[colon + 1..].iter().all(u8::is_ascii_digit)
                     && !target.contains(&b'/') =>
             {
-                Ok(TargetParts {
-                    path: 0..0,
-                    query: 0..0,
-                    authority: Some(0..target.len()),
-                })
+                Ok(TargetParts { path: 0..0, query: 0..0, authority: Some(0..target.len()) })
             }
             _ => Err(BAD),
         };
     }
     if target == b"*" {
-        return if method == b"OPTIONS" {
-            Ok(TargetParts::default())
-        } else {
-            Err(BAD)
-        };
+        return if method == b"OPTIONS" { Ok(TargetParts::default()) } else { Err(BAD) };
     }
     let (path_start, authority) = if target[0] == b'/' {
         (0, None)
@@ -76,17 +68,12 @@ pub fn split(method: &[u8], target: &[u8]) -> Result<TargetParts, Error> {
         Some(q) => (path_start..path_start + q, path_start + q + 1..target.len()),
         None => (path_start..target.len(), target.len()..target.len()),
     };
-    Ok(TargetParts {
-        path,
-        query,
-        authority,
-    })
+    Ok(TargetParts { path, query, authority })
 }
 
 fn is_scheme(s: &[u8]) -> bool {
     s[0].is_ascii_alphabetic()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// Appends `raw` percent-decoded to `out`. A `%` not followed by two hex digits stays as it is.
@@ -117,10 +104,7 @@ mod tests {
     fn parts(method: &str, target: &str) -> Option<(String, String)> {
         let t = target.as_bytes();
         split(method.as_bytes(), t).ok().map(|p| {
-            (
-                String::from_utf8(t[p.path].to_vec()).unwrap(),
-                String::from_utf8(t[p.query].to_vec()).unwrap(),
-            )
+            (String::from_utf8(t[p.path].to_vec()).unwrap(), String::from_utf8(t[p.query].to_vec()).unwrap())
         })
     }
 
@@ -128,10 +112,7 @@ mod tests {
     fn the_four_forms() {
         assert_eq!(parts("GET", "/a/b?x=1"), Some(("/a/b".into(), "x=1".into())));
         assert_eq!(parts("GET", "/"), Some(("/".into(), "".into())));
-        assert_eq!(
-            parts("GET", "http://example.com:80/p?q"),
-            Some(("/p".into(), "q".into()))
-        );
+        assert_eq!(parts("GET", "http://example.com:80/p?q"), Some(("/p".into(), "q".into())));
         assert_eq!(parts("GET", "http://example.com"), Some(("".into(), "".into())));
         assert_eq!(parts("CONNECT", "example.com:443"), Some(("".into(), "".into())));
         assert_eq!(parts("OPTIONS", "*"), Some(("".into(), "".into())));

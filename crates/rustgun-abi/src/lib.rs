@@ -90,17 +90,11 @@ pub struct RgStr {
 
 impl RgStr {
     /// The empty string.
-    pub const EMPTY: RgStr = RgStr {
-        ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(),
-        len: 0,
-    };
+    pub const EMPTY: RgStr = RgStr { ptr: core::ptr::NonNull::<u8>::dangling().as_ptr(), len: 0 };
 
     /// Borrows a byte slice. The result is valid as long as `bytes` is.
     pub const fn from_bytes(bytes: &[u8]) -> RgStr {
-        RgStr {
-            ptr: bytes.as_ptr(),
-            len: bytes.len(),
-        }
+        RgStr { ptr: bytes.as_ptr(), len: bytes.len() }
     }
 }
 

@@ -1,0 +1,256 @@
+//! The boundary, outbound half: every call from the app into the host and every read through a pointer
+//! the host lent. The rest of the SDK builds on the safe types here ([`Call`], [`HeaderList`],
+//! [`Header`]), whose constructors are `unsafe` and state what the host promised.
+//!
+//! The soundness argument is the ABI's borrowing rule: what the server passes to `handle` stays valid
+//! until `handle` returns, on that thread. Everything here carries a lifetime `'a` that the trampoline
+//! in `export` ties to the `handle` call, and [`Call`] holds a raw pointer, so nothing derived from it
+//! is `Send` or `Sync`: it cannot leave the call or its thread.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use rustgun_abi::{RgBodySource, RgCall, RgHeader, RgHost, RgRequest, RgStr};
+
+use crate::error::HostError;
+use crate::request::Request;
+use crate::response::BodySource;
+
+/// Borrows the bytes of an [`RgStr`].
+///
+/// # Safety
+/// `s.ptr` must point at `s.len` readable bytes that stay valid and unchanged for `'a` (or `s.len`
+/// must be 0).
+pub(crate) unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
+    if s.len == 0 || s.ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller guarantees `len` readable bytes at `ptr` for `'a`; `ptr` is not null.
+    unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
+}
+
+/// A borrowed array of [`RgHeader`] (request headers or environ entries) whose strings are valid for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct HeaderList<'a> {
+    items: &'a [RgHeader],
+}
+
+impl<'a> HeaderList<'a> {
+    /// # Safety
+    /// `ptr` must point at `len` initialized `RgHeader`s (or `len` must be 0), and every `RgStr` in them
+    /// must satisfy [`bytes`]'s contract, all for `'a`.
+    pub(crate) unsafe fn new(ptr: *const RgHeader, len: usize) -> HeaderList<'a> {
+        if len == 0 || ptr.is_null() {
+            return HeaderList { items: &[] };
+        }
+        // SAFETY: the caller guarantees `len` valid headers at `ptr` for `'a`; `ptr` is not null.
+        let items = unsafe { std::slice::from_raw_parts(ptr, len) };
+        HeaderList { items }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The name and value of entry `i`.
+    pub(crate) fn get(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+        let h = self.items.get(i)?;
+        // SAFETY: `new`'s contract: every string in the list is valid for `'a`.
+        unsafe { Some((bytes(h.name), bytes(h.value))) }
+    }
+}
+
+/// A response header: a name and a value borrowed for `'a`, laid out exactly as an [`RgHeader`] so a
+/// slice of them goes to `start_response` as is. `const`, so a fixed set of headers can live in a
+/// `static` and cost nothing per request:
+///
+/// ```
+/// use rustgun_sdk::Header;
+/// static HEADERS: [Header<'static>; 1] = [Header::new(b"Content-Type", b"text/plain")];
+/// assert_eq!(HEADERS[0].name(), b"Content-Type");
+/// ```
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct Header<'a> {
+    raw: RgHeader,
+    _borrow: PhantomData<(&'a [u8], &'a [u8])>,
+}
+
+// SAFETY: a `Header` is two shared byte slices (`&'a [u8]` is `Send` and `Sync`); the raw pointers in
+// `RgHeader` are only read, through `name()`/`value()` or by the host during `start_response`.
+unsafe impl Send for Header<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Header<'_> {}
+
+impl<'a> Header<'a> {
+    /// A header borrowing `name` and `value`. The server checks them (`RG_E_INVALID` on CR, LF, NUL or a
+    /// name that is not a token).
+    pub const fn new(name: &'a [u8], value: &'a [u8]) -> Header<'a> {
+        Header {
+            raw: RgHeader { name: RgStr::from_bytes(name), value: RgStr::from_bytes(value) },
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &'a [u8] {
+        // SAFETY: `new` built the string from a `&'a [u8]`.
+        unsafe { bytes(self.raw.name) }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &'a [u8] {
+        // SAFETY: `new` built the string from a `&'a [u8]`.
+        unsafe { bytes(self.raw.value) }
+    }
+}
+
+impl std::fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Header")
+            .field(&String::from_utf8_lossy(self.name()))
+            .field(&String::from_utf8_lossy(self.value()))
+            .finish()
+    }
+}
+
+/// The request-scoped host functions, bound to one `handle` call.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    host: &'a RgHost,
+    call: *mut RgCall,
+}
+
+impl<'a> Call<'a> {
+    /// # Safety
+    /// `host` must be the server's function table and `call` the handle of a `handle` call that lasts
+    /// for `'a`; the `Call` must be used on that call's thread only (it is neither `Send` nor `Sync`).
+    pub(crate) unsafe fn new(host: &'a RgHost, call: *mut RgCall) -> Call<'a> {
+        Call { host, call }
+    }
+
+    /// `read_body` into `buf`: the count, 0 at the end, or a negative status.
+    pub(crate) fn read_body(&self, buf: &mut [u8]) -> i64 {
+        // SAFETY: `call` is live (see `new`); `buf` is writable for `buf.len()` bytes.
+        unsafe { (self.host.read_body)(self.call, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// `start_response`.
+    pub(crate) fn start_response(
+        &self,
+        status: u32,
+        reason: &[u8],
+        headers: &[Header<'_>],
+        flags: u32,
+    ) -> Result<(), HostError> {
+        // `Header` is `repr(transparent)` over `RgHeader`, so the slice is an `RgHeader` array.
+        let ptr = headers.as_ptr().cast::<RgHeader>();
+        // SAFETY: `call` is live; `reason` and every header borrow memory valid for this call, which is
+        // all the host needs (it copies what it keeps).
+        let rc = unsafe {
+            (self.host.start_response)(
+                self.call,
+                status,
+                RgStr::from_bytes(reason),
+                ptr,
+                headers.len(),
+                flags,
+            )
+        };
+        HostError::check(rc)
+    }
+
+    /// `write`.
+    pub(crate) fn write(&self, data: &[u8]) -> Result<(), HostError> {
+        // SAFETY: `call` is live; `data` is readable for its length during the call (the host copies it).
+        let rc = unsafe { (self.host.write)(self.call, data.as_ptr(), data.len()) };
+        HostError::check(rc)
+    }
+
+    /// `environ`: the entries, valid until `handle` returns.
+    pub(crate) fn environ(&self) -> Result<HeaderList<'a>, HostError> {
+        let mut out: *const RgHeader = std::ptr::null();
+        let mut out_len: usize = 0;
+        // SAFETY: `call` is live; both out-pointers point at live locals.
+        let rc = unsafe { (self.host.environ)(self.call, &raw mut out, &raw mut out_len) };
+        HostError::check(rc)?;
+        // SAFETY: the host promises `out_len` entries at `out`, valid until `handle` returns, which is
+        // at least `'a`.
+        Ok(unsafe { HeaderList::new(out, out_len) })
+    }
+
+    /// `set_body` with `source` boxed behind an `RgBodySource` whose `close` drops it.
+    pub(crate) fn set_body<S: BodySource>(&self, source: S) -> Result<(), HostError> {
+        let state = Box::into_raw(Box::new(source));
+        let desc = RgBodySource {
+            state: state.cast::<c_void>(),
+            next: Some(crate::export::body_next::<S>),
+            close: Some(crate::export::body_close::<S>),
+        };
+        // SAFETY: `call` is live; the host copies `desc` and from now on owns `state` until it calls `close`.
+        let rc = unsafe { (self.host.set_body)(self.call, &raw const desc) };
+        let result = HostError::check(rc);
+        if result.is_err() {
+            // The host refused the body, so it will never call `close`: take the state back.
+            // SAFETY: `state` came from `Box::into_raw` above and the host did not keep it.
+            drop(unsafe { Box::from_raw(state) });
+        }
+        result
+    }
+}
+
+/// Builds the safe [`Request`] view and the [`Call`] of a `handle` call.
+///
+/// # Safety
+/// `raw` must be the request the server passed to `handle`, fully valid (including `raw.host`, which is
+/// not null, and every string and the header array) for `'a`; `raw.size` must cover the 1.0 struct.
+pub(crate) unsafe fn request<'a>(raw: &'a RgRequest, host: &'a RgHost) -> Request<'a> {
+    // SAFETY: the caller's contract covers every pointer read here, for `'a`.
+    unsafe {
+        Request {
+            call: Call::new(host, raw.call),
+            flags: raw.flags,
+            method: bytes(raw.method),
+            target: bytes(raw.target),
+            path_raw: bytes(raw.path_raw),
+            path: bytes(raw.path),
+            query: bytes(raw.query),
+            version: bytes(raw.version),
+            headers: HeaderList::new(raw.headers, raw.headers_len),
+            content_length: raw.content_length,
+            peer_addr: bytes(raw.peer_addr),
+            server_addr: bytes(raw.server_addr),
+            peer_port: raw.peer_port,
+            server_port: raw.server_port,
+            worker_id: raw.worker_id,
+            url_scheme: bytes(raw.url_scheme),
+        }
+    }
+}
+
+type LogFn = unsafe extern "C" fn(level: i32, msg: RgStr);
+
+/// The host's `log`, remembered from `init` or the first request (the function lives as long as the
+/// server process, unlike the borrowed structs).
+static HOST_LOG: OnceLock<LogFn> = OnceLock::new();
+
+/// Remembers the host's `log` function for [`host_log`].
+pub(crate) fn remember_host(host: &RgHost) {
+    if HOST_LOG.get().is_none() {
+        let _ = HOST_LOG.set(host.log);
+    }
+}
+
+/// Writes a line to the host's error log; `false` when no host is known yet (outside a server).
+pub(crate) fn host_log(level: i32, msg: &[u8]) -> bool {
+    match HOST_LOG.get() {
+        Some(log) => {
+            // SAFETY: `log` is the server's function, valid for the life of the process; `msg` is
+            // valid for the call and the host copies it.
+            unsafe { log(level, RgStr::from_bytes(msg)) };
+            true
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,294 @@
+/*
+ * rustgun.h -- the rustgun application ABI, version 1.0, for C and C++.
+ *
+ * This header declares, by hand, exactly what crates/rustgun-abi/src/lib.rs declares in Rust: the same
+ * constants with the same values, the same structs with the same fields in the same order, the same
+ * function-pointer types. The Rust file is the contract; the test suite compiles this header and checks
+ * that every size, offset and constant agrees with it. docs/abi.md explains the rules in prose.
+ *
+ * The contract in short:
+ *  - The app exports one descriptor (rg_app) under the symbol named on the command line
+ *    (`rustgun ./libapp.so:app`). Its frozen head (magic, abi_major, abi_minor, size) is checked before any
+ *    app code runs: same major, app minor <= host minor, size at least the 1.0 size.
+ *  - The server never links the app against its own symbols: it hands the app a table of host functions
+ *    (rg_host) in every request (and at init).
+ *  - Memory is BORROWED FOR THE LENGTH OF A CALL in both directions and never freed on the other side:
+ *    the app copies what it wants to keep; the server copies headers and body bytes it is given.
+ *  - Integers, not enums or bool, carry every choice, so an out-of-range value is an error, not UB.
+ *  - A minor version may append fields at the end of a struct (guarded by its `size`); a major breaks.
+ *  - No unwinding crosses: every function on either side returns a status code. A C++ app must not let
+ *    an exception escape any function it hands to the server.
+ *
+ * Only <stdint.h> and <stddef.h> are needed. C99 or later, or any C++.
+ */
+#ifndef RUSTGUN_H
+#define RUSTGUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Version ---------------------------------------------------------------------------------------- */
+
+/* "RGUN" read as a little-endian uint32_t: the first field of every descriptor. */
+#define RG_MAGIC 0x4E554752u
+/* Incompatible changes bump the major version: the server refuses an app with another major. */
+#define RG_ABI_MAJOR 1
+/* Compatible additions bump the minor version: the server refuses an app built for a newer minor. */
+#define RG_ABI_MINOR 0
+
+/* ---- Status codes returned by host functions and app entry points (int32_t) ------------------------ */
+
+/* Success. */
+#define RG_OK 0
+/* The app failed (generic). As a `handle` result: a 500 if no response has started, else the connection
+ * is aborted. */
+#define RG_ERROR (-1)
+/* A Rust panic was caught at the boundary. */
+#define RG_E_PANIC (-2)
+/* A call made out of order: a second start_response without RG_RESPONSE_REPLACE, a replace after the
+ * first body byte left, a write before start_response. */
+#define RG_E_STATE (-3)
+/* An invalid argument: a status outside 100..=999, a header name or value with CR, LF or NUL, an invalid
+ * header name. */
+#define RG_E_INVALID (-4)
+/* The client went away; nothing more can be sent on this connection. */
+#define RG_E_CLOSED (-5)
+/* Reading the request body failed: the client timed out, closed early or sent a malformed body. */
+#define RG_E_IO (-6)
+
+/* ---- Flags (uint32_t) ------------------------------------------------------------------------------- */
+
+/* rg_app.flags: the app's `handle` may run on several threads at once.
+ * Without it, the server refuses to boot the app under a threaded worker class. */
+#define RG_APP_THREAD_SAFE (1u << 0)
+
+/* rg_request.flags and rg_init.flags: the same app may be called by several threads at once
+ * (WSGI's wsgi.multithread). */
+#define RG_REQ_MULTITHREAD (1u << 0)
+/* Several processes serve the same app (wsgi.multiprocess). */
+#define RG_REQ_MULTIPROCESS (1u << 1)
+/* The app is called once in this process's life (wsgi.run_once). */
+#define RG_REQ_RUN_ONCE (1u << 2)
+/* rg_request.flags: the request has a body (Content-Length > 0 or chunked). */
+#define RG_REQ_HAS_BODY (1u << 3)
+/* rg_request.flags: the body is chunked on the wire; read_body returns it decoded. */
+#define RG_REQ_CHUNKED (1u << 4)
+
+/* start_response flag: replace a head recorded earlier (PEP 3333's exc_info). Allowed once, and only
+ * before the first body byte has been sent. */
+#define RG_RESPONSE_REPLACE (1u << 0)
+
+/* ---- Log levels for rg_host.log (int32_t) ----------------------------------------------------------- */
+
+#define RG_LOG_ERROR 1
+#define RG_LOG_WARN 2
+#define RG_LOG_INFO 3
+#define RG_LOG_DEBUG 4
+
+/* ---- Data ------------------------------------------------------------------------------------------- */
+
+/* A borrowed byte string: `len` bytes at `ptr`, not NUL-terminated, not necessarily UTF-8.
+ * `ptr` may be dangling when `len` is 0. Valid only for the call it is passed in.
+ * Ownership: always the side that passes it; the receiver copies what it wants to keep. (ABI 1.0 does not
+ * say that NULL is accepted for an empty string; an app should pass a real pointer, e.g. "".) */
+typedef struct rg_str {
+    const uint8_t *ptr; /* borrowed for the call; not NUL-terminated */
+    size_t len;
+} rg_str;
+
+/* A header (or an environ entry): a name and a value, both borrowed. */
+typedef struct rg_header {
+    rg_str name;  /* borrowed for the call */
+    rg_str value; /* borrowed for the call */
+} rg_header;
+
+/* The server's per-request state, opaque to the app (never defined, never dereferenced, never freed).
+ * Passed back to every request-scoped host function. Valid only during the `handle` call it came in. */
+typedef struct rg_call rg_call;
+
+typedef struct rg_host rg_host;
+
+/* The request the server hands to rg_app.handle. Every pointer in it is borrowed for that call only:
+ * owned by the server, valid until `handle` returns, never to be freed or kept by the app. */
+typedef struct rg_request {
+    /* sizeof(rg_request) as the server built it; fields past it do not exist. */
+    uint32_t size;
+    /* RG_REQ_* bits. */
+    uint32_t flags;
+    /* The host functions; the same table as given to `init`. Owned by the server. */
+    const rg_host *host;
+    /* This request's handle for the request-scoped host functions. Owned by the server; valid until
+     * `handle` returns. */
+    rg_call *call;
+    /* The method, e.g. GET. Borrowed for the call. */
+    rg_str method;
+    /* The raw request-target as sent: /a%20b?x=1, http://h/p, *, host:443. Borrowed for the call. */
+    rg_str target;
+    /* The path component of the target, raw (still percent-encoded), without scheme and authority.
+     * Borrowed for the call. */
+    rg_str path_raw;
+    /* path_raw percent-decoded (may contain any byte, including / from %2F). Borrowed for the call. */
+    rg_str path;
+    /* The query string without the ?; empty when there is none. Borrowed for the call. */
+    rg_str query;
+    /* HTTP/1.0 or HTTP/1.1. Borrowed for the call. */
+    rg_str version;
+    /* The header fields in arrival order, duplicates kept, raw bytes (values without surrounding
+     * whitespace). `headers_len` entries; the array and every string in it are borrowed for the call. */
+    const rg_header *headers;
+    size_t headers_len;
+    /* The body length from Content-Length, or -1 when the body is chunked. */
+    int64_t content_length;
+    /* The client's address as text (127.0.0.1, ::1; empty for a unix-socket peer). Borrowed for the call. */
+    rg_str peer_addr;
+    /* The address of the socket that accepted the connection, as text (or the unix socket's path).
+     * Borrowed for the call. */
+    rg_str server_addr;
+    /* The client's port (0 for a unix-socket peer). */
+    uint16_t peer_port;
+    /* The listening port (0 for a unix socket). */
+    uint16_t server_port;
+    /* The worker's id (1-based, stable across respawns of the same slot). */
+    uint32_t worker_id;
+    /* http or https. Borrowed for the call. */
+    rg_str url_scheme;
+} rg_request;
+
+/* A pull-mode response body: the server calls `next` whenever the socket can take more, until it returns
+ * 0 (end) or a negative status (abort), then calls `close` exactly once however the response ended.
+ * Registered with rg_host.set_body; the state is owned by the app. */
+typedef struct rg_body_source {
+    /* Owned by the app; the server only passes it back to `next` and `close`. */
+    void *state;
+    /* Fill up to `cap` bytes at `buf`; return the count (> 0), 0 at the end, or RG_E_* / RG_ERROR.
+     * `buf` is owned by the server and valid only during that call. */
+    int64_t (*next)(void *state, uint8_t *buf, size_t cap);
+    /* Release `state`. Called exactly once, on the thread that called `next`. Optional (may be NULL). */
+    void (*close)(void *state);
+} rg_body_source;
+
+/* The host functions. Request-scoped ones take the `call` from the request and may only be used during
+ * that `handle` call, on its thread. The table is owned by the server; the app never frees it. */
+struct rg_host {
+    /* sizeof(rg_host) as the server built it. */
+    uint32_t size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    /* Read up to `cap` bytes of the decoded request body into `buf` (owned by the app). Returns the count
+     * (> 0), 0 at the end of the body, or a negative RG_E_*. The first call sends 100 Continue when the
+     * client asked for it. */
+    int64_t (*read_body)(rg_call *call, uint8_t *buf, size_t cap);
+    /* Record the response status and headers (WSGI's start_response). Nothing is sent until the first
+     * body byte or the end of `handle`. `reason` may be empty (the standard phrase is used). Returns
+     * RG_OK, RG_E_INVALID (bad status or header bytes) or RG_E_STATE.
+     * `reason` and `headers` (`headers_len` entries) are borrowed for this call: the server copies them. */
+    int32_t (*start_response)(rg_call *call, uint32_t status, rg_str reason, const rg_header *headers,
+                              size_t headers_len, uint32_t flags);
+    /* Send body bytes (after start_response). Returns RG_OK, RG_E_STATE or RG_E_CLOSED.
+     * `data` is borrowed for this call: the server copies or sends it before returning. */
+    int32_t (*write)(rg_call *call, const uint8_t *data, size_t len);
+    /* Register a pull-mode body, read after `handle` returns. The server copies the struct (so `source`
+     * itself is borrowed for this call); `source->state` stays owned by the app until `close`. */
+    int32_t (*set_body)(rg_call *call, const rg_body_source *source);
+    /* The CGI/WSGI environ of this request, built on first use: *out points at *out_len entries valid
+     * until `handle` returns. The entries are owned by the server. */
+    int32_t (*environ)(rg_call *call, const rg_header **out, size_t *out_len);
+    /* Write a line to the server's error log (WSGI's wsgi.errors). Usable from `init` too.
+     * `msg` is borrowed for this call. */
+    void (*log)(int32_t level, rg_str msg);
+};
+
+/* What `init` receives, once per worker after fork. Owned by the server; valid only during `init`. */
+typedef struct rg_init {
+    /* sizeof(rg_init) as the server built it. */
+    uint32_t size;
+    /* The worker's id (1-based). */
+    uint32_t worker_id;
+    /* The arguments given after -- on the command line. `args_len` entries; the array and the strings are
+     * borrowed for the `init` call (copy what you keep). */
+    const rg_str *args;
+    size_t args_len;
+    /* RG_REQ_MULTITHREAD / RG_REQ_MULTIPROCESS as the worker class will set them on requests. */
+    uint32_t flags;
+    /* On failure the app may write a UTF-8 message into `error_buf` (at most `error_cap` bytes) and set
+     * `error_len`; the server prints it in its one-line boot error. `error_buf` is owned by the server and
+     * valid only during `init`. */
+    uint32_t error_len;
+    uint8_t *error_buf;
+    size_t error_cap;
+} rg_init;
+
+/* init: returns RG_OK, or anything else to refuse to boot (the worker exits, the server halts).
+ * `host` is the same table every request carries; `init` is borrowed for the call. Store the app's
+ * state in `*app_state` (set it even if you have none): it is owned by the app and passed as is to
+ * `handle` and `shutdown`. */
+typedef int32_t (*rg_init_fn)(const rg_host *host, rg_init *init, void **app_state);
+/* handle: serve one request. Returns RG_OK or an error status. `request` is borrowed for the call. */
+typedef int32_t (*rg_handle_fn)(void *app_state, const rg_request *request);
+/* shutdown: called once before the worker exits gracefully. */
+typedef void (*rg_shutdown_fn)(void *app_state);
+
+/* The descriptor an app exports. The first four fields are frozen for every major version.
+ * Owned by the app (static storage); the server reads it and never writes or frees it. */
+typedef struct rg_app {
+    /* RG_MAGIC. */
+    uint32_t magic;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    /* sizeof(rg_app) as the app was built. */
+    uint32_t size;
+    /* RG_APP_* bits. */
+    uint32_t flags;
+    /* Optional per-worker setup (may be NULL); its app_state result is passed to `handle` and `shutdown`. */
+    rg_init_fn init;
+    /* Required (not NULL). */
+    rg_handle_fn handle;
+    /* Optional per-worker teardown (may be NULL). */
+    rg_shutdown_fn shutdown;
+} rg_app;
+
+/* ---- Conveniences (not part of the binary ABI) ------------------------------------------------------ */
+
+/* An initializer for a 1.0 descriptor with the given flags and entry points (like RgApp::new in Rust):
+ *
+ *     RG_EXPORT const rg_app app = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, my_init, my_handle, NULL);
+ */
+#define RG_APP_DESCRIPTOR(flags, init, handle, shutdown)                                                   \
+    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown) }
+
+/* Put before the descriptor's definition: C linkage (needed in C++, where a namespace-scope const object
+ * would otherwise have internal linkage and a mangled name) and default visibility (so the symbol is
+ * exported even when building with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define RG_VISIBLE __attribute__((visibility("default")))
+#else
+#define RG_VISIBLE
+#endif
+#ifdef __cplusplus
+#define RG_EXPORT extern "C" RG_VISIBLE
+#else
+#define RG_EXPORT RG_VISIBLE
+#endif
+
+/* A brace initializer for an rg_str from a string literal (or a char array), without its NUL:
+ *     static const rg_header h = { RG_STR_INIT("Content-Type"), RG_STR_INIT("text/plain") };
+ * Usable in static initializers. */
+#define RG_STR_INIT(lit) { (const uint8_t *)(lit), sizeof(lit) - 1 }
+
+/* An rg_str value borrowing `len` bytes at `ptr` (for function arguments). */
+static inline rg_str rg_str_make(const void *ptr, size_t len) {
+    rg_str s;
+    s.ptr = (const uint8_t *)ptr;
+    s.len = len;
+    return s;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* RUSTGUN_H */

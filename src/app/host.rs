@@ -1,0 +1,174 @@
+//! The host function table ([`HOST`]) the app calls back into, and the [`Exchange`] trait each worker
+//! class implements to answer those calls for one request.
+//!
+//! Every entry point here converts raw pointers into slices, forwards to the exchange behind the
+//! `call` handle, and catches any panic so that none unwinds into the app's frames.
+
+use rustgun_abi::{
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_LOG_DEBUG, RG_LOG_ERROR, RG_LOG_INFO,
+    RG_LOG_WARN, RG_OK, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader, RgHost, RgStr,
+};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// One request's server side, as the app sees it through the host functions. Errors are `RG_E_*`.
+pub trait Exchange {
+    /// Reads decoded body bytes: `Ok(0)` at the end of the body.
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32>;
+    /// Records the response head; `replace` is PEP 3333's exc_info.
+    fn start_response(
+        &mut self,
+        status: u32,
+        reason: &[u8],
+        headers: &[RgHeader],
+        replace: bool,
+    ) -> Result<(), i32>;
+    /// Sends body bytes.
+    fn write(&mut self, data: &[u8]) -> Result<(), i32>;
+    /// Registers a pull-mode body to be read after `handle` returns.
+    fn set_body(&mut self, source: RgBodySource) -> Result<(), i32>;
+    /// The environ entries, built on first use.
+    fn environ(&mut self) -> &[RgHeader];
+}
+
+/// The handle behind `RgCall`: a thin pointer to a fat one.
+pub type CallSlot<'a> = &'a mut dyn Exchange;
+
+/// Makes the `call` pointer for a request from the exchange serving it.
+pub fn call_handle(slot: &mut CallSlot<'_>) -> *mut RgCall {
+    (slot as *mut CallSlot<'_>).cast()
+}
+
+/// The table handed to every app.
+pub static HOST: RgHost = RgHost {
+    size: std::mem::size_of::<RgHost>() as u32,
+    abi_major: RG_ABI_MAJOR,
+    abi_minor: RG_ABI_MINOR,
+    read_body: host_read_body,
+    start_response: host_start_response,
+    write: host_write,
+    set_body: host_set_body,
+    environ: host_environ,
+    log: host_log,
+};
+
+/// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
+///
+/// # Safety
+/// `s.ptr` must point at `s.len` readable bytes that outlive `'a` (the app's promise for the call).
+pub unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
+    if s.len == 0 || s.ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: non-null and, by the caller's contract, `len` readable bytes.
+        unsafe { std::slice::from_raw_parts(s.ptr, s.len) }
+    }
+}
+
+/// Runs `f` on the exchange behind `call`, turning a panic (a server bug) into `RG_E_PANIC`.
+///
+/// # Safety
+/// `call` must be a handle made by [`call_handle`] for an exchange that is still alive.
+unsafe fn with_exchange<T>(call: *mut RgCall, panicked: T, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
+    if call.is_null() {
+        return panicked;
+    }
+    // SAFETY: by the caller's contract `call` points at a live `CallSlot`, used by one thread.
+    let slot = unsafe { &mut *call.cast::<CallSlot<'_>>() };
+    catch_unwind(AssertUnwindSafe(|| f(&mut **slot))).unwrap_or_else(|_| {
+        tracing::error!("panic in a host function; the request is failed");
+        panicked
+    })
+}
+
+unsafe extern "C" fn host_read_body(call: *mut RgCall, buf: *mut u8, cap: usize) -> i64 {
+    if buf.is_null() && cap > 0 {
+        return i64::from(RG_E_INVALID);
+    }
+    // SAFETY: `call` is the handle the server put in the request the app is serving.
+    unsafe {
+        with_exchange(call, i64::from(RG_E_PANIC), |ex| {
+            let buf: &mut [u8] = if cap == 0 {
+                &mut []
+            } else {
+                // SAFETY: the app lends `cap` writable bytes at `buf` for this call.
+                std::slice::from_raw_parts_mut(buf, cap)
+            };
+            match ex.read_body(buf) {
+                Ok(n) => n as i64,
+                Err(code) => i64::from(code),
+            }
+        })
+    }
+}
+
+unsafe extern "C" fn host_start_response(
+    call: *mut RgCall,
+    status: u32,
+    reason: RgStr,
+    headers: *const RgHeader,
+    headers_len: usize,
+    flags: u32,
+) -> i32 {
+    if headers.is_null() && headers_len > 0 {
+        return RG_E_INVALID;
+    }
+    // SAFETY: `call` is the server's handle; `reason` and `headers` are lent for this call.
+    unsafe {
+        with_exchange(call, RG_E_PANIC, |ex| {
+            let headers: &[RgHeader] =
+                if headers_len == 0 { &[] } else { std::slice::from_raw_parts(headers, headers_len) };
+            let replace = flags & RG_RESPONSE_REPLACE != 0;
+            ex.start_response(status, bytes(reason), headers, replace).err().unwrap_or(RG_OK)
+        })
+    }
+}
+
+unsafe extern "C" fn host_write(call: *mut RgCall, data: *const u8, len: usize) -> i32 {
+    // SAFETY: `call` is the server's handle; `data` is lent for this call.
+    unsafe {
+        with_exchange(call, RG_E_PANIC, |ex| ex.write(bytes(RgStr { ptr: data, len })).err().unwrap_or(RG_OK))
+    }
+}
+
+unsafe extern "C" fn host_set_body(call: *mut RgCall, source: *const RgBodySource) -> i32 {
+    if source.is_null() {
+        return RG_E_INVALID;
+    }
+    // SAFETY: `call` is the server's handle; the struct at `source` is copied before returning.
+    unsafe {
+        let source = std::ptr::read(source);
+        with_exchange(call, RG_E_PANIC, |ex| ex.set_body(source).err().unwrap_or(RG_OK))
+    }
+}
+
+unsafe extern "C" fn host_environ(call: *mut RgCall, out: *mut *const RgHeader, out_len: *mut usize) -> i32 {
+    if out.is_null() || out_len.is_null() {
+        return RG_E_INVALID;
+    }
+    // SAFETY: `call` is the server's handle; `out` and `out_len` are writable out-pointers. The
+    // entries stay valid until `handle` returns (the exchange owns them).
+    unsafe {
+        with_exchange(call, RG_E_PANIC, |ex| {
+            let entries = ex.environ();
+            *out = entries.as_ptr();
+            *out_len = entries.len();
+            RG_OK
+        })
+    }
+}
+
+unsafe extern "C" fn host_log(level: i32, msg: RgStr) {
+    // SAFETY: `msg` is lent for this call.
+    let text = unsafe { bytes(msg) };
+    let _ = catch_unwind(|| {
+        let text = String::from_utf8_lossy(text);
+        let text = text.trim_end();
+        match level {
+            RG_LOG_ERROR => tracing::error!(target: "app", "{text}"),
+            RG_LOG_WARN => tracing::warn!(target: "app", "{text}"),
+            RG_LOG_INFO => tracing::info!(target: "app", "{text}"),
+            RG_LOG_DEBUG => tracing::debug!(target: "app", "{text}"),
+            _ => tracing::info!(target: "app", "{text}"),
+        }
+    });
+}

@@ -1,0 +1,242 @@
+//! Opening an app library, checking its descriptor, and the per-worker app instance (`init`,
+//! `handle`, `shutdown`).
+
+use super::host::HOST;
+use rustgun_abi::{
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgInit, RgRequest, RgStr,
+};
+use std::ffi::c_void;
+use std::fmt;
+use std::path::PathBuf;
+
+/// `path:symbol` from the command line; the symbol defaults to `app`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRef {
+    pub path: PathBuf,
+    pub symbol: String,
+}
+
+impl std::str::FromStr for AppRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AppRef, String> {
+        let (path, symbol) = match s.rsplit_once(':') {
+            Some((path, symbol)) if !symbol.contains('/') => (path, symbol),
+            _ => (s, "app"),
+        };
+        if path.is_empty() {
+            return Err(format!("app reference {s:?} has no library path"));
+        }
+        if symbol.is_empty() {
+            return Err(format!("app reference {s:?} has an empty symbol"));
+        }
+        Ok(AppRef { path: PathBuf::from(path), symbol: symbol.to_string() })
+    }
+}
+
+impl fmt::Display for AppRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.symbol)
+    }
+}
+
+/// Why an app could not be loaded or started. Each displays as one line naming the file and symbol.
+#[derive(Debug)]
+pub enum LoadError {
+    Open { app: AppRef, reason: String },
+    Symbol { app: AppRef, reason: String },
+    Magic { app: AppRef, found: u32 },
+    Version { app: AppRef, major: u16, minor: u16 },
+    Size { app: AppRef, size: u32 },
+    NoHandle { app: AppRef },
+    NotThreadSafe { app: AppRef, worker_class: &'static str },
+    Init { app: AppRef, code: i32, message: String },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Open { app, reason } => write!(f, "cannot load app {app}: {reason}"),
+            LoadError::Symbol { app, reason } => {
+                write!(f, "cannot load app {app}: symbol `{}` not found: {reason}", app.symbol)
+            }
+            LoadError::Magic { app, found } => write!(
+                f,
+                "cannot load app {app}: `{}` is not a rustgun app descriptor (magic {found:#010x}, expected {RG_MAGIC:#010x})",
+                app.symbol
+            ),
+            LoadError::Version { app, major, minor } => write!(
+                f,
+                "cannot load app {app}: it was built for rustgun ABI {major}.{minor}, this server provides ABI {RG_ABI_MAJOR}.{RG_ABI_MINOR}"
+            ),
+            LoadError::Size { app, size } => write!(
+                f,
+                "cannot load app {app}: descriptor size {size} is smaller than ABI {RG_ABI_MAJOR}.0 requires ({})",
+                std::mem::size_of::<RgApp>()
+            ),
+            LoadError::NoHandle { app } => {
+                write!(f, "cannot load app {app}: the descriptor has no handle function")
+            }
+            LoadError::NotThreadSafe { app, worker_class } => write!(
+                f,
+                "cannot load app {app}: it does not declare RG_APP_THREAD_SAFE, which the {worker_class} worker class requires"
+            ),
+            LoadError::Init { app, code, message } => {
+                write!(f, "app {app} failed to initialise (status {code}): {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// An opened and checked app library. Never unloaded: Rust and C runtimes in it may have left
+/// thread-local destructors or atexit handlers pointing into it.
+#[derive(Clone, Copy)]
+pub struct Library {
+    pub app_ref: &'static AppRef,
+    desc: &'static RgApp,
+}
+
+impl Library {
+    /// Opens `app.path` with `RTLD_NOW | RTLD_LOCAL` (missing symbols fail here, not mid-request)
+    /// and checks the descriptor: symbol, magic, major, minor, size, required entries.
+    pub fn open(app: &AppRef) -> Result<Library, LoadError> {
+        use libloading::os::unix::{Library as Dl, RTLD_LOCAL, RTLD_NOW};
+        let app: &'static AppRef = Box::leak(Box::new(app.clone()));
+        // A bare file name would be searched on LD_LIBRARY_PATH; a user means the file here.
+        let path = if app.path.components().count() == 1 {
+            PathBuf::from(".").join(&app.path)
+        } else {
+            app.path.clone()
+        };
+        // SAFETY: loading a library runs its initialisers; that is the point of naming it on the
+        // command line, and the operator vouches for it as they would for a gunicorn app module.
+        let lib = unsafe { Dl::open(Some(&path), RTLD_NOW | RTLD_LOCAL) }
+            .map_err(|e| LoadError::Open { app: app.clone(), reason: one_line(&e.to_string()) })?;
+        // SAFETY: we only take the symbol's address here; nothing is read through it until the
+        // frozen head has been checked below.
+        let addr: *const RgApp = unsafe { lib.get::<*const RgApp>(app.symbol.as_bytes()) }
+            .map(|sym| *sym)
+            .map_err(|e| LoadError::Symbol { app: app.clone(), reason: one_line(&e.to_string()) })?;
+        // Never unload (see the type's doc): the mapping lives as long as the process.
+        std::mem::forget(lib);
+        if addr.is_null() {
+            return Err(LoadError::Magic { app: app.clone(), found: 0 });
+        }
+        // SAFETY: the symbol names at least the frozen 12-byte head in every ABI version; the
+        // fields are read one by one, unaligned-tolerant, before the full struct is trusted.
+        let (magic, major, minor, size) = unsafe {
+            let head = addr.cast::<u8>();
+            (
+                head.cast::<u32>().read_unaligned(),
+                head.add(4).cast::<u16>().read_unaligned(),
+                head.add(6).cast::<u16>().read_unaligned(),
+                head.add(8).cast::<u32>().read_unaligned(),
+            )
+        };
+        if magic != RG_MAGIC {
+            return Err(LoadError::Magic { app: app.clone(), found: magic });
+        }
+        if major != RG_ABI_MAJOR || minor > RG_ABI_MINOR {
+            return Err(LoadError::Version { app: app.clone(), major, minor });
+        }
+        if (size as usize) < std::mem::size_of::<RgApp>() {
+            return Err(LoadError::Size { app: app.clone(), size });
+        }
+        // SAFETY: magic, version and size say a complete 1.x descriptor lives at `addr`, in a
+        // library that is never unmapped.
+        let desc: &'static RgApp = unsafe { &*addr };
+        if desc.handle.is_none() {
+            return Err(LoadError::NoHandle { app: app.clone() });
+        }
+        Ok(Library { app_ref: app, desc })
+    }
+
+    pub fn is_thread_safe(&self) -> bool {
+        self.desc.flags & RG_APP_THREAD_SAFE != 0
+    }
+
+    /// Runs the app's `init` for this worker (when it has one) and returns the live instance.
+    pub fn start(self, worker_id: u32, args: &[String], flags: u32) -> Result<App, LoadError> {
+        let mut state: *mut c_void = std::ptr::null_mut();
+        if let Some(init) = self.desc.init {
+            let arg_strs: Vec<RgStr> = args.iter().map(|a| RgStr::from_bytes(a.as_bytes())).collect();
+            let mut error = [0u8; 1024];
+            let mut block = RgInit {
+                size: std::mem::size_of::<RgInit>() as u32,
+                worker_id,
+                args: arg_strs.as_ptr(),
+                args_len: arg_strs.len(),
+                flags,
+                error_len: 0,
+                error_buf: error.as_mut_ptr(),
+                error_cap: error.len(),
+            };
+            // SAFETY: `init` comes from a checked descriptor; every pointer in `block` and the host
+            // table outlives the call, and `state` is a valid out-pointer.
+            let code = unsafe { init(&HOST, &mut block, &mut state) };
+            if code != RG_OK {
+                let len = (block.error_len as usize).min(error.len());
+                let message = match String::from_utf8_lossy(&error[..len]).trim() {
+                    "" => "no reason given".to_string(),
+                    text => one_line(text),
+                };
+                return Err(LoadError::Init { app: self.app_ref.clone(), code, message });
+            }
+        }
+        Ok(App { lib: self, state })
+    }
+}
+
+/// An app started in this worker: its library and the state its `init` returned.
+pub struct App {
+    pub lib: Library,
+    state: *mut c_void,
+}
+
+// SAFETY: the state pointer is only handed back to the app, which declared with RG_APP_THREAD_SAFE
+// (checked before a threaded worker shares it) that concurrent `handle` calls are fine.
+unsafe impl Sync for App {}
+// SAFETY: as above; the app instance is created and shut down on the worker's main thread.
+unsafe impl Send for App {}
+
+impl App {
+    /// Calls the app's `handle` for one request.
+    pub fn handle(&self, request: &RgRequest) -> i32 {
+        let handle = self.lib.desc.handle.expect("checked at load");
+        // SAFETY: the descriptor was checked at load; `request` and everything it points to is
+        // valid for the duration of the call, and its `call` handle refers to a live exchange.
+        unsafe { handle(self.state, request) }
+    }
+
+    /// Calls the app's `shutdown`, once, before the worker exits gracefully.
+    pub fn shutdown(self) {
+        if let Some(shutdown) = self.lib.desc.shutdown {
+            // SAFETY: `state` came from this app's `init`, and `self` is consumed, so no `handle` runs
+            // after this.
+            unsafe { shutdown(self.state) }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_app_references() {
+        let r: AppRef = "./libhello.so:app".parse().unwrap();
+        assert_eq!((r.path.to_str().unwrap(), r.symbol.as_str()), ("./libhello.so", "app"));
+        let r: AppRef = "target/release/libx.so".parse().unwrap();
+        assert_eq!(r.symbol, "app");
+        let r: AppRef = "/a:b/lib.so:my_app".parse().unwrap();
+        assert_eq!((r.path.to_str().unwrap(), r.symbol.as_str()), ("/a:b/lib.so", "my_app"));
+        assert!(":app".parse::<AppRef>().is_err());
+        assert!("lib.so:".parse::<AppRef>().is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! The server's side of the application ABI: loading an app library and checking its descriptor
+//! ([`load`]), the host function table the app calls back into ([`host`]), and the request view and
+//! CGI/WSGI environ handed to it ([`view`]).
+//!
+//! This is one of the few places with `unsafe`: every raw pointer that crosses the boundary is turned
+//! into a Rust reference here, and nowhere else.
+
+pub mod host;
+pub mod load;
+pub mod view;
+
+pub use host::Exchange;
+pub use load::{App, AppRef, Library, LoadError};
+pub use view::{ConnInfo, RequestView};

@@ -1,0 +1,153 @@
+//! The command line: every option, its gunicorn name and default, parsed with clap.
+//!
+//! What lives here is only the shape of the configuration and its validation; turning it into
+//! sockets, processes and limits happens in `arbiter` and `worker`.
+
+use crate::app::AppRef;
+use crate::http::parse::{HeaderMap, Limits};
+use crate::net::BindAddr;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// rustgun: a pre-fork HTTP/1.1 server for apps built as shared libraries.
+///
+/// APP is `PATH[:SYMBOL]`, the app library and the descriptor symbol it exports (default `app`).
+/// Arguments after `--` are passed to the app's init.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rustgun", version, about, long_about = None)]
+pub struct Config {
+    /// The app: PATH[:SYMBOL], e.g. ./libmyapp.so:app
+    #[arg(value_name = "APP")]
+    pub app: AppRef,
+
+    /// Arguments passed to the app's init (after `--`).
+    #[arg(last = true, value_name = "APP_ARGS")]
+    pub app_args: Vec<String>,
+
+    /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N. Repeatable.
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS", default_value = "127.0.0.1:8000")]
+    pub bind: Vec<BindAddr>,
+
+    /// Number of worker processes.
+    #[arg(short = 'w', long, env = "WEB_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: u32,
+
+    /// The listen queue length.
+    #[arg(long, default_value_t = 2048)]
+    pub backlog: i32,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long = "keep-alive", visible_alias = "keepalive", default_value_t = 2)]
+    pub keep_alive: u64,
+
+    /// Seconds workers get to finish in-flight requests on a graceful stop before they are killed.
+    #[arg(long = "graceful-timeout", default_value_t = 30)]
+    pub graceful_timeout: u64,
+
+    /// Seconds a request body or a response write may stall before the connection is dropped.
+    #[arg(short = 't', long, default_value_t = 30)]
+    pub timeout: u64,
+
+    /// Seconds a client gets to send a complete request head before it is answered 408.
+    #[arg(long = "header-timeout", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Longest request line in bytes (0 = unlimited, which means 8190); longer → 414.
+    #[arg(long = "limit-request-line", default_value_t = 4094, value_parser = clap::value_parser!(u64).range(0..=8190))]
+    pub limit_request_line: u64,
+
+    /// Most header fields in a request; more → 431.
+    #[arg(long = "limit-request-fields", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=32768))]
+    pub limit_request_fields: u64,
+
+    /// Longest header line in bytes; longer → 431.
+    #[arg(long = "limit-request-field-size", visible_alias = "limit-request-field_size", default_value_t = 8190, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub limit_request_field_size: u64,
+
+    /// Largest request body in bytes (0 = no limit); larger → 413.
+    #[arg(long = "limit-request-body", default_value_t = 0)]
+    pub limit_request_body: u64,
+
+    /// What to do with header names containing `_`: drop them from the environ, refuse the request
+    /// (400), or pass them (dangerous: `X_Auth` can then pose as `X-Auth`).
+    #[arg(long = "header-map", value_enum, default_value_t = HeaderMapArg::Drop)]
+    pub header_map: HeaderMapArg,
+
+    /// Load the app in the master before forking workers.
+    #[arg(long = "preload", visible_alias = "preload-app")]
+    pub preload: bool,
+
+    /// Write the master's pid to this file (removed on exit).
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// The access log file (`-` = stdout). Off unless given.
+    #[arg(long = "access-logfile", value_name = "FILE")]
+    pub access_logfile: Option<String>,
+
+    /// The access log format, with gunicorn's atoms.
+    #[arg(
+        long = "access-log-format",
+        visible_alias = "access-logformat",
+        default_value = r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#
+    )]
+    pub access_log_format: String,
+
+    /// The error log file (`-` = stderr).
+    #[arg(long = "error-logfile", visible_alias = "log-file", value_name = "FILE", default_value = "-")]
+    pub error_logfile: String,
+
+    /// The error log level.
+    #[arg(long = "log-level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HeaderMapArg {
+    Drop,
+    Refuse,
+    Dangerous,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// The settings a worker needs to serve connections, derived once from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub limits: Limits,
+    pub keep_alive: Duration,
+    pub header_timeout: Duration,
+    pub io_timeout: Duration,
+    pub limit_request_body: u64,
+}
+
+impl Config {
+    pub fn settings(&self) -> Settings {
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        Settings {
+            limits: Limits {
+                request_line: self.limit_request_line as usize,
+                fields: self.limit_request_fields as usize,
+                field_size: self.limit_request_field_size as usize,
+                header_map: match self.header_map {
+                    HeaderMapArg::Drop => HeaderMap::Drop,
+                    HeaderMapArg::Refuse => HeaderMap::Refuse,
+                    HeaderMapArg::Dangerous => HeaderMap::Dangerous,
+                },
+            },
+            keep_alive: Duration::from_secs(self.keep_alive),
+            header_timeout: secs(self.header_timeout),
+            // --timeout 0 turns the stall limit off; an hour stands in for never.
+            io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
+            limit_request_body: self.limit_request_body,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The access log: gunicorn's format atoms (`%(h)s`, `%({header}i)s`, …) compiled once, one line
+//! written per request with a single `write`.
+
+use crate::app::ConnInfo;
+use crate::http::parse::RequestHead;
+use crate::http::response::ResponseHead;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// One piece of a compiled format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Atom {
+    Literal(String),
+    /// `h`: remote address.
+    RemoteAddr,
+    /// `l`: always `-`.
+    Dash,
+    /// `u`: the Basic-auth user name.
+    User,
+    /// `t`: `[29/Nov/2026:17:52:02 +0000]`.
+    Time,
+    /// `r`: `METHOD TARGET VERSION`.
+    RequestLine,
+    /// `m`, `U`, `q`, `H`: method, path, query, protocol.
+    Method,
+    Path,
+    Query,
+    Protocol,
+    /// `s`: status.
+    Status,
+    /// `B`: body bytes; `b`: the same, or `-` for none.
+    Bytes,
+    BytesOrDash,
+    /// `f`, `a`: Referer, User-Agent.
+    Referer,
+    UserAgent,
+    /// `T`, `M`, `D`, `L`: duration in s, ms, µs, and `S.uuuuuu`.
+    Seconds,
+    Millis,
+    Micros,
+    Decimal,
+    /// `p`: `<pid>`.
+    Pid,
+    /// `{name}i`, `{name}o`: a request or response header.
+    RequestHeader(String),
+    ResponseHeader(String),
+    /// Anything else prints `-`.
+    Unknown,
+}
+
+/// What the access log knows about one exchange.
+pub struct Record<'a> {
+    pub head: &'a RequestHead,
+    pub info: &'a ConnInfo,
+    pub resp: &'a ResponseHead,
+    pub status: u16,
+    pub sent: u64,
+    pub started: Instant,
+}
+
+/// An open access log and its compiled format.
+pub struct AccessLog {
+    file: Option<File>,
+    atoms: Vec<Atom>,
+}
+
+impl AccessLog {
+    /// Opens `target` (`-` = stdout) for appending, with `format` in gunicorn's syntax.
+    pub fn open(target: &str, format: &str) -> std::io::Result<AccessLog> {
+        let file = if target == "-" {
+            None
+        } else {
+            Some(OpenOptions::new().create(true).append(true).open(target)?)
+        };
+        Ok(AccessLog { file, atoms: compile(format) })
+    }
+
+    pub fn write(&self, r: &Record<'_>) {
+        let mut line = Vec::with_capacity(256);
+        for atom in &self.atoms {
+            self.render(atom, Some(r), r.info, r.status, r.started, &mut line);
+        }
+        self.emit(line);
+    }
+
+    /// Logs a request refused before it was parsed (its request line may be garbage).
+    pub fn write_refused(&self, info: &ConnInfo, status: u16, started: Instant) {
+        let mut line = Vec::with_capacity(128);
+        for atom in &self.atoms {
+            self.render(atom, None, info, status, started, &mut line);
+        }
+        self.emit(line);
+    }
+
+    fn emit(&self, mut line: Vec<u8>) {
+        line.push(b'\n');
+        let _ = match &self.file {
+            Some(f) => (&*f).write_all(&line),
+            None => std::io::stdout().lock().write_all(&line),
+        };
+    }
+
+    fn render(
+        &self,
+        atom: &Atom,
+        r: Option<&Record<'_>>,
+        info: &ConnInfo,
+        status: u16,
+        started: Instant,
+        out: &mut Vec<u8>,
+    ) {
+        let head = r.map(|r| r.head);
+        let elapsed = started.elapsed();
+        let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+            Some(v) if !v.is_empty() => escape(v, out),
+            _ => out.push(b'-'),
+        };
+        match atom {
+            Atom::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            Atom::RemoteAddr => out.extend_from_slice(info.peer_or_unix().as_bytes()),
+            Atom::Dash | Atom::Unknown => out.push(b'-'),
+            Atom::User => text(out, head.and_then(basic_auth_user).as_deref()),
+            Atom::Time => format_time(out),
+            Atom::RequestLine => match head {
+                Some(h) => {
+                    escape(h.method(), out);
+                    out.push(b' ');
+                    escape(h.target(), out);
+                    out.push(b' ');
+                    out.extend_from_slice(h.version.as_bytes());
+                }
+                None => out.push(b'-'),
+            },
+            Atom::Method => text(out, head.map(|h| h.method())),
+            Atom::Path => text(out, head.map(|h| h.path())),
+            Atom::Query => text(out, head.map(|h| h.query())),
+            Atom::Protocol => text(out, head.map(|h| h.version.as_bytes())),
+            Atom::Status => out.extend_from_slice(status.to_string().as_bytes()),
+            Atom::Bytes => out.extend_from_slice(r.map_or(0, |r| r.sent).to_string().as_bytes()),
+            Atom::BytesOrDash => match r.map_or(0, |r| r.sent) {
+                0 => out.push(b'-'),
+                n => out.extend_from_slice(n.to_string().as_bytes()),
+            },
+            Atom::Referer => text(out, head.and_then(|h| h.header(b"referer"))),
+            Atom::UserAgent => text(out, head.and_then(|h| h.header(b"user-agent"))),
+            Atom::Seconds => out.extend_from_slice(elapsed.as_secs().to_string().as_bytes()),
+            Atom::Millis => out.extend_from_slice(elapsed.as_millis().to_string().as_bytes()),
+            Atom::Micros => out.extend_from_slice(elapsed.as_micros().to_string().as_bytes()),
+            Atom::Decimal => out.extend_from_slice(format!("{:.6}", elapsed.as_secs_f64()).as_bytes()),
+            Atom::Pid => out.extend_from_slice(format!("<{}>", std::process::id()).as_bytes()),
+            Atom::RequestHeader(name) => text(out, head.and_then(|h| h.header(name.as_bytes()))),
+            Atom::ResponseHeader(name) => text(out, r.and_then(|r| r.resp.header(name.as_bytes()))),
+        }
+    }
+}
+
+/// Compiles `%(x)s` atoms; `%%` is a literal `%`.
+fn compile(format: &str) -> Vec<Atom> {
+    let mut atoms = Vec::new();
+    let mut literal = String::new();
+    let mut rest = format;
+    while let Some(pos) = rest.find('%') {
+        literal.push_str(&rest[..pos]);
+        rest = &rest[pos..];
+        if let Some(after) = rest.strip_prefix("%%") {
+            literal.push('%');
+            rest = after;
+            continue;
+        }
+        let Some(end) = rest.find(")s").filter(|_| rest.starts_with("%(")) else {
+            literal.push('%');
+            rest = &rest[1..];
+            continue;
+        };
+        if !literal.is_empty() {
+            atoms.push(Atom::Literal(std::mem::take(&mut literal)));
+        }
+        atoms.push(atom(&rest[2..end]));
+        rest = &rest[end + 2..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        atoms.push(Atom::Literal(literal));
+    }
+    atoms
+}
+
+fn atom(name: &str) -> Atom {
+    if let Some(inner) = name.strip_prefix('{') {
+        if let Some(header) = inner.strip_suffix("}i") {
+            return Atom::RequestHeader(header.to_string());
+        }
+        if let Some(header) = inner.strip_suffix("}o") {
+            return Atom::ResponseHeader(header.to_string());
+        }
+        return Atom::Unknown;
+    }
+    match name {
+        "h" => Atom::RemoteAddr,
+        "l" => Atom::Dash,
+        "u" => Atom::User,
+        "t" => Atom::Time,
+        "r" => Atom::RequestLine,
+        "m" => Atom::Method,
+        "U" => Atom::Path,
+        "q" => Atom::Query,
+        "H" => Atom::Protocol,
+        "s" => Atom::Status,
+        "B" => Atom::Bytes,
+        "b" => Atom::BytesOrDash,
+        "f" => Atom::Referer,
+        "a" => Atom::UserAgent,
+        "T" => Atom::Seconds,
+        "M" => Atom::Millis,
+        "D" => Atom::Micros,
+        "L" => Atom::Decimal,
+        "p" => Atom::Pid,
+        _ => Atom::Unknown,
+    }
+}
+
+/// Copies `v`, escaping `"`, `\` and non-printable bytes so a line cannot be forged.
+fn escape(v: &[u8], out: &mut Vec<u8>) {
+    for &b in v {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+}
+
+fn format_time(out: &mut Vec<u8>) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (y, m, d) = crate::http::date::civil_from_days((now / 86_400) as i64);
+    let s = now % 86_400;
+    let month = std::str::from_utf8(crate::http::date::MONTHS[m as usize - 1]).unwrap_or("-");
+    out.extend_from_slice(
+        format!("[{d:02}/{month}/{y:04}:{:02}:{:02}:{:02} +0000]", s / 3600, s / 60 % 60, s % 60).as_bytes(),
+    );
+}
+
+/// The user name of `Authorization: Basic …`, if any.
+fn basic_auth_user(head: &RequestHead) -> Option<Vec<u8>> {
+    let value = head.header(b"authorization")?;
+    let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
+    let decoded = base64_decode(encoded.trim_ascii())?;
+    let user = decoded.split(|&b| b == b':').next()?.to_vec();
+    Some(user)
+}
+
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in input.iter().take_while(|&&c| c != b'=') {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_default_format() {
+        let atoms = compile(r#"%(h)s %(l)s "%(r)s" %({x-id}i)s %({Content-Type}o)s %(zz)s 100%%"#);
+        assert_eq!(atoms[0], Atom::RemoteAddr);
+        assert_eq!(atoms[2], Atom::Dash);
+        assert_eq!(atoms[4], Atom::RequestLine);
+        assert_eq!(atoms[6], Atom::RequestHeader("x-id".into()));
+        assert_eq!(atoms[8], Atom::ResponseHeader("Content-Type".into()));
+        assert_eq!(atoms[10], Atom::Unknown);
+        assert_eq!(atoms[11], Atom::Literal(" 100%".into()));
+    }
+
+    #[test]
+    fn decodes_basic_auth() {
+        assert_eq!(base64_decode(b"dXNlcjpwYXNz").unwrap(), b"user:pass");
+    }
+}

@@ -1,0 +1,101 @@
+//! The error log (tracing-subscriber with gunicorn's line shape) and the access log ([`access`]).
+//!
+//! Error log lines look like `[2026-11-29 17:52:02 +0000] [1234] [INFO] [worker 2] message`: every
+//! line names the process and its role. A file given with `--error-logfile` is put on descriptor 2,
+//! so the app's own stderr output lands in the same log and reopening it is one `dup2`.
+
+pub mod access;
+
+use crate::config::LogLevel;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// 0 in the master, the worker id in a worker.
+static ROLE: AtomicU32 = AtomicU32::new(0);
+/// This process's pid, cached (refreshed after fork by [`set_worker`]).
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Marks this process as worker `id` in every later log line. Called right after fork.
+pub fn set_worker(id: u32) {
+    ROLE.store(id, Ordering::Relaxed);
+    PID.store(std::process::id(), Ordering::Relaxed);
+}
+
+/// Points descriptor 2 at the error log file (`-` keeps stderr) and installs the subscriber.
+pub fn init(error_logfile: &str, level: LogLevel) -> std::io::Result<()> {
+    PID.store(std::process::id(), Ordering::Relaxed);
+    reopen_error_log(error_logfile)?;
+    let filter = match level {
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Warning => LevelFilter::WARN,
+        LogLevel::Error | LogLevel::Critical => LevelFilter::ERROR,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::stderr)
+        .event_format(LineFormat)
+        .try_init();
+    Ok(())
+}
+
+/// Opens `path` for appending and puts it on descriptor 2 (logrotate's reopen; also the first open).
+pub fn reopen_error_log(path: &str) -> std::io::Result<()> {
+    if path == "-" {
+        return Ok(());
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    nix::unistd::dup2(file.as_raw_fd(), 2)?;
+    Ok(())
+}
+
+struct LineFormat;
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (y, mo, d) = crate::http::date::civil_from_days((now / 86_400) as i64);
+        let s = now % 86_400;
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            tracing::Level::DEBUG => "DEBUG",
+            tracing::Level::TRACE => "TRACE",
+        };
+        write!(
+            writer,
+            "[{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} +0000] [{}] [{level}] ",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            PID.load(Ordering::Relaxed)
+        )?;
+        match ROLE.load(Ordering::Relaxed) {
+            0 => write!(writer, "[master] ")?,
+            id => write!(writer, "[worker {id}] ")?,
+        }
+        if event.metadata().target() == "app" {
+            write!(writer, "app: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}

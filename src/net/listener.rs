@@ -1,0 +1,237 @@
+//! Listening sockets: `--bind` parsing, binding with SO_REUSEADDR and a backlog, adopting inherited
+//! descriptors, and accepting.
+
+use super::stream::{Peer, Stream};
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, SockFlag, SockType, SockaddrLike, SockaddrStorage, sockopt,
+};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+/// One `--bind` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindAddr {
+    /// `HOST:PORT` or `[V6]:PORT`, resolved when bound.
+    Tcp(String),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `fd://N`: a socket this process inherited, already bound and listening.
+    Fd(RawFd),
+}
+
+impl std::str::FromStr for BindAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!("bind address {s:?} has an empty socket path"));
+            }
+            return Ok(BindAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(fd) = s.strip_prefix("fd://") {
+            return fd
+                .parse::<RawFd>()
+                .ok()
+                .filter(|&fd| fd >= 0)
+                .map(BindAddr::Fd)
+                .ok_or_else(|| format!("bind address {s:?}: fd:// needs a descriptor number"));
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("bind address {s:?} is not HOST:PORT, [V6]:PORT, unix:PATH or fd://N"))?;
+        port.parse::<u16>().map_err(|_| format!("bind address {s:?} has an invalid port"))?;
+        if host.is_empty() {
+            return Err(format!("bind address {s:?} has an empty host"));
+        }
+        Ok(BindAddr::Tcp(s.to_string()))
+    }
+}
+
+impl fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddr::Tcp(s) => f.write_str(s),
+            BindAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            BindAddr::Fd(fd) => write!(f, "fd://{fd}"),
+        }
+    }
+}
+
+/// A bound, listening socket shared by the master and every worker.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The path is removed by the master on exit when it created the file.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr` with SO_REUSEADDR and `backlog`; a stale unix socket file is replaced.
+    pub fn bind(addr: &BindAddr, backlog: i32) -> io::Result<Listener> {
+        match addr {
+            BindAddr::Tcp(spec) => {
+                let resolved = spec
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))?;
+                bind_tcp(resolved, backlog)
+            }
+            BindAddr::Unix(path) => bind_unix(path, backlog),
+            BindAddr::Fd(fd) => Listener::adopt(*fd),
+        }
+    }
+
+    /// Takes over an inherited listening socket (systemd socket activation, `fd://N`, binary upgrade).
+    pub fn adopt(fd: RawFd) -> io::Result<Listener> {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not open")));
+        }
+        // SAFETY: the descriptor is open (checked above) and, by the caller's contract (a number given
+        // on the command line or by the parent process), ours alone from now on.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let accepting = socket::getsockopt(&owned, sockopt::AcceptConn).map_err(io::Error::from)?;
+        if !accepting {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("fd {fd} is not a listening socket"),
+            ));
+        }
+        nix::fcntl::fcntl(owned.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        let local: SockaddrStorage = socket::getsockname(owned.as_raw_fd()).map_err(io::Error::from)?;
+        let listener = if local.family() == Some(AddressFamily::Unix) {
+            let path = local.as_unix_addr().and_then(|u| u.path()).map(Path::to_path_buf).unwrap_or_default();
+            Listener::Unix(UnixListener::from(owned), path)
+        } else {
+            Listener::Tcp(TcpListener::from(owned))
+        };
+        listener.set_nonblocking()?;
+        Ok(listener)
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l, _) => l.set_nonblocking(true),
+        }
+    }
+
+    /// Accepts one connection without blocking; `Ok(None)` when another worker took it first.
+    pub fn accept(&self) -> io::Result<Option<(Stream, Peer)>> {
+        let result = match self {
+            Listener::Tcp(l) => l.accept().map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), Peer::Tcp(peer))
+            }),
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+        };
+        match result {
+            Ok((stream, peer)) => {
+                stream.set_nonblocking()?;
+                Ok(Some((stream, peer)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The local address as the access log and environ show it, and the port (0 for unix).
+    pub fn local(&self) -> (String, u16) {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => (a.ip().to_string(), a.port()),
+                Err(_) => (String::new(), 0),
+            },
+            Listener::Unix(_, path) => (path.display().to_string(), 0),
+        }
+    }
+
+    /// `http://127.0.0.1:8000` or `unix:/run/app.sock`, for the "Listening at" line.
+    pub fn url(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => format!("http://{a}"),
+                Err(e) => format!("http://?({e})"),
+            },
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// Removes the socket file of a unix listener; called by the master on its final exit.
+    pub fn remove_file(&self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() {
+        // `[::]:80` should not also claim the IPv4 port: another --bind can take that.
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    socket::listen(&fd, backlog_of(backlog))?;
+    let listener = Listener::Tcp(TcpListener::from(fd));
+    listener.set_nonblocking()?;
+    Ok(listener)
+}
+
+fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
+    // A socket file left by a dead server would make bind fail with EADDRINUSE: replace it, but
+    // never delete anything that is not a socket.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    socket::bind(fd.as_raw_fd(), &socket::UnixAddr::new(path)?)?;
+    socket::listen(&fd, backlog_of(backlog))?;
+    let listener = Listener::Unix(UnixListener::from(fd), path.to_path_buf());
+    listener.set_nonblocking()?;
+    Ok(listener)
+}
+
+fn backlog_of(n: i32) -> Backlog {
+    Backlog::new(n.clamp(1, i32::MAX)).unwrap_or(Backlog::MAXCONN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bind_forms() {
+        assert_eq!("127.0.0.1:8000".parse(), Ok(BindAddr::Tcp("127.0.0.1:8000".into())));
+        assert_eq!("[::1]:0".parse(), Ok(BindAddr::Tcp("[::1]:0".into())));
+        assert_eq!("unix:/tmp/x.sock".parse(), Ok(BindAddr::Unix("/tmp/x.sock".into())));
+        assert_eq!("fd://3".parse(), Ok(BindAddr::Fd(3)));
+        assert!("8000".parse::<BindAddr>().is_err());
+        assert!("host:port".parse::<BindAddr>().is_err());
+        assert!("unix:".parse::<BindAddr>().is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! A signal queue on a self-pipe: each handler writes its signal number as one byte into a
+//! non-blocking pipe; the owner reads the bytes back, in arrival order, when its `poll` wakes up.
+//! This is unicorn's SIG_QUEUE, with signal-hook doing the registration.
+
+use nix::fcntl::OFlag;
+use signal_hook::SigId;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+/// Signals caught into a queue.
+pub struct SignalQueue {
+    read: std::fs::File,
+    _write: OwnedFd,
+    ids: Vec<SigId>,
+}
+
+impl SignalQueue {
+    /// Registers a handler for each of `signals` that queues it.
+    pub fn install(signals: &[libc::c_int]) -> io::Result<SignalQueue> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        let wfd = write.as_raw_fd();
+        let mut ids = Vec::with_capacity(signals.len());
+        for &sig in signals {
+            let byte = sig as u8;
+            // SAFETY: the action only calls write(2) on a pipe and saves/restores errno, both
+            // async-signal-safe; the pipe outlives the registration (unregistered in `uninstall`,
+            // or kept for the life of the process).
+            let id = unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    let saved = nix::errno::Errno::last_raw();
+                    libc::write(wfd, (&byte as *const u8).cast(), 1);
+                    nix::errno::Errno::set_raw(saved);
+                })
+            }?;
+            ids.push(id);
+        }
+        Ok(SignalQueue { read: std::fs::File::from(read), _write: write, ids })
+    }
+
+    /// Appends the signals received since the last call, oldest first.
+    pub fn drain(&mut self, out: &mut Vec<libc::c_int>) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = self.read.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend(buf[..n].iter().map(|&b| libc::c_int::from(b)));
+        }
+    }
+
+    /// Removes the handlers; a forked worker does this with the master's queue.
+    pub fn unregister(&self) {
+        for id in &self.ids {
+            signal_hook::low_level::unregister(*id);
+        }
+    }
+}
+
+impl AsFd for SignalQueue {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+/// The name of a signal for log lines (`SIGTERM`).
+pub fn name(sig: libc::c_int) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}

@@ -1,0 +1,622 @@
+//! Serving one connection with blocking semantics (deadline-bounded waits on a non-blocking socket):
+//! read a head, run the app, frame its response, drain what it did not read, repeat while the
+//! connection may persist. The sync worker runs this for one connection at a time; the threaded worker
+//! runs it on each of its threads.
+//!
+//! Protocol decisions come from [`crate::http`]; this file only moves bytes and calls the app.
+
+use super::Context;
+use crate::app::host::{CallSlot, call_handle};
+use crate::app::{ConnInfo, Exchange, RequestView};
+use crate::http::body::Decoder;
+use crate::http::date::DateCache;
+use crate::http::parse::{RequestHead, parse_head};
+use crate::http::response::{self, CONTINUE_100, Encoder, Framing, ResponseHead};
+use crate::http::{Error as HttpError, ErrorKind};
+use crate::logging::access::Record;
+use crate::net::Stream;
+use crate::net::stream::Interrupted;
+use nix::poll::PollFlags;
+use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Output is flushed once this much is buffered, or before any wait for input.
+const FLUSH_AT: usize = 64 * 1024;
+/// Body chunks at least this large skip the output buffer and go straight to the socket.
+const DIRECT_WRITE_AT: usize = 16 * 1024;
+/// Most unread request body we read and discard to keep a connection alive.
+const MAX_DRAIN: u64 = 1024 * 1024;
+/// How long a closing connection waits for the client to stop sending, so that our last response is
+/// not destroyed by a reset (RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The read buffer: bytes received but not yet parsed or handed to the app.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new() -> ReadBuf {
+        ReadBuf { buf: vec![0; READ_CHUNK], start: 0, end: 0 }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free space for at least `READ_CHUNK / 4` more bytes, moving data to the front or growing.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.buf.len() - self.end < READ_CHUNK / 4 {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < READ_CHUNK / 4 {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+/// Per-thread buffers, kept across connections so steady-state requests allocate nothing.
+pub struct Buffers {
+    rbuf: ReadBuf,
+    out: Vec<u8>,
+    head: RequestHead,
+    resp: ResponseHead,
+    view: RequestView,
+    date: DateCache,
+    scratch: Vec<u8>,
+    pub info: ConnInfo,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers {
+            rbuf: ReadBuf::new(),
+            out: Vec::with_capacity(FLUSH_AT),
+            head: RequestHead::default(),
+            resp: ResponseHead::default(),
+            view: RequestView::default(),
+            date: DateCache::default(),
+            scratch: vec![0; READ_CHUNK],
+            info: ConnInfo::default(),
+        }
+    }
+}
+
+/// The transport half of a connection: socket, read buffer and output buffer.
+struct Io<'a> {
+    stream: &'a mut Stream,
+    rbuf: &'a mut ReadBuf,
+    out: &'a mut Vec<u8>,
+    io_timeout: Duration,
+    /// A write failed or timed out: nothing more can be sent.
+    dead: bool,
+}
+
+/// Why reading more input stopped.
+enum ReadStop {
+    Eof,
+    TimedOut,
+    Stopping,
+    Failed,
+}
+
+impl Io<'_> {
+    fn flush(&mut self) -> bool {
+        if self.dead {
+            self.out.clear();
+            return false;
+        }
+        if !self.out.is_empty() {
+            let deadline = Instant::now() + self.io_timeout;
+            if self.stream.write_all_until(self.out, deadline).is_err() {
+                self.dead = true;
+            }
+            self.out.clear();
+        }
+        !self.dead
+    }
+
+    /// Reads more bytes into the read buffer, flushing pending output first (never wait on the
+    /// client while it waits on us). `stop` lets an idle wait end early on shutdown.
+    fn fill(
+        &mut self,
+        deadline: Instant,
+        stop: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<usize, ReadStop> {
+        if !self.flush() {
+            return Err(ReadStop::Failed);
+        }
+        loop {
+            match self.stream.try_read(self.rbuf.spare()) {
+                Ok(Some(0)) => return Err(ReadStop::Eof),
+                Ok(Some(n)) => {
+                    self.rbuf.commit(n);
+                    return Ok(n);
+                }
+                Ok(None) => {}
+                Err(_) => return Err(ReadStop::Failed),
+            }
+            match self.stream.wait(PollFlags::POLLIN, deadline, stop) {
+                Ok(()) => {}
+                Err(Interrupted::TimedOut) => return Err(ReadStop::TimedOut),
+                Err(Interrupted::Stopping) => return Err(ReadStop::Stopping),
+            }
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) -> bool {
+        if !self.flush() {
+            return false;
+        }
+        if self.stream.write_all_until(data, Instant::now() + self.io_timeout).is_err() {
+            self.dead = true;
+        }
+        !self.dead
+    }
+
+    /// Closes gracefully: flush, and if the client may still be sending, half-close and read a little
+    /// so that the kernel does not answer its bytes with a reset that destroys our response.
+    fn close(mut self, client_may_send: bool) {
+        if !self.flush() {
+            return;
+        }
+        if client_may_send || !self.rbuf.is_empty() {
+            self.stream.shutdown_write();
+            let deadline = Instant::now() + LINGER;
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.rbuf.clear();
+                match self.fill(deadline, None) {
+                    Ok(n) => drained += n,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.rbuf.clear();
+    }
+}
+
+/// Where the response stands.
+enum Reply {
+    /// `start_response` not called (or refused).
+    None,
+    /// A head is recorded but nothing is sent; it may be replaced once.
+    Recorded { replaced: bool },
+    /// The head is sent (or buffered to send); body bytes go through the encoder.
+    Streaming(Encoder),
+}
+
+/// Whether a `100 Continue` is owed to the client.
+#[derive(PartialEq, Eq)]
+enum Continue {
+    NotExpected,
+    Owed,
+    Sent,
+}
+
+/// One request/response exchange: what the host functions act on while the app runs.
+struct Call<'a, 'b, 'c> {
+    io: &'a mut Io<'b>,
+    head: &'a RequestHead,
+    resp: &'a mut ResponseHead,
+    view: &'a mut RequestView,
+    info: &'a ConnInfo,
+    date: &'a mut DateCache,
+    ctx: &'a Context<'c>,
+    decoder: Decoder,
+    reply: Reply,
+    expect: Continue,
+    body: Option<RgBodySource>,
+    /// A malformed or oversized body found while the app read it: its status replaces a 500.
+    body_error: Option<HttpError>,
+    keep_alive: bool,
+    overflow_logged: bool,
+}
+
+impl Call<'_, '_, '_> {
+    fn date(&mut self) -> &[u8] {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.date.get(now)
+    }
+
+    /// Sends (buffers) the recorded head and switches to streaming.
+    fn begin_body(&mut self) {
+        let framing = self.resp.framing(self.head.version, self.head.is_head());
+        self.keep_alive = self.keep_alive
+            && !self.resp.close
+            && framing != Framing::Close
+            && self.expect != Continue::Owed
+            && !self.ctx.stopping();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let date = self.date.get(now);
+        self.resp.write(self.io.out, framing, self.head.version, self.keep_alive, date);
+        self.reply = Reply::Streaming(Encoder::new(framing));
+    }
+
+    fn send_body(&mut self, data: &[u8]) -> Result<(), i32> {
+        if matches!(self.reply, Reply::Recorded { .. }) {
+            self.begin_body();
+        }
+        let Reply::Streaming(encoder) = &mut self.reply else {
+            return Err(RG_E_STATE);
+        };
+        if self.io.dead {
+            return Err(RG_E_CLOSED);
+        }
+        let taken = encoder.begin_chunk(data.len(), self.io.out);
+        if taken < data.len() && encoder.framing() != Framing::NoBody && !self.overflow_logged {
+            self.overflow_logged = true;
+            tracing::error!(
+                "app wrote more body than its Content-Length for {} {}; the excess is cut",
+                String::from_utf8_lossy(self.head.method()),
+                String::from_utf8_lossy(self.head.target())
+            );
+        }
+        if taken >= DIRECT_WRITE_AT {
+            self.io.send(&data[..taken]);
+        } else {
+            self.io.out.extend_from_slice(&data[..taken]);
+        }
+        encoder.end_chunk(taken, self.io.out);
+        if self.io.out.len() >= FLUSH_AT {
+            self.io.flush();
+        }
+        if self.io.dead { Err(RG_E_CLOSED) } else { Ok(()) }
+    }
+
+    /// Pulls a registered pull-mode body until it ends, then closes it (exactly once).
+    fn pump_body(&mut self, scratch: &mut [u8]) {
+        let Some(source) = self.body.take() else { return };
+        if let Some(next) = source.next {
+            loop {
+                // SAFETY: the app registered `next` and `state` for this response; `scratch` is a
+                // writable buffer of the given length for the duration of the call.
+                let n = unsafe { next(source.state, scratch.as_mut_ptr(), scratch.len()) };
+                if n == 0 {
+                    break;
+                }
+                if n < 0 || n as usize > scratch.len() {
+                    tracing::error!("app body source failed with status {n}; aborting the response");
+                    self.io.dead = true;
+                    break;
+                }
+                if self.send_body(&scratch[..n as usize]).is_err() {
+                    break;
+                }
+            }
+        }
+        if let Some(close) = source.close {
+            // SAFETY: called exactly once, after the last `next`, as the ABI promises.
+            unsafe { close(source.state) };
+        }
+    }
+
+    /// Replaces whatever the app did with a complete error response and closes afterwards.
+    fn fail(&mut self, status: u16) {
+        self.keep_alive = false;
+        let with_body = !self.head.is_head();
+        let date = self.date().to_owned();
+        response::write_error(self.io.out, status, &date, with_body);
+        self.resp.status = status;
+    }
+
+    /// Completes the response after `handle` returned `code`.
+    fn finish(&mut self, code: i32, scratch: &mut [u8]) {
+        if code == RG_OK {
+            self.pump_body(scratch);
+        } else if let Some(source) = self.body.take() {
+            if let Some(close) = source.close {
+                // SAFETY: the body is never pulled after a failed handle; close it exactly once.
+                unsafe { close(source.state) };
+            }
+        }
+        match (&mut self.reply, code) {
+            (Reply::Streaming(encoder), RG_OK) => {
+                let missing = encoder.finish(self.io.out);
+                if missing > 0 {
+                    tracing::error!(
+                        "app sent {missing} bytes less than its Content-Length for {} {}; closing the connection",
+                        String::from_utf8_lossy(self.head.method()),
+                        String::from_utf8_lossy(self.head.target())
+                    );
+                    self.io.dead = true;
+                }
+            }
+            (Reply::Streaming(_), _) => {
+                tracing::error!(
+                    "app failed with status {code} after its response started; aborting the connection"
+                );
+                self.io.dead = true;
+            }
+            (Reply::Recorded { .. }, RG_OK) => {
+                self.begin_body();
+                if let Reply::Streaming(encoder) = &mut self.reply
+                    && encoder.finish(self.io.out) > 0
+                {
+                    tracing::error!("app sent no body but a non-zero Content-Length; closing the connection");
+                    self.io.dead = true;
+                }
+            }
+            (_, _) => {
+                let status = match self.body_error {
+                    Some(e) => e.status(),
+                    None => {
+                        if code == RG_OK {
+                            tracing::error!("app returned without a valid start_response; answering 500");
+                        } else {
+                            tracing::error!("app failed with status {code}; answering 500");
+                        }
+                        500
+                    }
+                };
+                self.fail(status);
+            }
+        }
+    }
+
+    /// Reads and discards the body the app left unread, so the next request starts in the right
+    /// place; gives up (closing the connection) past a bound.
+    fn drain_body(&mut self) {
+        if self.decoder.is_done() || !self.keep_alive || self.io.dead {
+            return;
+        }
+        if self.expect == Continue::Owed {
+            self.keep_alive = false;
+            return;
+        }
+        let mut drained = 0u64;
+        let mut sink = [0u8; 4096];
+        while !self.decoder.is_done() {
+            match self.read_body(&mut sink) {
+                Ok(n) if n > 0 && drained + (n as u64) <= MAX_DRAIN => drained += n as u64,
+                _ => {
+                    self.keep_alive = false;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Exchange for Call<'_, '_, '_> {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        if self.decoder.is_done() || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.expect == Continue::Owed {
+            self.expect = Continue::Sent;
+            self.io.out.extend_from_slice(CONTINUE_100);
+            if !self.io.flush() {
+                return Err(RG_E_CLOSED);
+            }
+        }
+        let deadline = Instant::now() + self.io.io_timeout;
+        loop {
+            if !self.io.rbuf.is_empty() {
+                let avail = self.io.rbuf.data();
+                let limit = avail.len().min(buf.len());
+                let step = self.decoder.decode(&avail[..limit]).map_err(|e| {
+                    self.body_error = Some(e);
+                    self.keep_alive = false;
+                    RG_E_IO
+                })?;
+                let n = step.data.len();
+                buf[..n].copy_from_slice(&avail[step.data]);
+                self.io.rbuf.consume(step.consumed);
+                if n > 0 || step.done {
+                    return Ok(n);
+                }
+                continue;
+            }
+            // A Content-Length body with nothing buffered: read straight into the app's buffer.
+            if let Some(remaining) = self.decoder.remaining_hint() {
+                let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
+                return match self.io.stream.read_until(&mut buf[..want], deadline) {
+                    Ok(0) | Err(_) => {
+                        self.keep_alive = false;
+                        Err(RG_E_IO)
+                    }
+                    Ok(n) => {
+                        let _ = self.decoder.decode(&buf[..n]);
+                        Ok(n)
+                    }
+                };
+            }
+            if self.io.fill(deadline, None).is_err() {
+                self.keep_alive = false;
+                return Err(RG_E_IO);
+            }
+        }
+    }
+
+    fn start_response(
+        &mut self,
+        status: u32,
+        reason: &[u8],
+        headers: &[RgHeader],
+        replace: bool,
+    ) -> Result<(), i32> {
+        match self.reply {
+            Reply::Streaming(_) => return Err(RG_E_STATE),
+            Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
+            Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
+            Reply::Recorded { .. } | Reply::None => {}
+        }
+        let replaced = matches!(self.reply, Reply::Recorded { .. });
+        // SAFETY: the host function lent `headers` for this call; their strings too.
+        let pairs = headers
+            .iter()
+            .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
+        match self.resp.set(status, reason, pairs) {
+            Ok(()) => {
+                self.reply = Reply::Recorded { replaced };
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    "app gave an invalid response head for {} {}: {e}; answering 500",
+                    String::from_utf8_lossy(self.head.method()),
+                    String::from_utf8_lossy(self.head.target())
+                );
+                self.reply = Reply::None;
+                Err(RG_E_INVALID)
+            }
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), i32> {
+        if matches!(self.reply, Reply::None) {
+            return Err(RG_E_STATE);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.send_body(data)
+    }
+
+    fn set_body(&mut self, source: RgBodySource) -> Result<(), i32> {
+        if self.body.is_some() || source.next.is_none() {
+            return Err(RG_E_STATE);
+        }
+        self.body = Some(source);
+        Ok(())
+    }
+
+    fn environ(&mut self) -> &[RgHeader] {
+        self.view.environ(self.head, self.info, self.ctx.settings.limits.header_map)
+    }
+}
+
+/// Serves requests on `stream` until the connection ends; returns how many requests it served.
+pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
+    let Buffers { rbuf, out, head, resp, view, date, scratch, info } = bufs;
+    let settings = ctx.settings;
+    let mut io = Io { stream: &mut stream, rbuf, out, io_timeout: settings.io_timeout, dead: false };
+    let mut served = 0u64;
+    loop {
+        // --- Wait for and parse a request head ------------------------------------------------------
+        let mut head_deadline = Instant::now() + settings.header_timeout;
+        if served > 0 && io.rbuf.is_empty() {
+            // Idle keep-alive: wait for the next request's first byte (or shutdown) quietly.
+            let idle = Instant::now() + settings.keep_alive;
+            match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
+                Ok(_) => head_deadline = Instant::now() + settings.header_timeout,
+                Err(_) => break io.close(false),
+            }
+        }
+        let started = Instant::now();
+        let parsed = loop {
+            match parse_head(io.rbuf.data(), &settings.limits, head) {
+                Ok(Some(n)) => {
+                    io.rbuf.consume(n);
+                    break Ok(());
+                }
+                Ok(None) => match io.fill(head_deadline, None) {
+                    Ok(_) => {}
+                    Err(ReadStop::TimedOut) if !io.rbuf.is_empty() || served == 0 => {
+                        break Err(HttpError::new(
+                            ErrorKind::HeadTimeout,
+                            "request head not received in time",
+                        ));
+                    }
+                    // EOF or failure mid-head: no response, as the client is gone (RFC 9112 §9.6).
+                    Err(_) => {
+                        io.rbuf.clear();
+                        return served;
+                    }
+                },
+                Err(e) => break Err(e),
+            }
+        };
+        let decoder = parsed.and_then(|()| Decoder::new(head.framing, settings.limit_request_body));
+        let decoder = match decoder {
+            Ok(d) => d,
+            Err(e) => {
+                let status = e.status();
+                tracing::warn!("Invalid request from ip={}: {} ({status})", info.peer_or_unix(), e.detail);
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                response::write_error(io.out, status, date.get(now), true);
+                if let Some(log) = ctx.access_log {
+                    log.write_refused(info, status, started);
+                }
+                io.close(true);
+                return served;
+            }
+        };
+
+        // --- Run the app ------------------------------------------------------------------------------
+        // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
+        // move while the app runs; the call handle is filled in once the exchange exists.
+        let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
+        let mut call = Call {
+            io: &mut io,
+            head,
+            resp,
+            view,
+            info,
+            date,
+            ctx,
+            decoder,
+            reply: Reply::None,
+            expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
+            body: None,
+            body_error: None,
+            keep_alive: head.keep_alive,
+            overflow_logged: false,
+        };
+        let code = {
+            let mut slot: CallSlot<'_> = &mut call;
+            request.call = call_handle(&mut slot);
+            ctx.app.handle(&request)
+        };
+        call.finish(code, scratch);
+        call.drain_body();
+        served += 1;
+        let status = call.resp.status;
+        let sent = match &call.reply {
+            Reply::Streaming(enc) => enc.sent,
+            _ => 0,
+        };
+        if let Some(log) = ctx.access_log {
+            log.write(&Record { head, info, resp: call.resp, status, sent, started });
+        }
+        let keep_alive = call.keep_alive && !call.io.dead && !ctx.stopping();
+        ctx.count_request();
+        if !keep_alive {
+            io.close(true);
+            return served;
+        }
+    }
+    served
+}

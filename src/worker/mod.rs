@@ -1,0 +1,201 @@
+//! A worker: a forked child that loads the app, accepts connections on the inherited listeners and
+//! serves them until told to stop. Its life cycle is short: boot (signals, app load, `init`), report
+//! ready to the master, serve, `shutdown`, exit.
+//!
+//! Exit codes the master understands: 0 normal, [`EXIT_APP_LOAD`] the app could not be loaded or
+//! initialised, [`EXIT_BOOT`] any other failure before serving.
+
+pub mod connection;
+
+use crate::app::{App, Library};
+use crate::config::{Config, Settings};
+use crate::logging::access::AccessLog;
+use crate::net::{Listener, Peer};
+use connection::Buffers;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rustgun_abi::RG_REQ_MULTIPROCESS;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The app could not be loaded or its `init` failed: the master halts with this code.
+pub const EXIT_APP_LOAD: i32 = 4;
+/// The worker failed to boot for another reason: the master halts with this code.
+pub const EXIT_BOOT: i32 = 3;
+
+/// What every connection of this worker shares.
+pub struct Context<'a> {
+    pub app: &'a App,
+    pub settings: &'a Settings,
+    pub access_log: Option<&'a AccessLog>,
+    /// Readable once the worker has been told to stop: wakes idle waits.
+    pub stop_fd: BorrowedFd<'a>,
+    stop: &'a AtomicBool,
+    requests: AtomicU64,
+}
+
+impl Context<'_> {
+    /// The worker was told to stop: finish the current request and close.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a freshly forked worker gets from the master.
+pub struct Boot<'a> {
+    pub id: u32,
+    pub config: &'a Config,
+    pub listeners: &'a [Listener],
+    /// The app library when `--preload` opened it in the master.
+    pub preloaded: Option<Library>,
+    /// The write end of the master's report pipe.
+    pub report: OwnedFd,
+    pub master: nix::unistd::Pid,
+}
+
+/// The worker's whole life; returns its exit code.
+pub fn run(boot: Boot<'_>) -> i32 {
+    crate::logging::set_worker(boot.id);
+    let pid = std::process::id();
+    tracing::info!("Booting worker with pid: {pid}");
+    let mut report = std::fs::File::from(boot.report);
+
+    // Die with the master: if it is killed outright, finish gracefully rather than linger.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    if nix::unistd::getppid() != boot.master {
+        return 0;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop_rd, stop_wr) =
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
+            Ok(p) => p,
+            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot create the stop pipe: {e}")),
+        };
+    if let Err(e) = install_signals(&stop, &stop_wr) {
+        return fail(&mut report, EXIT_BOOT, &format!("cannot install signal handlers: {e}"));
+    }
+
+    let lib = match boot.preloaded.map_or_else(|| Library::open(&boot.config.app), Ok) {
+        Ok(lib) => lib,
+        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+    };
+    let app = match lib.start(boot.id, &boot.config.app_args, RG_REQ_MULTIPROCESS) {
+        Ok(app) => app,
+        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+    };
+    let access_log = match &boot.config.access_logfile {
+        Some(target) => match AccessLog::open(target, &boot.config.access_log_format) {
+            Ok(log) => Some(log),
+            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot open access log {target}: {e}")),
+        },
+        None => None,
+    };
+    let settings = boot.config.settings();
+    let ctx = Context {
+        app: &app,
+        settings: &settings,
+        access_log: access_log.as_ref(),
+        stop_fd: stop_rd.as_fd(),
+        stop: &stop,
+        requests: AtomicU64::new(0),
+    };
+    let _ = writeln!(report, "R {pid}");
+    drop(report);
+
+    accept_loop(boot.id, boot.listeners, &ctx);
+
+    app.shutdown();
+    tracing::info!("Worker exiting (pid: {pid})");
+    0
+}
+
+/// Reports a boot failure to the master (one line) and returns the exit code.
+fn fail(report: &mut std::fs::File, code: i32, message: &str) -> i32 {
+    let message = message.replace('\n', " ");
+    let _ = writeln!(report, "F {} {message}", std::process::id());
+    code
+}
+
+/// TERM: stop gracefully (flag + wake the poll). INT and QUIT: exit now.
+fn install_signals(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+    signal_hook::flag::register(SIGTERM, Arc::clone(stop))?;
+    // `run` keeps the write end open for as long as the handler can fire.
+    signal_hook::low_level::pipe::register_raw(SIGTERM, std::os::fd::AsRawFd::as_raw_fd(stop_wr))?;
+    for sig in [SIGINT, SIGQUIT] {
+        // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
+        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+    }
+    Ok(())
+}
+
+/// Accepts and serves connections one at a time until told to stop (the sync worker class).
+fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>) {
+    let mut bufs = Buffers::default();
+    bufs.info.worker_id = id;
+    bufs.info.flags = RG_REQ_MULTIPROCESS;
+    bufs.info.url_scheme = "http";
+    let locals: Vec<(String, u16)> = listeners.iter().map(Listener::local).collect();
+    let mut fds: Vec<PollFd<'_>> = listeners
+        .iter()
+        .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+        .chain(std::iter::once(PollFd::new(ctx.stop_fd, PollFlags::POLLIN)))
+        .collect();
+    while !ctx.stopping() {
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("poll on listeners failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
+        let ready: Vec<usize> =
+            (0..listeners.len()).filter(|&i| fds[i].revents().is_some_and(|r| !r.is_empty())).collect();
+        for i in ready {
+            if ctx.stopping() {
+                break;
+            }
+            match listeners[i].accept() {
+                Ok(Some((stream, peer))) => {
+                    describe_connection(&mut bufs, &locals[i], peer);
+                    connection::serve(stream, &mut bufs, ctx);
+                }
+                Ok(None) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    // Out of descriptors or memory: back off instead of spinning on a ready listener.
+                    tracing::error!("accept failed: {e}; backing off");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => tracing::warn!("accept failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Fills the connection facts the request view and environ report.
+fn describe_connection(bufs: &mut Buffers, local: &(String, u16), peer: Peer) {
+    use std::fmt::Write as _;
+    let info = &mut bufs.info;
+    info.peer_addr.clear();
+    info.peer_port = 0;
+    if let Peer::Tcp(addr) = peer {
+        let _ = write!(info.peer_addr, "{}", addr.ip());
+        info.peer_port = addr.port();
+    }
+    info.server_addr.clear();
+    info.server_addr.push_str(&local.0);
+    info.server_port = local.1;
+}
