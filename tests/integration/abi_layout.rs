@@ -125,10 +125,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let name = format!("rustgun-abi-layout-{}-{nanos}", std::process::id());
         let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).expect("create a temp dir for the layout check");
@@ -152,11 +149,7 @@ fn c_program(checks: &[Check], c_structs: &[&str]) -> String {
     }
     src.push_str("\nint main(void) {\n");
     for Check { key, c_expr, .. } in checks {
-        writeln!(
-            src,
-            "    printf(\"%s=%lld\\n\", \"{key}\", (long long)({c_expr}));"
-        )
-        .unwrap();
+        writeln!(src, "    printf(\"%s=%lld\\n\", \"{key}\", (long long)({c_expr}));").unwrap();
     }
     src.push_str("    return 0;\n}\n");
     src
@@ -184,11 +177,7 @@ fn run_c(dir: &Path, source: &str) -> BTreeMap<String, i128> {
         String::from_utf8_lossy(&out.stderr)
     );
     let run = Command::new(&exe).output().expect("run the layout program");
-    assert!(
-        run.status.success(),
-        "the layout program failed: {:?}",
-        run.status
-    );
+    assert!(run.status.success(), "the layout program failed: {:?}", run.status);
     String::from_utf8(run.stdout)
         .expect("layout output is UTF-8")
         .lines()
@@ -211,11 +200,7 @@ struct RustDecls {
 fn declared_in_rust_source() -> RustDecls {
     let path = repo_root().join("crates/rustgun-abi/src/lib.rs");
     let text = std::fs::read_to_string(path).expect("read crates/rustgun-abi/src/lib.rs");
-    let ident = |s: &str| {
-        s.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect::<String>()
-    };
+    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
     let mut decls = RustDecls::default();
     let mut in_struct = false;
     for line in text.lines() {
@@ -263,11 +248,7 @@ fn c_header_matches_rust_abi() {
     let covered_types = ["RgInitFn", "RgHandleFn", "RgShutdownFn"];
     // RgCall is opaque: zero-sized in Rust, an incomplete type in C; only pointers to it cross.
     covered_structs.push(("RgCall", Vec::new()));
-    assert_eq!(
-        size_of::<RgCall>(),
-        0,
-        "RgCall must stay an opaque, zero-sized type"
-    );
+    assert_eq!(size_of::<RgCall>(), 0, "RgCall must stay an opaque, zero-sized type");
     scalars! { checks;
         *mut RgCall as "rg_call *",
         RgInitFn as "rg_init_fn",
@@ -309,11 +290,7 @@ fn c_header_matches_rust_abi() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "tests/integration/abi_layout.rs does not check: {}",
-        missing.join(", ")
-    );
+    assert!(missing.is_empty(), "tests/integration/abi_layout.rs does not check: {}", missing.join(", "));
     assert!(
         rust.structs.len() >= 8 && rust.consts.len() >= 21 && rust.types.len() >= 3,
         "the scan of crates/rustgun-abi/src/lib.rs found too little"
@@ -321,10 +298,8 @@ fn c_header_matches_rust_abi() {
 
     // Compare with C.
     let dir = TempDir::new();
-    let c_structs: Vec<&str> = checks
-        .iter()
-        .filter_map(|c| c.key.strip_prefix("alignof(")?.strip_suffix(')'))
-        .collect();
+    let c_structs: Vec<&str> =
+        checks.iter().filter_map(|c| c.key.strip_prefix("alignof(")?.strip_suffix(')')).collect();
     let c = run_c(&dir.0, &c_program(&checks, &c_structs));
     let mut mismatches = Vec::new();
     for Check { key, rust, .. } in &checks {

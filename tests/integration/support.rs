@@ -1,0 +1,392 @@
+//! The one helper every integration test uses: [`Server`] starts the real `rustgun` binary with a real
+//! app library on an ephemeral port, waits until its workers are ready (by reading its error log, never
+//! by sleeping), and kills its whole process group when dropped. Plus small real-socket clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The directory holding the `rustgun` binary and the app libraries.
+pub fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_rustgun")).parent().expect("binary dir").to_path_buf()
+}
+
+/// The path of an example app library, e.g. `app("hello")` → `.../libhello.so`.
+pub fn app(name: &str) -> String {
+    let path = artifacts().join(format!("lib{name}.so"));
+    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    path.display().to_string()
+}
+
+/// The error log, shared with the thread that reads the server's stderr.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+/// A running server. Dropping it kills the master and every worker.
+pub struct Server {
+    child: Option<Child>,
+    log: Arc<Log>,
+    pub addr: SocketAddr,
+    pub pid: i32,
+}
+
+/// How to start a server.
+pub struct Builder {
+    app: String,
+    args: Vec<String>,
+    app_args: Vec<String>,
+    env: Vec<(String, String)>,
+    workers: u32,
+    bind: Option<String>,
+}
+
+impl Builder {
+    pub fn arg(mut self, a: &str) -> Builder {
+        self.args.push(a.to_string());
+        self
+    }
+    pub fn args(mut self, a: &[&str]) -> Builder {
+        self.args.extend(a.iter().map(|s| s.to_string()));
+        self
+    }
+    pub fn app_arg(mut self, a: &str) -> Builder {
+        self.app_args.push(a.to_string());
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Builder {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn workers(mut self, n: u32) -> Builder {
+        self.workers = n;
+        self
+    }
+    /// Listen somewhere other than an ephemeral loopback TCP port (e.g. `unix:/tmp/x.sock`).
+    pub fn bind(mut self, b: &str) -> Builder {
+        self.bind = Some(b.to_string());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustgun"));
+        cmd.arg(&self.app)
+            .arg("--bind")
+            .arg(self.bind.as_deref().unwrap_or("127.0.0.1:0"))
+            .arg("--workers")
+            .arg(self.workers.to_string())
+            .args(&self.args);
+        if !self.app_args.is_empty() {
+            cmd.arg("--").args(&self.app_args);
+        }
+        cmd.env_remove("WEB_CONCURRENCY");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts the server and waits until every worker reports ready.
+    pub fn start(self) -> Server {
+        let server = self.spawn();
+        server.wait_for_log("Ready:");
+        server
+    }
+
+    /// Starts the server without waiting for readiness (for boot-failure stories).
+    pub fn spawn(self) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn().expect("spawn rustgun");
+        let log = Arc::new(Log::default());
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lines.lock().unwrap().push(line);
+                sink.grew.notify_all();
+            }
+        });
+        let pid = child.id() as i32;
+        let mut server = Server { child: Some(child), log, addr: "127.0.0.1:0".parse().unwrap(), pid };
+        if self.bind.is_none() {
+            let line = server.wait_for_log("Listening at: http://");
+            let url = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+            server.addr = url.parse().expect("listening address");
+        }
+        server
+    }
+}
+
+impl Server {
+    pub fn builder(app_name: &str) -> Builder {
+        Builder {
+            app: app(app_name),
+            args: Vec::new(),
+            app_args: Vec::new(),
+            env: Vec::new(),
+            workers: 1,
+            bind: None,
+        }
+    }
+
+    /// `Server::builder(app).start()`.
+    pub fn start(app_name: &str) -> Server {
+        Server::builder(app_name).start()
+    }
+
+    /// Every error-log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; returns that line. Fails the test after [`WAIT`].
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.try_wait_for_log(needle, WAIT).unwrap_or_else(|| {
+            panic!("no log line with {needle:?} within {WAIT:?}; log:\n{}", self.log().join("\n"))
+        })
+    }
+
+    pub fn try_wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_for_lines(timeout, |lines| lines.iter().find(|l| l.contains(needle)).cloned())
+    }
+
+    /// Waits until `count` log lines contain `needle`.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize) {
+        let found = self.wait_for_lines(WAIT, |lines| {
+            (lines.iter().filter(|l| l.contains(needle)).count() >= count).then_some(())
+        });
+        assert!(
+            found.is_some(),
+            "fewer than {count} log lines with {needle:?}; log:\n{}",
+            self.log().join("\n")
+        );
+    }
+
+    fn wait_for_lines<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&[String]) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(found) = check(&lines) {
+                return Some(found);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            lines = self.log.grew.wait_timeout(lines, left.min(Duration::from_millis(100))).unwrap().0;
+        }
+    }
+
+    /// Waits for the master to exit; returns its exit code (None if killed by a signal).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("child");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "server did not exit within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal to the master.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we spawned.
+        unsafe { libc::kill(self.pid, sig) };
+    }
+
+    /// The pids of the master's children (its workers), from /proc.
+    pub fn worker_pids(&self) -> Vec<i32> {
+        children_of(self.pid)
+    }
+
+    /// Waits until the master has exactly `n` live, non-zombie workers; returns their pids.
+    pub fn wait_for_workers(&self, n: usize) -> Vec<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let pids: Vec<i32> = self.worker_pids().into_iter().filter(|p| !is_zombie(*p)).collect();
+            if pids.len() == n {
+                return pids;
+            }
+            assert!(Instant::now() < deadline, "expected {n} workers, have {pids:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens a connection to the server.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s
+    }
+
+    /// Sends `request` on a new connection and reads until the server closes it.
+    pub fn raw(&self, request: &[u8]) -> Vec<u8> {
+        let mut s = self.connect();
+        s.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    }
+
+    /// `GET path` with `Connection: close`; returns the parsed response.
+    pub fn get(&self, path: &str) -> Response {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        Response::parse_one(&self.raw(req.as_bytes())).expect("a complete response").0
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the process group we created for this server.
+            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The children of `pid`, from `/proc/*/stat`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if let Some((_, ppid)) = stat(child)
+            && ppid == pid
+        {
+            kids.push(child);
+        }
+    }
+    kids.sort_unstable();
+    kids
+}
+
+/// (state, ppid) of a process, from `/proc/PID/stat`.
+pub fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 2..];
+    let mut fields = after.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+pub fn is_zombie(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state == 'Z')
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Parses the first response in `bytes` (Content-Length, chunked, or to the end); returns it and
+    /// the bytes after it. `head_request` says the response has no body.
+    pub fn parse_one(bytes: &[u8]) -> Option<(Response, &[u8])> {
+        Response::parse_one_for(bytes, false)
+    }
+
+    pub fn parse_one_for(bytes: &[u8], head_request: bool) -> Option<(Response, &[u8])> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':').map(|(n, v)| (n.to_string(), v.trim().to_string())))
+            .collect();
+        let mut resp = Response { status, headers, body: Vec::new() };
+        let rest = &bytes[end + 4..];
+        if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+            return Some((resp, rest));
+        }
+        if let Some(len) = resp.header("content-length") {
+            let len: usize = len.parse().ok()?;
+            if rest.len() < len {
+                return None;
+            }
+            resp.body = rest[..len].to_vec();
+            return Some((resp, &rest[len..]));
+        }
+        if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            let mut rest = rest;
+            loop {
+                let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+                let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?, 16).ok()?;
+                rest = &rest[line_end + 2..];
+                if size == 0 {
+                    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+                    return Some((resp, &rest[end + 2..]));
+                }
+                if rest.len() < size + 2 {
+                    return None;
+                }
+                resp.body.extend_from_slice(&rest[..size]);
+                rest = &rest[size + 2..];
+            }
+        }
+        resp.body = rest.to_vec();
+        Some((resp, &[]))
+    }
+
+    /// Parses every response in `bytes`, in order.
+    pub fn parse_all(mut bytes: &[u8]) -> Vec<Response> {
+        let mut all = Vec::new();
+        while let Some((resp, rest)) = Response::parse_one(bytes) {
+            all.push(resp);
+            bytes = rest;
+        }
+        all
+    }
+}
+
+/// Runs a command, returning (status code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a Python snippet with `python3 -c`, passing `args`; returns its stdout (asserting success).
+pub fn python(code: &str, args: &[&str]) -> String {
+    let (status, out, err) = run(Command::new("python3").arg("-c").arg(code).args(args));
+    assert_eq!(status, 0, "python failed:\n{err}");
+    out
+}
