@@ -329,11 +329,15 @@ impl Arbiter {
         let listeners = &self.listeners;
         let preloaded = self.preloaded;
         let signals = &self.signals;
+        // Signals stay blocked in the child until the worker's own handlers replace the master's.
+        let blocked = signals::Blocked::all()?;
+        let sigmask = blocked.previous();
         let pid = process::fork_child(|| {
             // The child must not run the master's handlers: they would queue into the master's pipe.
             signals.unregister();
-            worker::run(worker::Boot { id, config, listeners, preloaded, report, master })
+            worker::run(worker::Boot { id, config, listeners, preloaded, report, master, sigmask })
         })?;
+        drop(blocked);
         self.workers.insert(pid, WorkerSlot { id, booted: false });
         Ok(())
     }

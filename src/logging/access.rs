@@ -29,7 +29,7 @@ enum Atom {
     Protocol,
     /// `s`: status.
     Status,
-    /// `B`: body bytes; `b`: the same, or `-` for none.
+    /// `B`: body bytes; `b`: the same, or `-` when unknown.
     Bytes,
     BytesOrDash,
     /// `f`, `a`: Referer, User-Agent.
@@ -133,14 +133,26 @@ impl AccessLog {
                 None => out.push(b'-'),
             },
             Atom::Method => text(out, head.map(|h| h.method())),
-            Atom::Path => text(out, head.map(|h| h.path())),
-            Atom::Query => text(out, head.map(|h| h.query())),
+            // As gunicorn: U is PATH_INFO (percent-decoded), q the query string as is (empty when none).
+            Atom::Path => match head {
+                Some(h) => {
+                    let mut decoded = Vec::with_capacity(h.path().len());
+                    crate::http::target::percent_decode_into(h.path(), &mut decoded);
+                    escape(&decoded, out);
+                }
+                None => out.push(b'-'),
+            },
+            Atom::Query => match head {
+                Some(h) => escape(h.query(), out),
+                None => out.push(b'-'),
+            },
             Atom::Protocol => text(out, head.map(|h| h.version.as_bytes())),
             Atom::Status => out.extend_from_slice(status.to_string().as_bytes()),
             Atom::Bytes => out.extend_from_slice(r.map_or(0, |r| r.sent).to_string().as_bytes()),
-            Atom::BytesOrDash => match r.map_or(0, |r| r.sent) {
-                0 => out.push(b'-'),
-                n => out.extend_from_slice(n.to_string().as_bytes()),
+            // `b` is `-` only when nothing is known of the response (gunicorn prints 0 for an empty body).
+            Atom::BytesOrDash => match r {
+                Some(r) => out.extend_from_slice(r.sent.to_string().as_bytes()),
+                None => out.push(b'-'),
             },
             Atom::Referer => text(out, head.and_then(|h| h.header(b"referer"))),
             Atom::UserAgent => text(out, head.and_then(|h| h.header(b"user-agent"))),

@@ -3,6 +3,7 @@
 //! This is unicorn's SIG_QUEUE, with signal-hook doing the registration.
 
 use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, SigmaskHow};
 use signal_hook::SigId;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -59,6 +60,34 @@ impl SignalQueue {
 impl AsFd for SignalQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
+    }
+}
+
+/// Every signal blocked in this thread until the guard is dropped, which puts the earlier mask back.
+///
+/// The master holds one across `fork`: a signal sent to a new worker before it has replaced the
+/// master's handlers with its own stays pending, instead of running the master's handler in the child
+/// (which would queue it into the master's pipe, as if the master had been sent it) or being lost in
+/// between. The worker restores [`Blocked::previous`] itself once its own handlers are installed.
+pub struct Blocked {
+    previous: SigSet,
+}
+
+impl Blocked {
+    pub fn all() -> io::Result<Blocked> {
+        let previous = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK)?;
+        Ok(Blocked { previous })
+    }
+
+    /// The mask this thread had before.
+    pub fn previous(&self) -> SigSet {
+        self.previous
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        let _ = self.previous.thread_set_mask();
     }
 }
 

@@ -252,6 +252,18 @@ impl Call<'_, '_, '_> {
 
     /// Sends (buffers) the recorded head and switches to streaming.
     fn begin_body(&mut self) {
+        if self.resp.status < 200 {
+            // A 1xx is interim: sent as the final answer, the client would wait for another one.
+            tracing::error!(
+                "app gave {} as the final status for {} {}; answering 500",
+                self.resp.status,
+                String::from_utf8_lossy(self.head.method()),
+                String::from_utf8_lossy(self.head.target())
+            );
+            self.fail(500);
+            self.reply = Reply::Streaming(Encoder::new(Framing::NoBody));
+            return;
+        }
         let framing = self.resp.framing(self.head.version, self.head.is_head());
         self.keep_alive = self.keep_alive
             && !self.resp.close
@@ -350,7 +362,8 @@ impl Call<'_, '_, '_> {
                         String::from_utf8_lossy(self.head.method()),
                         String::from_utf8_lossy(self.head.target())
                     );
-                    self.io.dead = true;
+                    // Send what the app wrote (the client sees a short body), then close.
+                    self.keep_alive = false;
                 }
             }
             (Reply::Streaming(_), _) => {
@@ -365,7 +378,7 @@ impl Call<'_, '_, '_> {
                     && encoder.finish(self.io.out) > 0
                 {
                     tracing::error!("app sent no body but a non-zero Content-Length; closing the connection");
-                    self.io.dead = true;
+                    self.keep_alive = false;
                 }
             }
             (_, _) => {
@@ -399,6 +412,8 @@ impl Call<'_, '_, '_> {
         let mut sink = [0u8; 4096];
         while !self.decoder.is_done() {
             match self.read_body(&mut sink) {
+                // The last read of a chunked body may decode only the terminator and trailers.
+                Ok(0) if self.decoder.is_done() => {}
                 Ok(n) if n > 0 && drained + (n as u64) <= MAX_DRAIN => drained += n as u64,
                 _ => {
                     self.keep_alive = false;
@@ -414,7 +429,9 @@ impl Exchange for Call<'_, '_, '_> {
         if self.decoder.is_done() || buf.is_empty() {
             return Ok(0);
         }
-        if self.expect == Continue::Owed {
+        // Once the final response has begun a 100 would land inside it: the client then sends the body
+        // after its own wait, and the head already said `Connection: close`.
+        if self.expect == Continue::Owed && !matches!(self.reply, Reply::Streaming(_)) {
             self.expect = Continue::Sent;
             self.io.out.extend_from_slice(CONTINUE_100);
             if !self.io.flush() {
@@ -439,8 +456,13 @@ impl Exchange for Call<'_, '_, '_> {
                 }
                 continue;
             }
-            // A Content-Length body with nothing buffered: read straight into the app's buffer.
+            // A Content-Length body with nothing buffered: read straight into the app's buffer (after
+            // sending what the app wrote so far, as `fill` does).
             if let Some(remaining) = self.decoder.remaining_hint() {
+                if !self.io.flush() {
+                    self.keep_alive = false;
+                    return Err(RG_E_CLOSED);
+                }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
                 return match self.io.stream.read_until(&mut buf[..want], deadline) {
                     Ok(0) | Err(_) => {

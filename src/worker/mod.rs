@@ -57,6 +57,9 @@ pub struct Boot<'a> {
     /// The write end of the master's report pipe.
     pub report: OwnedFd,
     pub master: nix::unistd::Pid,
+    /// The signal mask to restore once the worker's handlers are installed; every signal is blocked
+    /// until then (see [`crate::sys::signals::Blocked`]).
+    pub sigmask: nix::sys::signal::SigSet,
 }
 
 /// The worker's whole life; returns its exit code.
@@ -79,6 +82,10 @@ pub fn run(boot: Boot<'_>) -> i32 {
         };
     if let Err(e) = install_signals(&stop, &stop_wr) {
         return fail(&mut report, EXIT_BOOT, &format!("cannot install signal handlers: {e}"));
+    }
+    // A TERM sent while the worker was starting was held back; it now reaches our own handler.
+    if let Err(e) = boot.sigmask.thread_set_mask() {
+        return fail(&mut report, EXIT_BOOT, &format!("cannot unblock signals: {e}"));
     }
 
     let lib = match boot.preloaded.map_or_else(|| Library::open(&boot.config.app), Ok) {
@@ -105,7 +112,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
         stop: &stop,
         requests: AtomicU64::new(0),
     };
-    let _ = writeln!(report, "R {pid}");
+    send_report(&mut report, &format!("R {pid}"));
     drop(report);
 
     accept_loop(boot.id, boot.listeners, &ctx);
@@ -118,8 +125,23 @@ pub fn run(boot: Boot<'_>) -> i32 {
 /// Reports a boot failure to the master (one line) and returns the exit code.
 fn fail(report: &mut std::fs::File, code: i32, message: &str) -> i32 {
     let message = message.replace('\n', " ");
-    let _ = writeln!(report, "F {} {message}", std::process::id());
+    send_report(report, &format!("F {} {message}", std::process::id()));
     code
+}
+
+/// Sends one report line to the master with a single `write`: a pipe write of at most `PIPE_BUF`
+/// bytes is atomic, so the lines of workers booting together never interleave. (`writeln!` on a
+/// `File` would issue one `write` per formatted piece.) Longer lines are cut to fit.
+fn send_report(report: &mut std::fs::File, line: &str) {
+    const MAX: usize = libc::PIPE_BUF - 1;
+    let mut end = line.len().min(MAX);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut bytes = Vec::with_capacity(end + 1);
+    bytes.extend_from_slice(&line.as_bytes()[..end]);
+    bytes.push(b'\n');
+    let _ = report.write_all(&bytes);
 }
 
 /// TERM: stop gracefully (flag + wake the poll). INT and QUIT: exit now.

@@ -5,3 +5,12 @@ mod support;
 
 mod abi_layout;
 mod apps;
+mod boot;
+mod clients;
+mod http_bodies;
+mod http_errors;
+mod http_keepalive;
+mod logs;
+mod procs;
+mod shutdown;
+mod workers;

@@ -390,3 +390,109 @@ pub fn python(code: &str, args: &[&str]) -> String {
     assert_eq!(status, 0, "python failed:\n{err}");
     out
 }
+
+/// A client connection that reads responses one at a time, keeping whatever arrived after them.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Server {
+    /// Opens a [`Conn`] to the server.
+    pub fn conn(&self) -> Conn {
+        Conn { stream: self.connect(), buf: Vec::new(), eof: false }
+    }
+}
+
+impl Conn {
+    /// Writes `bytes` in one write.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one complete response to a request that was not HEAD.
+    pub fn response(&mut self) -> Response {
+        self.response_for(false)
+    }
+
+    /// Reads one complete response: delimited by its framing, or by the end of the connection when it
+    /// has none. Fails the test if the connection ends first or nothing arrives within [`WAIT`].
+    pub fn response_for(&mut self, head_request: bool) -> Response {
+        loop {
+            if let Some((resp, rest)) = Response::parse_one_for(&self.buf, head_request) {
+                let framed = head_request
+                    || resp.status == 204
+                    || resp.status == 304
+                    || (100..200).contains(&resp.status)
+                    || resp.header("content-length").is_some()
+                    || resp.header("transfer-encoding").is_some();
+                if framed || self.eof {
+                    let used = self.buf.len() - rest.len();
+                    self.buf.drain(..used);
+                    return resp;
+                }
+            }
+            assert!(
+                !self.eof,
+                "the connection ended before a complete response; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.fill();
+        }
+    }
+
+    /// Reads until exactly `n` bytes are buffered (or more arrive), then takes the first `n`.
+    pub fn take(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(!self.eof, "the connection ended after {:?}", String::from_utf8_lossy(&self.buf));
+            self.fill();
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads until the server closes the connection; returns every byte not yet taken. Fails the test
+    /// if the connection is still open after [`WAIT`].
+    pub fn rest(&mut self) -> Vec<u8> {
+        while !self.eof {
+            self.fill();
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Asserts that the server closes the connection without sending anything more.
+    pub fn assert_closed(&mut self) {
+        let rest = self.rest();
+        assert!(rest.is_empty(), "unexpected bytes before the close: {:?}", String::from_utf8_lossy(&rest));
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            // A reset after the server closed: the end of the connection all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => self.eof = true,
+            Err(e) => panic!(
+                "no data and no close within {WAIT:?} ({e}); so far {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+        }
+    }
+}
+
+impl Response {
+    /// Parses every response in `bytes`, failing the test if any byte is left over.
+    pub fn parse_exact(bytes: &[u8]) -> Vec<Response> {
+        let mut rest = bytes;
+        let mut all = Vec::new();
+        while !rest.is_empty() {
+            let Some((resp, after)) = Response::parse_one(rest) else {
+                panic!("bytes after {} responses: {:?}", all.len(), String::from_utf8_lossy(rest));
+            };
+            all.push(resp);
+            rest = after;
+        }
+        all
+    }
+}

@@ -11,7 +11,8 @@
 //! (the handler fails before responding), `/nostart` (returns without a response), `/pull?chunks=N`
 //! (pull-mode body without a length, so chunked), `/noread` (answers without reading the body),
 //! `/close` (asks for `Connection: close`), `/hop` (sets hop-by-hop headers the server must drop),
-//! `/worker` (which worker and pid served), `/environ?key=K` (one environ value).
+//! `/worker` (which worker and pid served), `/environ?key=K` (one environ value), `/early` (streams
+//! `early:` before it reads the body, then echoes it).
 //!
 //! Init fails when `fail-init` is among the app arguments (`rustgun libchaos.so -- fail-init`).
 
@@ -106,6 +107,13 @@ impl App for Chaos {
                     }
                     resp.write(&buf[..n])?;
                 }
+            }
+            b"/early" => {
+                resp.start(200, &TEXT)?;
+                resp.write(b"early:")?;
+                let body = req.read_body_to_vec()?;
+                resp.write(&body)?;
+                Ok(())
             }
             b"/status" => {
                 let code = param(req, "code", 200) as u16;

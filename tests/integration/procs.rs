@@ -1,0 +1,188 @@
+//! Small helpers for the process-level stories (`workers`, `shutdown`, `boot`, `logs`): a temp dir, a
+//! bare launcher for command lines [`crate::support::Builder`] cannot express (no `--workers`, an app
+//! path that does not exist), `/proc` probes, a unix-socket client and a bounded polling loop.
+
+use crate::support::{Response, WAIT, artifacts};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A fresh directory under the system temp dir, removed on drop unless the test failed.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rg-{tag}-{}-{seq}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// `path` as a `&str` argument.
+    pub fn arg(&self, name: &str) -> String {
+        self.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, for at most `bound`; `None` if it never did.
+pub fn poll_for<T>(bound: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `rustgun` started from an explicit command line, its error log going to a file. Dropping it kills
+/// its whole process group.
+pub struct Bare {
+    child: Child,
+    pub pid: i32,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Bare {
+    /// Starts `rustgun ARGS…` with `WEB_CONCURRENCY` removed, then `env` applied.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Bare {
+        use std::os::unix::process::CommandExt;
+        let dir = TempDir::new("bare");
+        let log = dir.join("stderr.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustgun"));
+        cmd.args(args).env_remove("WEB_CONCURRENCY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let stderr = std::fs::File::create(&log).expect("create the stderr file");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).process_group(0);
+        let child = cmd.spawn().expect("spawn rustgun");
+        let pid = child.id() as i32;
+        Bare { child, pid, log, _dir: dir }
+    }
+
+    /// Runs `rustgun ARGS…` to its end (bounded by [`WAIT`]); returns the exit code and its stderr.
+    pub fn run(args: &[&str]) -> (i32, Vec<String>) {
+        let mut bare = Bare::spawn(args, &[]);
+        let code = bare.wait_exit();
+        (code.expect("rustgun was killed by a signal"), bare.log())
+    }
+
+    /// Every line written to stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+
+    /// Waits (bounded by [`WAIT`]) for a stderr line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        poll_for(WAIT, || self.log().into_iter().find(|l| l.contains(needle))).unwrap_or_else(|| {
+            panic!("no log line with {needle:?} within {WAIT:?}; log:\n{}", self.log().join("\n"))
+        })
+    }
+
+    /// Waits (bounded by [`WAIT`]) for the process to exit; its exit code, None if signalled.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let status = poll_for(WAIT, || self.child.try_wait().unwrap()).unwrap_or_else(|| {
+            panic!("rustgun did not exit within {WAIT:?}; log:\n{}", self.log().join("\n"))
+        });
+        status.code()
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group we created for this server.
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of the `rustgun` binary's sibling `name` (an app library), as an argument.
+pub fn lib(name: &str) -> String {
+    artifacts().join(format!("lib{name}.so")).display().to_string()
+}
+
+/// Live (non-zombie) children of `pid`.
+pub fn live_children(pid: i32) -> Vec<i32> {
+    crate::support::children_of(pid).into_iter().filter(|p| !crate::support::is_zombie(*p)).collect()
+}
+
+/// Zombie children of `pid`: exited but not reaped.
+pub fn zombie_children(pid: i32) -> Vec<i32> {
+    crate::support::children_of(pid).into_iter().filter(|p| crate::support::is_zombie(*p)).collect()
+}
+
+/// Whether `pid` still exists as a child of `parent` (a recycled pid elsewhere does not count).
+pub fn is_child_of(pid: i32, parent: i32) -> bool {
+    crate::support::stat(pid).is_some_and(|(_, ppid)| ppid == parent)
+}
+
+/// The process group of `pid`, from `/proc/PID/stat`; None once it is gone.
+pub fn pgrp_of(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command: state, ppid, pgrp, …
+    text[text.rfind(')')? + 2..].split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Every process whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|&pid| pgrp_of(pid) == Some(pgid))
+        .collect()
+}
+
+/// How many sockets `pid` holds open (a worker holds one per listener, plus one per connection).
+pub fn sockets_of(pid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    dir.flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
+        .count()
+}
+
+/// Waits (bounded by [`WAIT`]) until one of `workers` holds more sockets than its listeners, i.e.
+/// has accepted a connection; returns that worker's pid.
+pub fn wait_for_accepted(workers: &[i32], listeners: usize) -> i32 {
+    poll_for(WAIT, || workers.iter().copied().find(|&w| sockets_of(w) > listeners))
+        .unwrap_or_else(|| panic!("no worker of {workers:?} accepted the connection within {WAIT:?}"))
+}
+
+/// `GET target` with `Connection: close` over the unix socket at `path`; None if it cannot connect
+/// or gets no complete response.
+pub fn unix_get(path: &Path, target: &str) -> Option<Response> {
+    let mut s = UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: unix\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Response::parse_one(&out).map(|(r, _)| r)
+}
+
+/// Lines of `lines` whose level tag is `[ERROR]`.
+pub fn error_lines(lines: &[String]) -> Vec<&String> {
+    lines.iter().filter(|l| l.contains("] [ERROR] [")).collect()
+}
