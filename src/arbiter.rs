@@ -90,7 +90,7 @@ impl Arbiter {
     pub fn start(config: Config) -> Result<Arbiter, StartError> {
         let mut listeners = Vec::with_capacity(config.bind.len());
         for addr in &config.bind {
-            let listener = Listener::bind(addr, config.backlog)
+            let listener = Listener::bind(addr, config.backlog, config.reuse_port)
                 .map_err(|error| StartError::Bind { addr: addr.to_string(), error })?;
             listeners.push(listener);
         }
@@ -112,7 +112,7 @@ impl Arbiter {
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.url());
         }
-        tracing::info!("Using worker: sync");
+        tracing::info!("Using worker: {}", config.effective_class().name());
         let target = config.workers;
         Ok(Arbiter {
             config,

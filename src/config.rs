@@ -4,10 +4,13 @@
 //! sockets, processes and limits happens in `arbiter` and `worker`.
 
 use crate::app::AppRef;
+use crate::http::forwarded::TrustList;
 use crate::http::parse::{HeaderMap, Limits};
 use crate::net::BindAddr;
+use crate::net::tls::{CertReqs, TlsFiles};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// rustgun: a pre-fork HTTP/1.1 server for apps built as shared libraries.
@@ -74,6 +77,48 @@ pub struct Config {
     #[arg(long = "header-map", value_enum, default_value_t = HeaderMapArg::Drop)]
     pub header_map: HeaderMapArg,
 
+    /// Peers whose proxy headers are believed (X-Forwarded-For/-Proto/-Ssl/-Host, RFC 7239
+    /// Forwarded): comma-separated IPs and CIDR networks, or `*` for all. Unix-socket peers always are.
+    #[arg(
+        long = "forwarded-allow-ips",
+        value_name = "IPS",
+        env = "FORWARDED_ALLOW_IPS",
+        default_value = "127.0.0.1,::1"
+    )]
+    pub forwarded_allow_ips: TrustList,
+
+    /// Every connection must start with a PROXY protocol header (v1 or v2) naming the client. Not
+    /// with --certfile yet: the header precedes the TLS handshake, which starts at accept.
+    #[arg(long = "proxy-protocol", conflicts_with = "certfile")]
+    pub proxy_protocol: bool,
+
+    /// Peers allowed to send a PROXY protocol header (others get 403): IPs, CIDR networks or `*`.
+    #[arg(
+        long = "proxy-allow-ips",
+        visible_alias = "proxy-allow-from",
+        value_name = "IPS",
+        default_value = "127.0.0.1,::1"
+    )]
+    pub proxy_allow_ips: TrustList,
+
+    /// How a worker serves connections: `sync` (one at a time), `threads` (`--threads` connections at a
+    /// time, one per thread) or `event` (an epoll loop multiplexing up to `--worker-connections`).
+    #[arg(short = 'k', long = "worker-class", value_enum, default_value_t = WorkerClass::Sync)]
+    pub worker_class: WorkerClass,
+
+    /// Threads per worker: connection threads under `threads`, the app-call pool under `event`.
+    /// With `sync`, more than one thread switches to `threads` (as gunicorn does).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Most simultaneous connections per `event` worker; beyond it the worker stops accepting.
+    #[arg(long = "worker-connections", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub worker_connections: u32,
+
+    /// Give each worker its own SO_REUSEPORT listening socket instead of sharing the master's.
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
+
     /// Load the app in the master before forking workers.
     #[arg(long = "preload", visible_alias = "preload-app")]
     pub preload: bool,
@@ -81,6 +126,27 @@ pub struct Config {
     /// Write the master's pid to this file (removed on exit).
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
+
+    /// TLS certificate chain (PEM, leaf first). With it, every listener serves HTTPS only.
+    #[arg(long = "certfile", value_name = "FILE")]
+    pub certfile: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1); by default read from --certfile.
+    #[arg(long = "keyfile", value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must chain to.
+    #[arg(long = "ca-certs", value_name = "FILE")]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Client certificates: none (0), optional (1: verified when sent) or required (2); with
+    /// optional or required, --ca-certs is needed.
+    #[arg(long = "cert-reqs", value_name = "REQS", default_value = "none")]
+    pub cert_reqs: CertReqs,
+
+    /// The TLS configuration [`Config::load_tls`] built from the four options above.
+    #[arg(skip)]
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 
     /// The access log file (`-` = stdout). Off unless given.
     #[arg(long = "access-logfile", value_name = "FILE")]
@@ -111,6 +177,23 @@ pub enum HeaderMapArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkerClass {
+    Sync,
+    Threads,
+    Event,
+}
+
+impl WorkerClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerClass::Sync => "sync",
+            WorkerClass::Threads => "threads",
+            WorkerClass::Event => "event",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
     Debug,
     Info,
@@ -127,9 +210,52 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub io_timeout: Duration,
     pub limit_request_body: u64,
+    /// `--forwarded-allow-ips`: whose proxy headers are believed.
+    pub forwarded_allow_ips: TrustList,
+    /// `--proxy-protocol`: every connection starts with a PROXY header.
+    pub proxy_protocol: bool,
+    /// `--proxy-allow-ips`: who may send one.
+    pub proxy_allow_ips: TrustList,
+    /// Set when the listeners serve TLS: one configuration shared by every connection.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Config {
+    /// The worker class in effect: `sync` with several threads is `threads`, as in gunicorn.
+    pub fn effective_class(&self) -> WorkerClass {
+        match self.worker_class {
+            WorkerClass::Sync if self.threads > 1 => WorkerClass::Threads,
+            class => class,
+        }
+    }
+
+    /// Whether app calls may run on several threads of one worker at once.
+    pub fn multithreaded(&self) -> bool {
+        self.threads > 1 && self.effective_class() != WorkerClass::Sync
+    }
+
+    /// Reads the TLS certificate, key and CA files into [`Config::tls`] (the master does this once at
+    /// start, so a bad file stops it there); the error names the file or option at fault.
+    pub fn load_tls(&mut self) -> Result<(), String> {
+        let Some(certfile) = &self.certfile else {
+            if self.keyfile.is_some() {
+                return Err("--keyfile needs --certfile".into());
+            }
+            if self.ca_certs.is_some() || self.cert_reqs != CertReqs::None {
+                return Err("--ca-certs and --cert-reqs need --certfile (client certificates are TLS)".into());
+            }
+            return Ok(());
+        };
+        let files = TlsFiles {
+            certfile,
+            keyfile: self.keyfile.as_deref(),
+            ca_certs: self.ca_certs.as_deref(),
+            cert_reqs: self.cert_reqs,
+        };
+        self.tls = Some(crate::net::tls::load(&files).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
     pub fn settings(&self) -> Settings {
         let secs = |s: u64| Duration::from_secs(s.max(1));
         Settings {
@@ -148,6 +274,10 @@ impl Config {
             // --timeout 0 turns the stall limit off; an hour stands in for never.
             io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
             limit_request_body: self.limit_request_body,
+            forwarded_allow_ips: self.forwarded_allow_ips.clone(),
+            proxy_protocol: self.proxy_protocol,
+            proxy_allow_ips: self.proxy_allow_ips.clone(),
+            tls: self.tls.clone(),
         }
     }
 }

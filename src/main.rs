@@ -5,9 +5,13 @@ use rustgun::arbiter::Arbiter;
 use rustgun::config::Config;
 
 fn main() {
-    let config = Config::parse();
+    let mut config = Config::parse();
     if let Err(e) = rustgun::logging::init(&config.error_logfile, config.log_level) {
         eprintln!("rustgun: cannot open error log {}: {e}", config.error_logfile);
+        std::process::exit(1);
+    }
+    if let Err(e) = config.load_tls() {
+        tracing::error!("{e}");
         std::process::exit(1);
     }
     let code = match Arbiter::start(config) {

@@ -1,9 +1,15 @@
 //! The request as the app sees it: the [`RgRequest`] view over a parsed head, and the CGI/WSGI environ
 //! (PEP 3333) built from it on first use. Both reuse their buffers from one request to the next.
+//!
+//! Behind a trusted proxy, the client address, URL scheme and host the app sees are the ones the
+//! proxy's headers name ([`RequestView::apply_forwarded`], rules in [`crate::http::forwarded`]);
+//! `HTTP_*` variables and the raw header list always stay as received.
 
+use crate::http::forwarded::{self, ForwardedError, TrustList};
 use crate::http::parse::{HeaderMap, RequestHead};
 use crate::http::target::percent_decode_into;
 use rustgun_abi::{RG_REQ_CHUNKED, RG_REQ_HAS_BODY, RgCall, RgHeader, RgHost, RgRequest, RgStr};
+use std::net::IpAddr;
 use std::ops::Range;
 
 /// What the server knows about the connection a request came in on.
@@ -12,6 +18,8 @@ pub struct ConnInfo {
     /// The client's address as text; empty for a unix-socket peer.
     pub peer_addr: String,
     pub peer_port: u16,
+    /// The client's address, `None` for a unix-socket peer: what proxy trust is decided on.
+    pub peer_ip: Option<IpAddr>,
     /// The listening socket's address as text (or the unix socket path).
     pub server_addr: String,
     pub server_port: u16,
@@ -26,6 +34,18 @@ impl ConnInfo {
     pub fn peer_or_unix(&self) -> &str {
         if self.peer_addr.is_empty() { "unix" } else { &self.peer_addr }
     }
+
+    /// Makes the client a PROXY protocol header names the connection's peer; a header that names
+    /// none (LOCAL, UNKNOWN, a unix-socket client) leaves the connection's own peer.
+    pub fn adopt_proxy_header(&mut self, header: &crate::http::proxy::Header) {
+        use std::fmt::Write as _;
+        if let Some(source) = header.source() {
+            self.peer_addr.clear();
+            let _ = write!(self.peer_addr, "{}", source.ip());
+            self.peer_port = source.port();
+            self.peer_ip = Some(source.ip());
+        }
+    }
 }
 
 /// Reusable storage behind the request view.
@@ -33,7 +53,33 @@ impl ConnInfo {
 pub struct RequestView {
     headers: Vec<RgHeader>,
     path: Vec<u8>,
+    origin: Origin,
     environ: Environ,
+}
+
+/// Who a request is from and how the client addressed it: the connection's facts, or what a trusted
+/// proxy's headers say instead.
+#[derive(Default)]
+struct Origin {
+    /// Set by [`RequestView::apply_forwarded`] for the next [`RequestView::build`]; without it, build
+    /// takes the connection's facts, so a driver that never applies proxy headers sees none.
+    fresh: bool,
+    remote_addr: String,
+    remote_port: u16,
+    url_scheme: &'static str,
+    /// The forwarded host (`host[:port]`) a proxy named, for SERVER_NAME and SERVER_PORT; empty
+    /// when none did.
+    host: Vec<u8>,
+}
+
+impl Origin {
+    fn reset(&mut self, conn: &ConnInfo) {
+        self.remote_addr.clear();
+        self.remote_addr.push_str(&conn.peer_addr);
+        self.remote_port = conn.peer_port;
+        self.url_scheme = conn.url_scheme;
+        self.host.clear();
+    }
 }
 
 const SERVER_SOFTWARE: &str = concat!("rustgun/", env!("CARGO_PKG_VERSION"));
@@ -56,6 +102,10 @@ impl RequestView {
         self.path.clear();
         percent_decode_into(head.path(), &mut self.path);
         self.environ.built = false;
+        if !std::mem::take(&mut self.origin.fresh) {
+            self.origin.reset(conn);
+        }
+        let origin = &self.origin;
         let mut flags = conn.flags;
         match head.content_length() {
             None => flags |= RG_REQ_HAS_BODY | RG_REQ_CHUNKED,
@@ -76,21 +126,53 @@ impl RequestView {
             headers: self.headers.as_ptr(),
             headers_len: self.headers.len(),
             content_length: head.content_length().map_or(-1, |n| n.min(i64::MAX as u64) as i64),
-            peer_addr: RgStr::from_bytes(conn.peer_addr.as_bytes()),
+            peer_addr: RgStr::from_bytes(origin.remote_addr.as_bytes()),
             server_addr: RgStr::from_bytes(conn.server_addr.as_bytes()),
-            peer_port: conn.peer_port,
+            peer_port: origin.remote_port,
             server_port: conn.server_port,
             worker_id: conn.worker_id,
-            url_scheme: RgStr::from_bytes(conn.url_scheme.as_bytes()),
+            url_scheme: RgStr::from_bytes(origin.url_scheme.as_bytes()),
         }
     }
 
     /// The environ for the request last passed to [`RequestView::build`], built once per request.
     pub fn environ(&mut self, head: &RequestHead, conn: &ConnInfo, header_map: HeaderMap) -> &[RgHeader] {
         if !self.environ.built {
-            self.environ.build(head, &self.path, conn, header_map);
+            self.environ.build(head, &self.path, conn, &self.origin, header_map);
         }
         &self.environ.entries
+    }
+
+    /// Applies the proxy headers of `head` for the next [`RequestView::build`] when the connection's
+    /// peer is in `trusted` (`--forwarded-allow-ips`; unix-socket peers always are): the client
+    /// address, URL scheme and host they name replace the connection's. Headers from other peers
+    /// change nothing. Contradictory or malformed ones are an error the driver answers with 400
+    /// before the app runs.
+    pub fn apply_forwarded(
+        &mut self,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        trusted: &TrustList,
+    ) -> Result<(), ForwardedError> {
+        use std::fmt::Write as _;
+        let origin = &mut self.origin;
+        origin.reset(conn);
+        origin.fresh = true;
+        if !trusted.trusts(conn.peer_ip) {
+            return Ok(());
+        }
+        let said = forwarded::interpret(head.fields(), trusted)?;
+        if let Some(client) = said.client {
+            origin.remote_addr.clear();
+            let _ = write!(origin.remote_addr, "{}", client.ip);
+            // The proxy's own port says nothing about the client's: 0 when the proxy gave none.
+            origin.remote_port = client.port.unwrap_or(0);
+        }
+        if let Some(scheme) = said.scheme {
+            origin.url_scheme = scheme.as_str();
+        }
+        origin.host.extend_from_slice(said.host.unwrap_or_default());
+        Ok(())
     }
 }
 
@@ -111,11 +193,18 @@ impl Environ {
         self.spans.push((k, v));
     }
 
-    fn build(&mut self, head: &RequestHead, path: &[u8], conn: &ConnInfo, header_map: HeaderMap) {
+    fn build(
+        &mut self,
+        head: &RequestHead,
+        path: &[u8],
+        conn: &ConnInfo,
+        origin: &Origin,
+        header_map: HeaderMap,
+    ) {
         self.arena.clear();
         self.spans.clear();
         let flag = |bit: u32| if conn.flags & bit != 0 { &b"true"[..] } else { b"false" };
-        let (server_name, server_port) = server_name_port(head, conn);
+        let (server_name, server_port) = server_name_port(head, conn, origin);
         self.push(b"REQUEST_METHOD", head.method());
         self.push(b"SCRIPT_NAME", b"");
         self.push(b"PATH_INFO", path);
@@ -125,14 +214,14 @@ impl Environ {
         self.push(b"SERVER_NAME", &server_name);
         self.push(b"SERVER_PORT", server_port.as_bytes());
         self.push(b"SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
-        self.push(b"REMOTE_ADDR", conn.peer_addr.as_bytes());
-        self.push(b"REMOTE_PORT", conn.peer_port.to_string().as_bytes());
+        self.push(b"REMOTE_ADDR", origin.remote_addr.as_bytes());
+        self.push(b"REMOTE_PORT", origin.remote_port.to_string().as_bytes());
         self.push(b"CONTENT_TYPE", head.header(b"content-type").unwrap_or_default());
         self.push(b"CONTENT_LENGTH", head.header(b"content-length").unwrap_or_default());
         for (key, value) in http_variables(head, header_map) {
             self.push(&key, &value);
         }
-        self.push(b"wsgi.url_scheme", conn.url_scheme.as_bytes());
+        self.push(b"wsgi.url_scheme", origin.url_scheme.as_bytes());
         self.push(b"wsgi.multithread", flag(rustgun_abi::RG_REQ_MULTITHREAD));
         self.push(b"wsgi.multiprocess", flag(rustgun_abi::RG_REQ_MULTIPROCESS));
         self.push(b"wsgi.run_once", flag(rustgun_abi::RG_REQ_RUN_ONCE));
@@ -171,10 +260,12 @@ fn http_variables(head: &RequestHead, header_map: HeaderMap) -> Vec<(Vec<u8>, Ve
     vars
 }
 
-/// SERVER_NAME and SERVER_PORT: from the Host header when sent, else the listening socket.
-fn server_name_port(head: &RequestHead, conn: &ConnInfo) -> (Vec<u8>, String) {
-    let default_port = || if conn.url_scheme == "https" { "443" } else { "80" }.to_string();
-    match head.host().filter(|h| !h.is_empty()) {
+/// SERVER_NAME and SERVER_PORT: from a trusted proxy's forwarded host, else the Host header when
+/// sent, else the listening socket. A host without a port implies the scheme's default port.
+fn server_name_port(head: &RequestHead, conn: &ConnInfo, origin: &Origin) -> (Vec<u8>, String) {
+    let default_port = || if origin.url_scheme == "https" { "443" } else { "80" }.to_string();
+    let forwarded = Some(&origin.host[..]).filter(|h| !h.is_empty());
+    match forwarded.or(head.host()).filter(|h| !h.is_empty()) {
         Some(host) => {
             let split = if host.starts_with(b"[") {
                 host.iter().position(|&b| b == b']').map(|end| end + 1)
@@ -189,5 +280,93 @@ fn server_name_port(head: &RequestHead, conn: &ConnInfo) -> (Vec<u8>, String) {
             }
         }
         None => (conn.server_addr.as_bytes().to_vec(), conn.server_port.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::parse::{Limits, parse_head};
+
+    fn head(raw: &str) -> RequestHead {
+        let mut head = RequestHead::default();
+        parse_head(raw.as_bytes(), &Limits::default(), &mut head).unwrap().unwrap();
+        head
+    }
+
+    fn conn(peer: &str) -> ConnInfo {
+        ConnInfo {
+            peer_addr: peer.to_string(),
+            peer_port: 40000,
+            peer_ip: Some(peer.parse().unwrap()),
+            url_scheme: "http",
+            ..ConnInfo::default()
+        }
+    }
+
+    /// Whether the view handed out exactly `bytes` (the same memory, which outlives the call).
+    fn points_at(s: RgStr, bytes: &[u8]) -> bool {
+        s.ptr == bytes.as_ptr() && s.len == bytes.len()
+    }
+
+    #[test]
+    fn a_trusted_proxys_client_and_scheme_reach_the_request_view_for_one_request() {
+        let h = head(
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n\r\n",
+        );
+        let trusted: TrustList = "127.0.0.1".parse().unwrap();
+        let mut view = RequestView::default();
+        let proxy = conn("127.0.0.1");
+        view.apply_forwarded(&h, &proxy, &trusted).unwrap();
+        let r = view.build(&h, &proxy, &crate::app::host::HOST, std::ptr::null_mut());
+        assert_eq!((view.origin.remote_addr.as_str(), view.origin.url_scheme), ("203.0.113.7", "https"));
+        assert!(points_at(r.peer_addr, view.origin.remote_addr.as_bytes()));
+        assert!(points_at(r.url_scheme, view.origin.url_scheme.as_bytes()));
+        assert_eq!(r.peer_port, 0);
+
+        // A driver that does not apply proxy headers to the next request gets the connection's facts.
+        let r = view.build(&h, &proxy, &crate::app::host::HOST, std::ptr::null_mut());
+        assert_eq!((view.origin.remote_addr.as_str(), view.origin.url_scheme), ("127.0.0.1", "http"));
+        assert_eq!(r.peer_port, 40000);
+
+        // A peer that is not trusted changes nothing.
+        let other = conn("192.0.2.1");
+        view.apply_forwarded(&h, &other, &trusted).unwrap();
+        let r = view.build(&h, &other, &crate::app::host::HOST, std::ptr::null_mut());
+        assert_eq!((view.origin.remote_addr.as_str(), view.origin.url_scheme), ("192.0.2.1", "http"));
+        assert_eq!(r.peer_port, 40000);
+    }
+
+    #[test]
+    fn a_forwarded_host_names_the_server_and_the_scheme_its_default_port() {
+        let h =
+            head("GET / HTTP/1.1\r\nHost: internal:8000\r\nForwarded: proto=https;host=app.example\r\n\r\n");
+        let mut view = RequestView::default();
+        let proxy = conn("::1");
+        view.apply_forwarded(&h, &proxy, &"::1".parse().unwrap()).unwrap();
+        let (name, port) = server_name_port(&h, &proxy, &view.origin);
+        assert_eq!((name.as_slice(), port.as_str()), (&b"app.example"[..], "443"));
+        view.apply_forwarded(&h, &proxy, &"10.0.0.1".parse().unwrap()).unwrap();
+        let (name, port) = server_name_port(&h, &proxy, &view.origin);
+        assert_eq!((name.as_slice(), port.as_str()), (&b"internal"[..], "8000"));
+    }
+
+    #[test]
+    fn a_proxy_protocol_client_becomes_the_peer() {
+        use crate::http::proxy::{Addresses, Header, Version};
+        let mut info = conn("127.0.0.1");
+        let local = Header { version: Version::V2, addresses: Addresses::Local };
+        info.adopt_proxy_header(&local);
+        assert_eq!((info.peer_addr.as_str(), info.peer_port), ("127.0.0.1", 40000));
+        let relayed = Header {
+            version: Version::V1,
+            addresses: Addresses::Inet {
+                source: "[2001:db8::7]:443".parse().unwrap(),
+                destination: "10.0.0.1:80".parse().unwrap(),
+            },
+        };
+        info.adopt_proxy_header(&relayed);
+        assert_eq!((info.peer_addr.as_str(), info.peer_port), ("2001:db8::7", 443));
+        assert_eq!(info.peer_ip, Some("2001:db8::7".parse().unwrap()));
     }
 }

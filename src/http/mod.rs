@@ -22,7 +22,9 @@
 pub mod body;
 pub mod date;
 pub mod error;
+pub mod forwarded;
 pub mod parse;
+pub mod proxy;
 pub mod response;
 pub mod status;
 pub mod target;

@@ -74,14 +74,17 @@ pub enum Listener {
 
 impl Listener {
     /// Binds `addr` with SO_REUSEADDR and `backlog`; a stale unix socket file is replaced.
-    pub fn bind(addr: &BindAddr, backlog: i32) -> io::Result<Listener> {
+    ///
+    /// With `reuse_port`, a TCP address is bound with SO_REUSEPORT but not listened on: it only holds
+    /// the port, and each worker listens on its own socket ([`Listener::for_worker`]).
+    pub fn bind(addr: &BindAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         match addr {
             BindAddr::Tcp(spec) => {
                 let resolved = spec
                     .to_socket_addrs()?
                     .next()
                     .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))?;
-                bind_tcp(resolved, backlog)
+                bind_tcp(resolved, backlog, if reuse_port { ReusePort::Reserve } else { ReusePort::Off })
             }
             BindAddr::Unix(path) => bind_unix(path, backlog),
             BindAddr::Fd(fd) => Listener::adopt(*fd),
@@ -119,6 +122,17 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),
             Listener::Unix(l, _) => l.set_nonblocking(true),
+        }
+    }
+
+    /// The socket a worker accepts on under `--reuse-port`: a fresh SO_REUSEPORT socket listening on the
+    /// same TCP address (the kernel spreads connections over the workers' sockets); unix and inherited
+    /// sockets are shared as they are.
+    pub fn for_worker(&self, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
+        match self {
+            Listener::Tcp(l) if reuse_port => bind_tcp(l.local_addr()?, backlog, ReusePort::Listen),
+            Listener::Tcp(l) => Ok(Listener::Tcp(l.try_clone()?)),
+            Listener::Unix(l, path) => Ok(Listener::Unix(l.try_clone()?, path.clone())),
         }
     }
 
@@ -181,7 +195,17 @@ impl AsFd for Listener {
     }
 }
 
-fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
+/// How a TCP socket uses SO_REUSEPORT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReusePort {
+    Off,
+    /// Set, bound, not listening: the master's placeholder that keeps the port.
+    Reserve,
+    /// Set, bound and listening: a worker's own socket.
+    Listen,
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: ReusePort) -> io::Result<Listener> {
     let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
@@ -189,8 +213,13 @@ fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<Listener> {
         // `[::]:80` should not also claim the IPv4 port: another --bind can take that.
         socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
+    if reuse_port != ReusePort::Off {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    socket::listen(&fd, backlog_of(backlog))?;
+    if reuse_port != ReusePort::Reserve {
+        socket::listen(&fd, backlog_of(backlog))?;
+    }
     let listener = Listener::Tcp(TcpListener::from(fd));
     listener.set_nonblocking()?;
     Ok(listener)

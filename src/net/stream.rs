@@ -1,11 +1,15 @@
 //! An accepted connection: non-blocking reads and writes that wait with `poll` until a deadline, and
-//! wake early when the worker is told to stop.
+//! wake early when the worker is told to stop. Plain TCP, unix, or TLS over either ([`TlsStream`]):
+//! callers see the same interface and never touch TLS themselves.
 
+use super::tls::TlsStream;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rustls::ServerConfig;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who is on the other end.
@@ -16,10 +20,16 @@ pub enum Peer {
 }
 
 /// An accepted connection, always in non-blocking mode.
+///
+/// With TLS, plaintext may be buffered inside the stream: read with [`try_read`](Stream::try_read)
+/// until it returns `Ok(None)` before waiting on the descriptor, and wait for
+/// [`interest`](Stream::interest) rather than bare `POLLIN` ([`wait`](Stream::wait) does both).
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// TLS over a TCP or unix socket; the handshake happens during the first reads.
+    Tls(Box<TlsStream>),
 }
 
 /// Why a wait ended without the socket becoming ready.
@@ -36,20 +46,95 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(true),
             Stream::Unix(s) => s.set_nonblocking(true),
+            Stream::Tls(s) => s.set_nonblocking(),
         }
     }
 
-    /// Reads what is available now; `Ok(None)` when nothing is.
+    /// Wraps the connection in TLS when `tls` is given (the handshake starts with the first read);
+    /// returns it unchanged otherwise.
+    pub fn secure(self, tls: Option<&Arc<ServerConfig>>) -> io::Result<Stream> {
+        let Some(config) = tls else { return Ok(self) };
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tls(Box::new(TlsStream::new_tcp(config, s)?)),
+            Stream::Unix(s) => Stream::Tls(Box::new(TlsStream::new_unix(config, s)?)),
+            tls @ Stream::Tls(_) => tls,
+        })
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// The URL scheme requests on this connection came in with: `https` over TLS, else `http`.
+    pub fn url_scheme(&self) -> &'static str {
+        if self.is_tls() { "https" } else { "http" }
+    }
+
+    /// The poll events to wait for when the caller wants `events` (TLS may need to send a handshake
+    /// flight or an alert before it can read).
+    pub fn interest(&self, events: PollFlags) -> PollFlags {
+        match self {
+            Stream::Tls(s) => s.interest(events),
+            _ => events,
+        }
+    }
+
+    /// Whether input is waiting inside the stream, readable by [`try_read`](Stream::try_read) although
+    /// the socket may not poll readable (TLS plaintext left by a read smaller than a record). An event
+    /// loop checks this before going back to sleep on the descriptor.
+    pub fn has_buffered_input(&self) -> bool {
+        match self {
+            Stream::Tls(s) => s.has_buffered_input(),
+            _ => false,
+        }
+    }
+
+    /// Reads what is available now; `Ok(None)` when nothing is. Over TLS this is decrypted data, and
+    /// the handshake advances as a side effect.
     pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let r = match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => return s.try_read(buf),
         };
         match r {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Writes what the socket takes now; `Ok(None)` when it takes nothing.
+    ///
+    /// Over TLS, without blocking either: the bytes reported taken are encrypted, and when their
+    /// ciphertext could not all leave yet the last of them is reported only once it has (as with
+    /// OpenSSL, retry with the unsent rest after `POLLOUT`), so a loop that stops when everything is
+    /// taken never leaves a response stuck inside the stream. A write before the handshake completed
+    /// fails with `NotConnected`.
+    pub fn try_write(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
+        let r = match self {
+            Stream::Tcp(s) => s.write(data),
+            Stream::Unix(s) => s.write(data),
+            Stream::Tls(s) => return s.try_write(data),
+        };
+        match r {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends output queued inside the stream (TLS ciphertext) as far as the socket takes it now;
+    /// `Ok(true)` when nothing is left. Plain streams queue nothing. While it returns `Ok(false)`,
+    /// [`interest`](Stream::interest) includes `POLLOUT`.
+    pub fn try_flush(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tls(s) => s.try_flush(),
+            _ => Ok(true),
         }
     }
 
@@ -69,6 +154,7 @@ impl Stream {
             let r = match self {
                 Stream::Tcp(s) => s.write(data),
                 Stream::Unix(s) => s.write(data),
+                Stream::Tls(s) => return s.write_all_until(data, deadline),
             };
             match r {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -84,49 +170,69 @@ impl Stream {
     }
 
     /// Waits until the socket is ready for `events`, the deadline passes, or `stop` becomes readable.
+    /// Over TLS, queued ciphertext also wakes the wait once the socket is writable, so that the next
+    /// `try_read` sends it.
     pub fn wait(
         &self,
         events: PollFlags,
         deadline: Instant,
         stop: Option<BorrowedFd<'_>>,
     ) -> Result<(), Interrupted> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Interrupted::TimedOut);
-            }
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.as_fd(), events), PollFd::new(self.as_fd(), PollFlags::empty())];
-            let n = match stop {
-                Some(stop) => {
-                    fds[1] = PollFd::new(stop, PollFlags::POLLIN);
-                    2
-                }
-                None => 1,
-            };
-            match poll(&mut fds[..n], timeout) {
-                Ok(0) => continue,
-                Ok(_) => {
-                    if n == 2 && fds[1].any().unwrap_or(false) {
-                        return Err(Interrupted::Stopping);
-                    }
-                    return Ok(());
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                // poll on two valid descriptors cannot fail otherwise; treat it as ready and let the
-                // next read or write report the real error.
-                Err(_) => return Ok(()),
-            }
+        if events.contains(PollFlags::POLLIN) && self.has_buffered_input() {
+            return Ok(());
         }
+        wait_fd(self.as_fd(), self.interest(events), deadline, stop)
     }
 
-    /// Closes our sending side, so the client sees the end of a close-delimited response.
-    pub fn shutdown_write(&self) {
+    /// Closes our sending side, so the client sees the end of a close-delimited response (after
+    /// TLS's close_notify).
+    pub fn shutdown_write(&mut self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Tls(s) => {
+                s.shutdown_write();
+                Ok(())
+            }
         };
+    }
+}
+
+/// Waits until `fd` is ready for `events`, the deadline passes, or `stop` becomes readable.
+pub(super) fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Instant,
+    stop: Option<BorrowedFd<'_>>,
+) -> Result<(), Interrupted> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Interrupted::TimedOut);
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events), PollFd::new(fd, PollFlags::empty())];
+        let n = match stop {
+            Some(stop) => {
+                fds[1] = PollFd::new(stop, PollFlags::POLLIN);
+                2
+            }
+            None => 1,
+        };
+        match poll(&mut fds[..n], timeout) {
+            Ok(0) => continue,
+            Ok(_) => {
+                if n == 2 && fds[1].any().unwrap_or(false) {
+                    return Err(Interrupted::Stopping);
+                }
+                return Ok(());
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            // poll on two valid descriptors cannot fail otherwise; treat it as ready and let the
+            // next read or write report the real error.
+            Err(_) => return Ok(()),
+        }
     }
 }
 
@@ -139,6 +245,7 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Tls(s) => s.as_fd(),
         }
     }
 }

@@ -34,26 +34,46 @@ const LINGER_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The read buffer: bytes received but not yet parsed or handed to the app.
-struct ReadBuf {
+pub(super) struct ReadBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
 
 impl ReadBuf {
-    fn new() -> ReadBuf {
+    /// A buffer without storage yet (the event worker lends storage only while a connection has
+    /// bytes to hold).
+    pub(super) fn unallocated() -> ReadBuf {
+        ReadBuf { buf: Vec::new(), start: 0, end: 0 }
+    }
+
+    /// Gives back the storage of an empty buffer, to be lent to another connection.
+    pub(super) fn take_storage(&mut self) -> Option<Vec<u8>> {
+        (self.is_empty() && !self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+    }
+
+    /// Lends storage to a buffer that has none.
+    pub(super) fn give_storage(&mut self, storage: Vec<u8>) {
+        if self.buf.is_empty() {
+            self.buf = storage;
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    pub(super) fn new() -> ReadBuf {
         ReadBuf { buf: vec![0; READ_CHUNK], start: 0, end: 0 }
     }
 
-    fn data(&self) -> &[u8] {
+    pub(super) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.end {
             self.start = 0;
@@ -62,7 +82,7 @@ impl ReadBuf {
     }
 
     /// Free space for at least `READ_CHUNK / 4` more bytes, moving data to the front or growing.
-    fn spare(&mut self) -> &mut [u8] {
+    pub(super) fn spare(&mut self) -> &mut [u8] {
         if self.buf.len() - self.end < READ_CHUNK / 4 {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -70,31 +90,56 @@ impl ReadBuf {
                 self.start = 0;
             }
             if self.buf.len() - self.end < READ_CHUNK / 4 {
-                self.buf.resize(self.buf.len() * 2, 0);
+                self.buf.resize((self.buf.len() * 2).max(READ_CHUNK), 0);
             }
         }
         &mut self.buf[self.end..]
     }
 
-    fn commit(&mut self, n: usize) {
+    pub(super) fn commit(&mut self, n: usize) {
         self.end += n;
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
     }
 }
 
-/// Per-thread buffers, kept across connections so steady-state requests allocate nothing.
-pub struct Buffers {
-    rbuf: ReadBuf,
-    out: Vec<u8>,
+/// What one thread needs to run exchanges, whichever connection they come from: reused across
+/// requests so that the steady state allocates nothing.
+pub struct Shared {
     head: RequestHead,
     resp: ResponseHead,
     view: RequestView,
     date: DateCache,
     scratch: Vec<u8>,
+}
+
+impl Shared {
+    /// Where the next head is parsed into.
+    pub(super) fn head_mut(&mut self) -> &mut RequestHead {
+        &mut self.head
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            head: RequestHead::default(),
+            resp: ResponseHead::default(),
+            view: RequestView::default(),
+            date: DateCache::default(),
+            scratch: vec![0; READ_CHUNK],
+        }
+    }
+}
+
+/// A blocking thread's buffers: the shared part plus the one connection it serves at a time.
+pub struct Buffers {
+    rbuf: ReadBuf,
+    out: Vec<u8>,
+    shared: Shared,
     pub info: ConnInfo,
 }
 
@@ -103,18 +148,14 @@ impl Default for Buffers {
         Buffers {
             rbuf: ReadBuf::new(),
             out: Vec::with_capacity(FLUSH_AT),
-            head: RequestHead::default(),
-            resp: ResponseHead::default(),
-            view: RequestView::default(),
-            date: DateCache::default(),
-            scratch: vec![0; READ_CHUNK],
+            shared: Shared::default(),
             info: ConnInfo::default(),
         }
     }
 }
 
 /// The transport half of a connection: socket, read buffer and output buffer.
-struct Io<'a> {
+pub(super) struct Io<'a> {
     stream: &'a mut Stream,
     rbuf: &'a mut ReadBuf,
     out: &'a mut Vec<u8>,
@@ -131,7 +172,26 @@ enum ReadStop {
     Failed,
 }
 
-impl Io<'_> {
+impl<'a> Io<'a> {
+    pub(super) fn new(
+        stream: &'a mut Stream,
+        rbuf: &'a mut ReadBuf,
+        out: &'a mut Vec<u8>,
+        io_timeout: Duration,
+    ) -> Io<'a> {
+        Io { stream, rbuf, out, io_timeout, dead: false }
+    }
+
+    /// Marks `n` buffered bytes as used (a head parsed from them).
+    pub(super) fn consume_input(&mut self, n: usize) {
+        self.rbuf.consume(n);
+    }
+
+    /// Whether a write failed: nothing more can be sent on this connection.
+    pub(super) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
     fn flush(&mut self) -> bool {
         if self.dead {
             self.out.clear();
@@ -187,7 +247,7 @@ impl Io<'_> {
 
     /// Closes gracefully: flush, and if the client may still be sending, half-close and read a little
     /// so that the kernel does not answer its bytes with a reset that destroys our response.
-    fn close(mut self, client_may_send: bool) {
+    pub(super) fn close(mut self, client_may_send: bool) {
         if !self.flush() {
             return;
         }
@@ -540,26 +600,195 @@ impl Exchange for Call<'_, '_, '_> {
     }
 }
 
-/// Serves requests on `stream` until the connection ends; returns how many requests it served.
+/// What the connection may do after an exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum After {
+    KeepAlive,
+    Close,
+}
+
+/// Answers a request refused by the protocol layer (the connection closes afterwards).
+pub(super) fn refuse(
+    io: &mut Io<'_>,
+    shared: &mut Shared,
+    info: &ConnInfo,
+    ctx: &Context<'_>,
+    e: HttpError,
+    started: Instant,
+) {
+    refuse_status(io, shared, info, ctx, e.status(), &e.detail, started);
+}
+
+/// Answers `status` with `Connection: close`, logging why (the connection closes afterwards).
+fn refuse_status(
+    io: &mut Io<'_>,
+    shared: &mut Shared,
+    info: &ConnInfo,
+    ctx: &Context<'_>,
+    status: u16,
+    why: &dyn std::fmt::Display,
+    started: Instant,
+) {
+    tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    response::write_error(io.out, status, shared.date.get(now), true);
+    if let Some(log) = ctx.access_log {
+        log.write_refused(info, status, started);
+    }
+}
+
+/// Applies a trusted proxy's headers (`--forwarded-allow-ips`) to the request view before the app
+/// runs; contradictory or malformed ones refuse the request (400).
+fn apply_forwarded(shared: &mut Shared, info: &ConnInfo, ctx: &Context<'_>) -> Result<(), HttpError> {
+    shared.view.apply_forwarded(&shared.head, info, &ctx.settings.forwarded_allow_ips).map_err(|e| {
+        tracing::debug!("proxy headers from ip={} refused: {e}", info.peer_or_unix());
+        e.to_http()
+    })
+}
+
+/// What the start of a `--proxy-protocol` connection has shown so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ProxyStart {
+    /// More bytes are needed.
+    Incomplete,
+    /// The header was taken: `info` now names the client it carried.
+    Adopted,
+    /// The sender is not allowed (403) or the header is malformed (400): the answer is in the output.
+    Refused,
+}
+
+/// Takes the PROXY protocol header from the buffered bytes. A sender outside `--proxy-allow-ips` is
+/// refused before anything is read.
+pub(super) fn take_proxy_header(
+    io: &mut Io<'_>,
+    shared: &mut Shared,
+    info: &mut ConnInfo,
+    ctx: &Context<'_>,
+    started: Instant,
+) -> ProxyStart {
+    use crate::http::proxy::{Parsed, parse};
+    if !ctx.settings.proxy_allow_ips.trusts(info.peer_ip) {
+        let why = "PROXY protocol from a peer not in --proxy-allow-ips";
+        refuse_status(io, shared, info, ctx, 403, &why, started);
+        return ProxyStart::Refused;
+    }
+    match parse(io.rbuf.data()) {
+        Ok(Parsed::Header { header, consumed }) => {
+            io.rbuf.consume(consumed);
+            info.adopt_proxy_header(&header);
+            ProxyStart::Adopted
+        }
+        Ok(Parsed::Incomplete) => ProxyStart::Incomplete,
+        Err(e) => {
+            refuse_status(io, shared, info, ctx, e.status(), &e, started);
+            ProxyStart::Refused
+        }
+    }
+}
+
+/// Reads the PROXY header, waiting up to `--header-timeout`; false when the connection must close
+/// (refused, or the peer left or stalled: no response then).
+fn read_proxy_header(io: &mut Io<'_>, shared: &mut Shared, info: &mut ConnInfo, ctx: &Context<'_>) -> bool {
+    let started = Instant::now();
+    let deadline = started + ctx.settings.header_timeout;
+    loop {
+        match take_proxy_header(io, shared, info, ctx, started) {
+            ProxyStart::Adopted => return true,
+            ProxyStart::Refused => return false,
+            ProxyStart::Incomplete => {
+                if io.fill(deadline, None).is_err() {
+                    io.rbuf.clear();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one exchange for the head already parsed into `shared`: checks the body's framing, calls the
+/// app, completes its response into the output buffer, drains what it left unread, logs it. The
+/// output may still be buffered when this returns; flushing and closing are the caller's.
+pub(super) fn exchange(
+    io: &mut Io<'_>,
+    shared: &mut Shared,
+    info: &ConnInfo,
+    ctx: &Context<'_>,
+    started: Instant,
+) -> After {
+    let checked = apply_forwarded(shared, info, ctx)
+        .and_then(|()| Decoder::new(shared.head.framing, ctx.settings.limit_request_body));
+    let decoder = match checked {
+        Ok(d) => d,
+        Err(e) => {
+            refuse(io, shared, info, ctx, e, started);
+            return After::Close;
+        }
+    };
+    let Shared { head, resp, view, date, scratch } = shared;
+    // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
+    // move while the app runs; the call handle is filled in once the exchange exists.
+    let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
+    let mut call = Call {
+        io,
+        head,
+        resp,
+        view,
+        info,
+        date,
+        ctx,
+        decoder,
+        reply: Reply::None,
+        expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
+        body: None,
+        body_error: None,
+        keep_alive: head.keep_alive,
+        overflow_logged: false,
+    };
+    let code = {
+        let mut slot: CallSlot<'_> = &mut call;
+        request.call = call_handle(&mut slot);
+        ctx.app.handle(&request)
+    };
+    call.finish(code, scratch);
+    call.drain_body();
+    let sent = match &call.reply {
+        Reply::Streaming(enc) => enc.sent,
+        _ => 0,
+    };
+    if let Some(log) = ctx.access_log {
+        log.write(&Record { head, info, resp: call.resp, status: call.resp.status, sent, started });
+    }
+    ctx.count_request();
+    if call.keep_alive && !call.io.dead && !ctx.stopping() { After::KeepAlive } else { After::Close }
+}
+
+/// Serves requests on `stream` until the connection ends, waiting (with deadlines) whenever the client
+/// is slow: the loop of the `sync` and `threads` classes. Returns how many requests it served.
 pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
-    let Buffers { rbuf, out, head, resp, view, date, scratch, info } = bufs;
+    let Buffers { rbuf, out, shared, info } = bufs;
     let settings = ctx.settings;
-    let mut io = Io { stream: &mut stream, rbuf, out, io_timeout: settings.io_timeout, dead: false };
+    let mut io = Io::new(&mut stream, rbuf, out, settings.io_timeout);
+    if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
+        io.close(true);
+        return 0;
+    }
     let mut served = 0u64;
     loop {
-        // --- Wait for and parse a request head ------------------------------------------------------
         let mut head_deadline = Instant::now() + settings.header_timeout;
         if served > 0 && io.rbuf.is_empty() {
             // Idle keep-alive: wait for the next request's first byte (or shutdown) quietly.
             let idle = Instant::now() + settings.keep_alive;
             match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
                 Ok(_) => head_deadline = Instant::now() + settings.header_timeout,
-                Err(_) => break io.close(false),
+                Err(_) => {
+                    io.close(false);
+                    return served;
+                }
             }
         }
         let started = Instant::now();
         let parsed = loop {
-            match parse_head(io.rbuf.data(), &settings.limits, head) {
+            match parse_head(io.rbuf.data(), &settings.limits, &mut shared.head) {
                 Ok(Some(n)) => {
                     io.rbuf.consume(n);
                     break Ok(());
@@ -581,64 +810,19 @@ pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
                 Err(e) => break Err(e),
             }
         };
-        let decoder = parsed.and_then(|()| Decoder::new(head.framing, settings.limit_request_body));
-        let decoder = match decoder {
-            Ok(d) => d,
+        let after = match parsed {
+            Ok(()) => {
+                served += 1;
+                exchange(&mut io, shared, info, ctx, started)
+            }
             Err(e) => {
-                let status = e.status();
-                tracing::warn!("Invalid request from ip={}: {} ({status})", info.peer_or_unix(), e.detail);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                response::write_error(io.out, status, date.get(now), true);
-                if let Some(log) = ctx.access_log {
-                    log.write_refused(info, status, started);
-                }
-                io.close(true);
-                return served;
+                refuse(&mut io, shared, info, ctx, e, started);
+                After::Close
             }
         };
-
-        // --- Run the app ------------------------------------------------------------------------------
-        // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
-        // move while the app runs; the call handle is filled in once the exchange exists.
-        let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
-        let mut call = Call {
-            io: &mut io,
-            head,
-            resp,
-            view,
-            info,
-            date,
-            ctx,
-            decoder,
-            reply: Reply::None,
-            expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
-            body: None,
-            body_error: None,
-            keep_alive: head.keep_alive,
-            overflow_logged: false,
-        };
-        let code = {
-            let mut slot: CallSlot<'_> = &mut call;
-            request.call = call_handle(&mut slot);
-            ctx.app.handle(&request)
-        };
-        call.finish(code, scratch);
-        call.drain_body();
-        served += 1;
-        let status = call.resp.status;
-        let sent = match &call.reply {
-            Reply::Streaming(enc) => enc.sent,
-            _ => 0,
-        };
-        if let Some(log) = ctx.access_log {
-            log.write(&Record { head, info, resp: call.resp, status, sent, started });
-        }
-        let keep_alive = call.keep_alive && !call.io.dead && !ctx.stopping();
-        ctx.count_request();
-        if !keep_alive {
+        if after == After::Close {
             io.close(true);
             return served;
         }
     }
-    served
 }

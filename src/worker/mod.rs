@@ -6,14 +6,17 @@
 //! initialised, [`EXIT_BOOT`] any other failure before serving.
 
 pub mod connection;
+pub mod event;
 
+use crate::app::LoadError;
 use crate::app::{App, Library};
+use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
 use crate::logging::access::AccessLog;
 use crate::net::{Listener, Peer};
 use connection::Buffers;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rustgun_abi::RG_REQ_MULTIPROCESS;
+use rustgun_abi::{RG_REQ_MULTIPROCESS, RG_REQ_MULTITHREAD};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -36,7 +39,18 @@ pub struct Context<'a> {
     requests: AtomicU64,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A context for serving with `app` under `settings`, stopping once `stop` is set (and `stop_fd`
+    /// becomes readable). A forked worker builds one in [`run`]; tests of the hot path build their own.
+    pub fn new(
+        app: &'a App,
+        settings: &'a Settings,
+        stop_fd: BorrowedFd<'a>,
+        stop: &'a AtomicBool,
+    ) -> Context<'a> {
+        Context { app, settings, access_log: None, stop_fd, stop, requests: AtomicU64::new(0) }
+    }
+
     /// The worker was told to stop: finish the current request and close.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
@@ -92,7 +106,14 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Ok(lib) => lib,
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
     };
-    let app = match lib.start(boot.id, &boot.config.app_args, RG_REQ_MULTIPROCESS) {
+    let class = boot.config.effective_class();
+    let multithreaded = boot.config.multithreaded();
+    if multithreaded && !lib.is_thread_safe() {
+        let e = LoadError::NotThreadSafe { app: lib.app_ref.clone(), worker_class: class.name() };
+        return fail(&mut report, EXIT_APP_LOAD, &e.to_string());
+    }
+    let flags = RG_REQ_MULTIPROCESS | if multithreaded { RG_REQ_MULTITHREAD } else { 0 };
+    let app = match lib.start(boot.id, &boot.config.app_args, flags) {
         Ok(app) => app,
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
     };
@@ -103,19 +124,33 @@ pub fn run(boot: Boot<'_>) -> i32 {
         },
         None => None,
     };
-    let settings = boot.config.settings();
-    let ctx = Context {
-        app: &app,
-        settings: &settings,
-        access_log: access_log.as_ref(),
-        stop_fd: stop_rd.as_fd(),
-        stop: &stop,
-        requests: AtomicU64::new(0),
+    // Under --reuse-port each worker listens on sockets of its own; otherwise it shares the master's.
+    let listeners: Vec<Listener> = match boot
+        .listeners
+        .iter()
+        .map(|l| l.for_worker(boot.config.backlog, boot.config.reuse_port))
+        .collect::<std::io::Result<_>>()
+    {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(&mut report, EXIT_BOOT, &format!("cannot open this worker's listening sockets: {e}"));
+        }
     };
+    let settings = boot.config.settings();
+    let ctx =
+        Context { access_log: access_log.as_ref(), ..Context::new(&app, &settings, stop_rd.as_fd(), &stop) };
     send_report(&mut report, &format!("R {pid}"));
     drop(report);
 
-    accept_loop(boot.id, boot.listeners, &ctx);
+    match class {
+        WorkerClass::Sync => accept_loop(boot.id, &listeners, &ctx, flags),
+        WorkerClass::Threads => std::thread::scope(|scope| {
+            for _ in 0..boot.config.threads {
+                scope.spawn(|| accept_loop(boot.id, &listeners, &ctx, flags));
+            }
+        }),
+        WorkerClass::Event => event::run(boot.id, &listeners, &ctx, flags, boot.config),
+    }
 
     app.shutdown();
     tracing::info!("Worker exiting (pid: {pid})");
@@ -157,11 +192,12 @@ fn install_signals(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result
     Ok(())
 }
 
-/// Accepts and serves connections one at a time until told to stop (the sync worker class).
-fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>) {
+/// Accepts and serves connections one at a time until told to stop: the whole of the `sync` class, and
+/// each thread of the `threads` class (threads race to accept; the losers see `EAGAIN` and poll again).
+fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
     let mut bufs = Buffers::default();
     bufs.info.worker_id = id;
-    bufs.info.flags = RG_REQ_MULTIPROCESS;
+    bufs.info.flags = flags;
     bufs.info.url_scheme = "http";
     let locals: Vec<(String, u16)> = listeners.iter().map(Listener::local).collect();
     let mut fds: Vec<PollFd<'_>> = listeners
@@ -187,7 +223,9 @@ fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>) {
             }
             match listeners[i].accept() {
                 Ok(Some((stream, peer))) => {
-                    describe_connection(&mut bufs, &locals[i], peer);
+                    let Some(stream) = secure(stream, ctx) else { continue };
+                    describe_connection(&mut bufs.info, &locals[i], peer);
+                    bufs.info.url_scheme = stream.url_scheme();
                     connection::serve(stream, &mut bufs, ctx);
                 }
                 Ok(None) => {}
@@ -207,15 +245,28 @@ fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>) {
     }
 }
 
+/// Wraps an accepted connection in TLS when the listeners serve TLS (the handshake happens during the
+/// first reads, within the header timeout); `None`, logged, when that cannot start.
+fn secure(stream: crate::net::Stream, ctx: &Context<'_>) -> Option<crate::net::Stream> {
+    match stream.secure(ctx.settings.tls.as_ref()) {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::warn!("cannot start TLS on an accepted connection: {e}");
+            None
+        }
+    }
+}
+
 /// Fills the connection facts the request view and environ report.
-fn describe_connection(bufs: &mut Buffers, local: &(String, u16), peer: Peer) {
+fn describe_connection(info: &mut crate::app::ConnInfo, local: &(String, u16), peer: Peer) {
     use std::fmt::Write as _;
-    let info = &mut bufs.info;
     info.peer_addr.clear();
     info.peer_port = 0;
+    info.peer_ip = None;
     if let Peer::Tcp(addr) = peer {
         let _ = write!(info.peer_addr, "{}", addr.ip());
         info.peer_port = addr.port();
+        info.peer_ip = Some(addr.ip());
     }
     info.server_addr.clear();
     info.server_addr.push_str(&local.0);

@@ -43,7 +43,7 @@ fn a_missing_symbol_halts_with_code_4() {
 
 /// A C library with one good descriptor (`app_ok`), one for ABI 2.0 (`app_v2`), one for a newer
 /// minor 1.7 (`app_v1_7`), and a plain `int` exported as `app`.
-fn c_descriptors(dir: &TempDir) -> PathBuf {
+pub(crate) fn c_descriptors(dir: &TempDir) -> PathBuf {
     let src = dir.join("descriptors.c");
     let out = dir.join("libdescriptors.so");
     std::fs::write(

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 /// How long any wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The worker class the suite runs under (`sync` unless `RUSTGUN_TEST_WORKER_CLASS` says otherwise).
+pub fn worker_class() -> String {
+    std::env::var("RUSTGUN_TEST_WORKER_CLASS").unwrap_or_else(|_| "sync".to_string())
+}
+
 /// The directory holding the `rustgun` binary and the app libraries.
 pub fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_rustgun")).parent().expect("binary dir").to_path_buf()
@@ -86,6 +91,14 @@ impl Builder {
             .args(&self.args);
         if !self.app_args.is_empty() {
             cmd.arg("--").args(&self.app_args);
+        }
+        // `RUSTGUN_TEST_WORKER_CLASS=threads|event` runs the whole suite under another worker class.
+        if !self.args.iter().any(|a| a == "-k" || a == "--worker-class") {
+            let class = worker_class();
+            cmd.arg("--worker-class").arg(&class);
+            if class == "threads" && !self.args.iter().any(|a| a == "--threads") {
+                cmd.args(["--threads", "4"]);
+            }
         }
         cmd.env_remove("WEB_CONCURRENCY");
         for (k, v) in &self.env {

@@ -1,0 +1,652 @@
+//! The `event` worker class: one epoll loop multiplexing every connection of the worker over
+//! non-blocking sockets, so an idle keep-alive client costs a few hundred bytes and no thread.
+//!
+//! Each connection moves through a small set of phases ([`Phase`]): idle between requests, receiving a
+//! head, writing a response, lingering before close. When a complete head has arrived the loop runs the
+//! exchange inline — the same [`connection::exchange`] the blocking classes use, so the protocol, the
+//! limits and the app boundary are shared — and writes the response without blocking, finishing it
+//! when the socket becomes writable again. Pipelined requests are answered in one batch. Listeners are
+//! registered with `EPOLLEXCLUSIVE`, so one connection wakes one worker, not all of them.
+//!
+//! Not here: the exchange itself (`connection`), timeouts' values (`config`). An app call that reads a
+//! body still in flight, or streams a very large push body, waits inline with the blocking helpers'
+//! deadlines; pull-mode bodies are pulled as the socket drains.
+
+use super::connection::{self, After, Io, ProxyStart, ReadBuf, Shared};
+use super::{Context, describe_connection};
+use crate::app::ConnInfo;
+use crate::config::Config;
+use crate::http::parse::parse_head;
+use crate::http::{Error as HttpError, ErrorKind};
+use crate::net::{Listener, Stream};
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+/// Token of the stop pipe; listener `i` is `LISTENER + i`; connections are their slab index.
+const STOP: u64 = u64::MAX;
+/// Token of the pipe pool threads write to when they hand a connection back.
+const WAKE: u64 = u64::MAX - 1;
+const LISTENER: u64 = 1 << 62;
+/// How often timeouts are checked.
+const TICK: Duration = Duration::from_millis(250);
+/// Output buffered beyond this is written before more pipelined requests are run.
+const FLUSH_AT: usize = 64 * 1024;
+/// How long a closing connection may keep sending before it is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Where a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `--proxy-protocol`: waiting for the PROXY header; closed quietly after `--header-timeout`.
+    Proxy,
+    /// Between requests, nothing buffered; closed quietly after `--keep-alive`.
+    Idle,
+    /// Part of a head has arrived; answered 408 after `--header-timeout`.
+    Head,
+    /// Output is waiting for the socket; afterwards the connection persists or closes.
+    Writing(After),
+    /// Our side is shut; we read and discard until the client closes or `LINGER` passes.
+    Lingering,
+}
+
+struct Conn {
+    stream: Stream,
+    rbuf: ReadBuf,
+    out: Vec<u8>,
+    info: ConnInfo,
+    phase: Phase,
+    deadline: Instant,
+    /// Whether epoll currently waits for writability rather than readability.
+    writing: bool,
+}
+
+/// The loop's state.
+struct Loop<'a, 'c> {
+    epoll: Epoll,
+    ctx: &'a Context<'c>,
+    listeners: &'a [Listener],
+    locals: Vec<(String, u16)>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    max_conns: usize,
+    accepting: bool,
+    stopping: bool,
+    shared: Shared,
+    storage: Vec<Vec<u8>>,
+    outs: Vec<Vec<u8>>,
+    id: u32,
+    flags: u32,
+    pool: Option<Pool>,
+}
+
+/// Runs the event loop until the worker is told to stop and its connections are done.
+pub fn run(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32, config: &Config) {
+    let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("cannot create the epoll instance: {e}");
+            return;
+        }
+    };
+    if let Err(e) = epoll.add(ctx.stop_fd, EpollEvent::new(EpollFlags::EPOLLIN, STOP)) {
+        tracing::error!("cannot watch the stop pipe: {e}");
+        return;
+    }
+    let mut ev = Loop {
+        epoll,
+        ctx,
+        listeners,
+        locals: listeners.iter().map(Listener::local).collect(),
+        conns: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        max_conns: config.worker_connections as usize,
+        accepting: false,
+        stopping: false,
+        shared: Shared::default(),
+        storage: Vec::new(),
+        outs: Vec::new(),
+        id,
+        flags,
+        pool: None,
+    };
+    ev.set_accepting(true);
+    if config.threads <= 1 {
+        return ev.serve();
+    }
+    // `--threads N`: app calls run on a pool of N threads; the loop only moves bytes.
+    let (wake_rd, wake_wr) = match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot create the pool's wake pipe: {e}; running app calls on the loop");
+            return ev.serve();
+        }
+    };
+    if let Err(e) = ev.epoll.add(wake_rd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE)) {
+        tracing::error!("cannot watch the pool's wake pipe: {e}; running app calls on the loop");
+        return ev.serve();
+    }
+    let (jobs_tx, jobs_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let jobs_rx = Mutex::new(jobs_rx);
+    ev.pool = Some(Pool { jobs: jobs_tx, done: done_rx, wake: std::fs::File::from(wake_rd) });
+    std::thread::scope(|scope| {
+        for _ in 0..config.threads {
+            let done = done_tx.clone();
+            let (jobs, wake) = (&jobs_rx, &wake_wr);
+            scope.spawn(move || pool_thread(jobs, done, wake, ctx));
+        }
+        drop(done_tx);
+        ev.serve();
+        // Closing the job channel ends the pool threads.
+        ev.pool = None;
+    });
+}
+
+impl Loop<'_, '_> {
+    fn serve(&mut self) {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut next_sweep = Instant::now() + TICK;
+        loop {
+            if self.ctx.stopping() && !self.stopping {
+                self.begin_stop();
+            }
+            if self.stopping && self.live == 0 {
+                return;
+            }
+            let timeout = EpollTimeout::try_from(TICK).unwrap_or(EpollTimeout::NONE);
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    tracing::error!("epoll_wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    0
+                }
+            };
+            for event in &events[..n] {
+                match event.data() {
+                    STOP => self.begin_stop(),
+                    WAKE => self.returned(),
+                    token if token >= LISTENER => self.accept((token - LISTENER) as usize),
+                    token => self.on_ready(token as usize, event.events()),
+                }
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + TICK;
+            }
+        }
+    }
+
+    /// Registers or removes the listeners (at the connection limit, and when stopping).
+    fn set_accepting(&mut self, on: bool) {
+        if on == self.accepting || (on && self.stopping) {
+            return;
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let result = if on {
+                // One connection wakes one waiting worker, not every worker (no thundering herd).
+                let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+                self.epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))
+            } else {
+                self.epoll.delete(l.as_fd())
+            };
+            if let Err(e) = result {
+                tracing::error!("cannot {} listener {i}: {e}", if on { "watch" } else { "unwatch" });
+            }
+        }
+        self.accepting = on;
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.set_accepting(false);
+        for token in 0..self.conns.len() {
+            if self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle) {
+                self.close(token);
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        while self.live < self.max_conns && !self.stopping {
+            match self.listeners[i].accept() {
+                Ok(Some((stream, peer))) => {
+                    let Some(stream) = super::secure(stream, self.ctx) else { continue };
+                    let mut info = ConnInfo {
+                        worker_id: self.id,
+                        flags: self.flags,
+                        url_scheme: stream.url_scheme(),
+                        ..ConnInfo::default()
+                    };
+                    describe_connection(&mut info, &self.locals[i], peer);
+                    self.add(stream, info);
+                }
+                Ok(None) => break,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    tracing::error!("accept failed: {e}; pausing accepts");
+                    // Stop watching the listener until the next sweep, instead of spinning on it.
+                    self.set_accepting(false);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    break;
+                }
+            }
+        }
+        if self.live >= self.max_conns {
+            self.set_accepting(false);
+        }
+    }
+
+    fn add(&mut self, stream: Stream, info: ConnInfo) {
+        let token = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        if let Err(e) = self.epoll.add(stream.as_fd(), EpollEvent::new(flags, token as u64)) {
+            tracing::error!("cannot watch a connection: {e}");
+            self.free.push(token);
+            return;
+        }
+        self.conns[token] = Some(Conn {
+            stream,
+            rbuf: ReadBuf::unallocated(),
+            out: Vec::new(),
+            info,
+            phase: if self.ctx.settings.proxy_protocol { Phase::Proxy } else { Phase::Idle },
+            // A new connection gets the head timeout for its first byte, as the blocking classes do.
+            deadline: Instant::now() + self.ctx.settings.header_timeout,
+            writing: false,
+        });
+        self.live += 1;
+        if self.ctx.settings.proxy_protocol {
+            // A sender outside --proxy-allow-ips is answered at once.
+            self.drive(token);
+        }
+    }
+
+    fn close(&mut self, token: usize) {
+        if let Some(mut conn) = self.conns[token].take() {
+            let _ = self.epoll.delete(conn.stream.as_fd());
+            self.recycle(&mut conn);
+            self.free.push(token);
+            self.live -= 1;
+            if !self.accepting && self.live < self.max_conns {
+                self.set_accepting(true);
+            }
+        }
+    }
+
+    /// Returns a connection's empty buffers to the pools.
+    fn recycle(&mut self, conn: &mut Conn) {
+        conn.rbuf.clear();
+        if let Some(storage) = conn.rbuf.take_storage() {
+            self.storage.push(storage);
+        }
+        if conn.out.is_empty() && conn.out.capacity() > 0 {
+            self.outs.push(std::mem::take(&mut conn.out));
+        }
+    }
+
+    fn on_ready(&mut self, token: usize, events: EpollFlags) {
+        let Some(conn) = self.conns.get_mut(token).and_then(Option::as_mut) else { return };
+        if events.intersects(EpollFlags::EPOLLERR) {
+            return self.close(token);
+        }
+        if conn.writing {
+            if events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLHUP) {
+                self.drive(token);
+            }
+            return;
+        }
+        // TLS may hold decrypted bytes epoll cannot see: keep going while the stream says so.
+        for _ in 0..16 {
+            match self.read(token) {
+                Ok(true) => self.drive(token),
+                // The client closed: a partial head gets no response (RFC 9112 §9.6).
+                Ok(false) | Err(()) => return self.close(token),
+            }
+            match self.conns[token].as_ref() {
+                Some(conn) if !conn.writing && conn.stream.has_buffered_input() => continue,
+                _ => break,
+            }
+        }
+        self.watch_tls_output(token);
+    }
+
+    /// A TLS stream may owe the peer bytes while we wait to read (a handshake flight the socket did
+    /// not take): send what it can now, and wait for writability too while something is still owed.
+    fn watch_tls_output(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else { return };
+        if conn.writing || !conn.stream.is_tls() {
+            return;
+        }
+        if conn.stream.try_flush().is_err() {
+            return self.close(token);
+        }
+        let owes = conn.stream.interest(PollFlags::POLLIN).contains(PollFlags::POLLOUT);
+        let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        if owes {
+            flags |= EpollFlags::EPOLLOUT;
+        }
+        let mut event = EpollEvent::new(flags, token as u64);
+        if self.epoll.modify(conn.stream.as_fd(), &mut event).is_err() {
+            self.close(token);
+        }
+    }
+
+    /// Reads what the socket has; `Ok(false)` at EOF.
+    fn read(&mut self, token: usize) -> Result<bool, ()> {
+        let conn = self.conns[token].as_mut().ok_or(())?;
+        if let Some(storage) = self.storage.pop() {
+            conn.rbuf.give_storage(storage);
+        }
+        loop {
+            if conn.phase == Phase::Lingering {
+                conn.rbuf.clear();
+            }
+            match conn.stream.try_read(conn.rbuf.spare()) {
+                Ok(Some(0)) => return Ok(false),
+                Ok(Some(n)) => {
+                    conn.rbuf.commit(n);
+                    if conn.phase == Phase::Idle {
+                        conn.phase = Phase::Head;
+                        conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
+                    }
+                    if conn.rbuf.data().len() >= FLUSH_AT {
+                        return Ok(true);
+                    }
+                }
+                Ok(None) => return Ok(true),
+                Err(_) => return Err(()),
+            }
+        }
+    }
+
+    /// Moves a connection forward as far as it can go without waiting: run every complete request
+    /// buffered, write the output, and settle in the phase that waits for the next event.
+    fn drive(&mut self, token: usize) {
+        loop {
+            let settings = self.ctx.settings;
+            let Some(conn) = self.conns[token].as_mut() else { return };
+            match conn.phase {
+                Phase::Lingering => return,
+                Phase::Proxy => {
+                    if conn.out.capacity() == 0 {
+                        conn.out = self.outs.pop().unwrap_or_else(|| Vec::with_capacity(FLUSH_AT));
+                    }
+                    let mut io =
+                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+                    match connection::take_proxy_header(
+                        &mut io,
+                        &mut self.shared,
+                        &mut conn.info,
+                        self.ctx,
+                        Instant::now(),
+                    ) {
+                        ProxyStart::Incomplete => return,
+                        ProxyStart::Refused => conn.phase = Phase::Writing(After::Close),
+                        ProxyStart::Adopted => {
+                            conn.phase = if conn.rbuf.is_empty() { Phase::Idle } else { Phase::Head };
+                            conn.deadline = Instant::now() + settings.header_timeout;
+                        }
+                    }
+                }
+                Phase::Writing(then) => {
+                    match write_some(&mut conn.stream, &mut conn.out) {
+                        Err(_) => return self.close(token),
+                        Ok(false) => {
+                            conn.deadline = Instant::now() + settings.io_timeout;
+                            return self.want_write(token, true);
+                        }
+                        Ok(true) => {}
+                    }
+                    match then {
+                        After::Close => {
+                            conn.stream.shutdown_write();
+                            conn.phase = Phase::Lingering;
+                            conn.deadline = Instant::now() + LINGER;
+                            self.want_write(token, false);
+                            let Some(conn) = self.conns[token].as_mut() else { return };
+                            conn.rbuf.clear();
+                            self.recycle_out(token);
+                            return;
+                        }
+                        After::KeepAlive => {
+                            conn.phase = if conn.rbuf.is_empty() { Phase::Idle } else { Phase::Head };
+                            conn.deadline = Instant::now()
+                                + if conn.phase == Phase::Idle {
+                                    settings.keep_alive
+                                } else {
+                                    settings.header_timeout
+                                };
+                            self.want_write(token, false);
+                            if self.stopping
+                                && self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle)
+                            {
+                                return self.close(token);
+                            }
+                        }
+                    }
+                }
+                Phase::Idle | Phase::Head => {
+                    if conn.rbuf.is_empty() {
+                        self.recycle_idle(token);
+                        return;
+                    }
+                    if conn.out.capacity() == 0 {
+                        conn.out = self.outs.pop().unwrap_or_else(|| Vec::with_capacity(FLUSH_AT));
+                    }
+                    if self.pool.is_some() {
+                        return self.dispatch(token);
+                    }
+                    let then = run_requests(conn, &mut self.shared, self.ctx);
+                    let Some(conn) = self.conns[token].as_mut() else { return };
+                    match then {
+                        Some(after) => conn.phase = Phase::Writing(after),
+                        // No complete head: wait for more bytes.
+                        None if conn.out.is_empty() => return,
+                        None => conn.phase = Phase::Writing(After::KeepAlive),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a connection with a complete head to the pool (a partial head waits here for more bytes;
+    /// a malformed one is answered here). The slot stays reserved until the connection comes back.
+    fn dispatch(&mut self, token: usize) {
+        let Some(conn) = self.conns[token].as_mut() else { return };
+        let parsed = parse_head(conn.rbuf.data(), &self.ctx.settings.limits, self.shared.head_mut());
+        if let Ok(None) = parsed {
+            return;
+        }
+        if let Err(e) = parsed {
+            let mut io =
+                Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings.io_timeout);
+            connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, Instant::now());
+            conn.phase = Phase::Writing(After::Close);
+            return self.drive(token);
+        }
+        let Some(conn) = self.conns[token].take() else { return };
+        let _ = self.epoll.delete(conn.stream.as_fd());
+        let Some(pool) = &self.pool else { return };
+        if let Err(returned) = pool.jobs.send((token, conn)) {
+            // The pool is gone (the worker is exiting): drop the connection.
+            drop(returned);
+            self.free.push(token);
+            self.live -= 1;
+        }
+    }
+
+    /// Takes back the connections the pool has finished with and writes their output.
+    fn returned(&mut self) {
+        let mut byte = [0u8; 64];
+        let Some(pool) = &mut self.pool else { return };
+        while matches!(std::io::Read::read(&mut pool.wake, &mut byte), Ok(n) if n > 0) {}
+        let back: Vec<(usize, Conn, After)> = pool.done.try_iter().collect();
+        for (token, mut conn, after) in back {
+            conn.writing = false;
+            conn.phase = Phase::Writing(after);
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            if self.epoll.add(conn.stream.as_fd(), EpollEvent::new(flags, token as u64)).is_err() {
+                self.free.push(token);
+                self.live -= 1;
+                continue;
+            }
+            self.conns[token] = Some(conn);
+            self.drive(token);
+        }
+    }
+
+    fn recycle_idle(&mut self, token: usize) {
+        let Some(mut conn) = self.conns[token].take() else { return };
+        self.recycle(&mut conn);
+        self.conns[token] = Some(conn);
+    }
+
+    fn recycle_out(&mut self, token: usize) {
+        if let Some(conn) = self.conns[token].as_mut()
+            && conn.out.is_empty()
+            && conn.out.capacity() > 0
+        {
+            self.outs.push(std::mem::take(&mut conn.out));
+        }
+    }
+
+    fn want_write(&mut self, token: usize, write: bool) {
+        let Some(conn) = self.conns[token].as_mut() else { return };
+        if conn.writing == write {
+            return;
+        }
+        conn.writing = write;
+        let flags = if write { EpollFlags::EPOLLOUT } else { EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP };
+        let mut event = EpollEvent::new(flags, token as u64);
+        if self.epoll.modify(conn.stream.as_fd(), &mut event).is_err() {
+            self.close(token);
+        }
+    }
+
+    /// Applies the deadlines: idle and lingering connections close, a late head gets 408, a client
+    /// that stopped reading is dropped.
+    fn sweep(&mut self, now: Instant) {
+        if !self.accepting && !self.stopping && self.live < self.max_conns {
+            self.set_accepting(true);
+        }
+        for token in 0..self.conns.len() {
+            let Some(conn) = self.conns[token].as_mut() else { continue };
+            if now < conn.deadline {
+                continue;
+            }
+            match conn.phase {
+                Phase::Proxy | Phase::Idle | Phase::Lingering | Phase::Writing(_) => self.close(token),
+                Phase::Head => {
+                    let e = HttpError::new(ErrorKind::HeadTimeout, "request head not received in time");
+                    let mut io = Io::new(
+                        &mut conn.stream,
+                        &mut conn.rbuf,
+                        &mut conn.out,
+                        self.ctx.settings.io_timeout,
+                    );
+                    connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, now);
+                    conn.rbuf.clear();
+                    conn.phase = Phase::Writing(After::Close);
+                    self.drive(token);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the complete requests in a connection's read buffer, batching their responses; returns what
+/// the connection does once the output is written, or `None` when no complete head is buffered and
+/// nothing was produced. Runs on the loop, or on a pool thread with the connection handed over.
+fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Option<After> {
+    let settings = ctx.settings;
+    let mut ran = false;
+    loop {
+        let started = Instant::now();
+        let parsed = parse_head(conn.rbuf.data(), &settings.limits, shared.head_mut());
+        let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+        match parsed {
+            Ok(None) => return ran.then_some(After::KeepAlive),
+            Err(e) => {
+                connection::refuse(&mut io, shared, &conn.info, ctx, e, started);
+                return Some(After::Close);
+            }
+            Ok(Some(n)) => {
+                io.consume_input(n);
+                let after = connection::exchange(&mut io, shared, &conn.info, ctx, started);
+                ran = true;
+                if io.is_dead() || after == After::Close {
+                    return Some(After::Close);
+                }
+                if conn.out.len() >= FLUSH_AT || conn.rbuf.is_empty() {
+                    return Some(After::KeepAlive);
+                }
+            }
+        }
+    }
+}
+
+/// A pool thread: takes connections with a complete request from the loop, runs their app calls (so a
+/// slow app never stalls the loop), and hands them back with their output buffered.
+fn pool_thread(
+    jobs: &Mutex<Receiver<(usize, Conn)>>,
+    done: Sender<(usize, Conn, After)>,
+    wake: &OwnedFd,
+    ctx: &Context<'_>,
+) {
+    let mut shared = Shared::default();
+    loop {
+        let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+        let Ok((token, mut conn)) = job else { return };
+        let after = run_requests(&mut conn, &mut shared, ctx).unwrap_or(After::KeepAlive);
+        if done.send((token, conn, after)).is_err() {
+            return;
+        }
+        let _ = nix::unistd::write(wake, b"!");
+    }
+}
+
+/// The loop's side of the app-call pool.
+struct Pool {
+    jobs: Sender<(usize, Conn)>,
+    done: Receiver<(usize, Conn, After)>,
+    wake: std::fs::File,
+}
+
+/// Writes as much of `out` as the socket takes now; `Ok(true)` when all of it is gone.
+fn write_some(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<bool> {
+    let mut written = 0;
+    let result = loop {
+        if written == out.len() {
+            break Ok(true);
+        }
+        match stream.try_write(&out[written..]) {
+            Ok(Some(0)) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(Some(n)) => written += n,
+            Ok(None) => break Ok(false),
+            Err(e) => break Err(e),
+        }
+    };
+    out.drain(..written);
+    result
+}
