@@ -99,50 +99,15 @@ fn steady_state_allocations(conn: &mut TcpStream) -> u64 {
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
-#[test]
-fn the_blocking_loop_allocates_nothing_per_request() {
+/// Serves the hello app on a loopback listener with `serve_loop` on a tracked thread, drives one
+/// keep-alive connection through it, stops the loop, and returns the steady-state allocation count.
+fn allocations_under(serve_loop: impl FnOnce(&Listener, &Context<'_>, &Config) + Send) -> u64 {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (config, lib) = hello();
     let settings = config.settings();
     let listener = Listener::bind(&"127.0.0.1:0".parse::<BindAddr>().unwrap(), 16, false).unwrap();
-    let addr = match &listener {
-        Listener::Tcp(l) => l.local_addr().unwrap(),
-        Listener::Unix(..) => unreachable!(),
-    };
-    let stop = AtomicBool::new(false);
-    let (stop_rd, _stop_wr) = nix::unistd::pipe().unwrap();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let app = lib.start(1, &[], 0).unwrap();
-            let ctx = Context::new(&app, &settings, stop_rd.as_fd(), &stop);
-            let mut bufs = Buffers::default();
-            let stream = loop {
-                if let Some((stream, _)) = listener.accept().unwrap() {
-                    break stream;
-                }
-                std::thread::yield_now();
-            };
-            TRACKED.with(|t| t.set(true));
-            serve(stream, &mut bufs, &ctx);
-            TRACKED.with(|t| t.set(false));
-        });
-        let mut conn = TcpStream::connect(addr).unwrap();
-        let count = steady_state_allocations(&mut conn);
-        drop(conn);
-        assert_eq!(count, 0, "the blocking loop allocated {count} times over 5200 requests");
-    });
-}
-
-#[test]
-fn the_event_loop_allocates_nothing_per_request() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (config, lib) = hello();
-    let settings = config.settings();
-    let listener = Listener::bind(&"127.0.0.1:0".parse::<BindAddr>().unwrap(), 16, false).unwrap();
-    let addr = match &listener {
-        Listener::Tcp(l) => l.local_addr().unwrap(),
-        Listener::Unix(..) => unreachable!(),
-    };
+    let Listener::Tcp(tcp) = &listener else { unreachable!("bound a TCP address") };
+    let addr = tcp.local_addr().unwrap();
     let stop = AtomicBool::new(false);
     let (stop_rd, stop_wr) = nix::unistd::pipe().unwrap();
     std::thread::scope(|scope| {
@@ -150,7 +115,7 @@ fn the_event_loop_allocates_nothing_per_request() {
             let app = lib.start(1, &[], 0).unwrap();
             let ctx = Context::new(&app, &settings, stop_rd.as_fd(), &stop);
             TRACKED.with(|t| t.set(true));
-            event::run(1, std::slice::from_ref(&listener), &ctx, 0, &config);
+            serve_loop(&listener, &ctx, &config);
             TRACKED.with(|t| t.set(false));
         });
         let mut conn = TcpStream::connect(addr).unwrap();
@@ -158,6 +123,29 @@ fn the_event_loop_allocates_nothing_per_request() {
         stop.store(true, Ordering::SeqCst);
         nix::unistd::write(&stop_wr, b"!").unwrap();
         drop(conn);
-        assert_eq!(count, 0, "the event loop allocated {count} times over 5200 requests");
+        count
+    })
+}
+
+#[test]
+fn the_blocking_loop_allocates_nothing_per_request() {
+    let count = allocations_under(|listener, ctx, _| {
+        let mut bufs = Buffers::default();
+        let stream = loop {
+            if let Some((stream, _)) = listener.accept().unwrap() {
+                break stream;
+            }
+            std::thread::yield_now();
+        };
+        serve(stream, &mut bufs, ctx);
     });
+    assert_eq!(count, 0, "the blocking loop allocated {count} times over 5200 requests");
+}
+
+#[test]
+fn the_event_loop_allocates_nothing_per_request() {
+    let count = allocations_under(|listener, ctx, config| {
+        event::run(1, std::slice::from_ref(listener), ctx, 0, config)
+    });
+    assert_eq!(count, 0, "the event loop allocated {count} times over 5200 requests");
 }

@@ -162,6 +162,8 @@ pub(super) struct Io<'a> {
     io_timeout: Duration,
     /// A write failed or timed out: nothing more can be sent.
     dead: bool,
+    /// The last request's body was not read to its end: the client may still be sending it.
+    body_pending: bool,
 }
 
 /// Why reading more input stopped.
@@ -179,12 +181,17 @@ impl<'a> Io<'a> {
         out: &'a mut Vec<u8>,
         io_timeout: Duration,
     ) -> Io<'a> {
-        Io { stream, rbuf, out, io_timeout, dead: false }
+        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false }
     }
 
     /// Marks `n` buffered bytes as used (a head parsed from them).
     pub(super) fn consume_input(&mut self, n: usize) {
         self.rbuf.consume(n);
+    }
+
+    /// Whether the last request's body was left unread (the client may still be sending it).
+    pub(super) fn body_pending(&self) -> bool {
+        self.body_pending
     }
 
     /// Whether a write failed: nothing more can be sent on this connection.
@@ -759,6 +766,7 @@ pub(super) fn exchange(
         log.write(&Record { head, info, resp: call.resp, status: call.resp.status, sent, started });
     }
     ctx.count_request();
+    call.io.body_pending = !call.decoder.is_done();
     if call.keep_alive && !call.io.dead && !ctx.stopping() { After::KeepAlive } else { After::Close }
 }
 
@@ -810,18 +818,21 @@ pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
                 Err(e) => break Err(e),
             }
         };
-        let after = match parsed {
+        // A refused request may still be arriving: linger then. After an exchange, linger only when
+        // its body was left unread; a client that sent everything just gets our FIN.
+        let (after, client_may_send) = match parsed {
             Ok(()) => {
                 served += 1;
-                exchange(&mut io, shared, info, ctx, started)
+                let after = exchange(&mut io, shared, info, ctx, started);
+                (after, io.body_pending)
             }
             Err(e) => {
                 refuse(&mut io, shared, info, ctx, e, started);
-                After::Close
+                (After::Close, true)
             }
         };
         if after == After::Close {
-            io.close(true);
+            io.close(client_may_send);
             return served;
         }
     }

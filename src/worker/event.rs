@@ -64,6 +64,8 @@ struct Conn {
     deadline: Instant,
     /// Whether epoll currently waits for writability rather than readability.
     writing: bool,
+    /// Closing must linger: the client may still be sending (a refused request, an unread body).
+    linger: bool,
 }
 
 /// The loop's state.
@@ -274,6 +276,7 @@ impl Loop<'_, '_> {
             // A new connection gets the head timeout for its first byte, as the blocking classes do.
             deadline: Instant::now() + self.ctx.settings.header_timeout,
             writing: false,
+            linger: false,
         });
         self.live += 1;
         if self.ctx.settings.proxy_protocol {
@@ -402,7 +405,10 @@ impl Loop<'_, '_> {
                         Instant::now(),
                     ) {
                         ProxyStart::Incomplete => return,
-                        ProxyStart::Refused => conn.phase = Phase::Writing(After::Close),
+                        ProxyStart::Refused => {
+                            conn.linger = true;
+                            conn.phase = Phase::Writing(After::Close);
+                        }
                         ProxyStart::Adopted => {
                             conn.phase = if conn.rbuf.is_empty() { Phase::Idle } else { Phase::Head };
                             conn.deadline = Instant::now() + settings.header_timeout;
@@ -419,6 +425,11 @@ impl Loop<'_, '_> {
                         Ok(true) => {}
                     }
                     match then {
+                        // Nothing more to read from a client that sent its whole request: close now.
+                        After::Close if !conn.linger && conn.rbuf.is_empty() => {
+                            conn.stream.shutdown_write();
+                            return self.close(token);
+                        }
                         After::Close => {
                             conn.stream.shutdown_write();
                             conn.phase = Phase::Lingering;
@@ -482,6 +493,7 @@ impl Loop<'_, '_> {
             let mut io =
                 Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings.io_timeout);
             connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, Instant::now());
+            conn.linger = true;
             conn.phase = Phase::Writing(After::Close);
             return self.drive(token);
         }
@@ -567,6 +579,7 @@ impl Loop<'_, '_> {
                     );
                     connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, now);
                     conn.rbuf.clear();
+                    conn.linger = true;
                     conn.phase = Phase::Writing(After::Close);
                     self.drive(token);
                 }
@@ -589,6 +602,7 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Opti
             Ok(None) => return ran.then_some(After::KeepAlive),
             Err(e) => {
                 connection::refuse(&mut io, shared, &conn.info, ctx, e, started);
+                conn.linger = true;
                 return Some(After::Close);
             }
             Ok(Some(n)) => {
@@ -596,6 +610,7 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Opti
                 let after = connection::exchange(&mut io, shared, &conn.info, ctx, started);
                 ran = true;
                 if io.is_dead() || after == After::Close {
+                    conn.linger = io.body_pending();
                     return Some(After::Close);
                 }
                 if conn.out.len() >= FLUSH_AT || conn.rbuf.is_empty() {
