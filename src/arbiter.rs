@@ -1,22 +1,36 @@
-//! The master process: binds the listeners, forks the workers, and then runs one small loop —
-//! reap dead children, read worker reports, handle queued signals one by one (each with its own named
-//! handler), keep the worker count, sleep on the signal pipe — until it is told to stop.
+//! The master process: binds the listeners (or adopts them from the master it upgrades), forks the
+//! workers, and then runs one small loop — reap dead children, read worker reports, handle queued
+//! signals one by one (each with its own named handler), keep the worker count, finish a reload, abort
+//! workers silent past `--timeout`, watch the app library under `--reload`, sleep on the signal pipe —
+//! until it is told to stop.
 //!
-//! What does not live here: serving requests (`worker`), parsing the command line (`config`).
+//! Workers belong to a *generation*: a reload (HUP) starts a full new one and stops the older ones
+//! gracefully once every new worker is ready, so a request is always served by a worker of one or the
+//! other. Only the current generation is kept at the target count.
+//!
+//! What does not live here: serving requests (`worker`), parsing the command line (`config`), the
+//! shared memory workers report through (`sys::scoreboard`).
+
+mod metrics;
 
 use crate::app::Library;
 use crate::config::Config;
 use crate::net::Listener;
+use crate::sys::privileges::Umask;
 use crate::sys::process::{self, Exit, PidFile};
+use crate::sys::scoreboard::{self, Counters, Retired, Scoreboard, SlotId};
 use crate::sys::signals::{self, SignalQueue};
+use crate::sys::systemd;
 use crate::worker::{self, EXIT_APP_LOAD, EXIT_BOOT};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use signal_hook::consts::*;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The signals the master handles.
@@ -26,11 +40,32 @@ const SIGNALS: &[libc::c_int] =
 const TICK: Duration = Duration::from_millis(1000);
 /// How long a quick stop (INT/QUIT) waits before killing.
 const QUICK_STOP: Duration = Duration::from_secs(2);
+/// How often worker silence (`--timeout`) and the app library (`--reload`) are checked.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The listening descriptors a binary upgrade (USR2) hands to the new master: `RUSTGUN_FD=3,4`.
+pub const ENV_FDS: &str = "RUSTGUN_FD";
+/// The pid of the master that started this one by a binary upgrade.
+pub const ENV_PID: &str = "RUSTGUN_PID";
+/// The `--metrics-bind` listener a binary upgrade hands down.
+pub const ENV_METRICS_FD: &str = "RUSTGUN_METRICS_FD";
 
 /// Why the master could not start.
 #[derive(Debug)]
 pub enum StartError {
-    Bind { addr: String, error: std::io::Error },
+    Bind {
+        addr: String,
+        error: std::io::Error,
+    },
+    /// `RUSTGUN_FD` names a descriptor that is not a listening socket we can adopt.
+    Inherit {
+        fds: String,
+        error: std::io::Error,
+    },
+    Scoreboard(std::io::Error),
+    Metrics {
+        addr: String,
+        error: std::io::Error,
+    },
     Signals(std::io::Error),
     Pidfile(std::io::Error),
     Preload(crate::app::LoadError),
@@ -40,6 +75,11 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+            StartError::Inherit { fds, error } => {
+                write!(f, "cannot adopt the inherited sockets {ENV_FDS}={fds}: {error}")
+            }
+            StartError::Scoreboard(e) => write!(f, "cannot map the scoreboard: {e}"),
+            StartError::Metrics { addr, error } => write!(f, "cannot serve metrics on {addr}: {error}"),
             StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             StartError::Pidfile(e) => write!(f, "{e}"),
             StartError::Preload(e) => write!(f, "{e}"),
@@ -61,10 +101,50 @@ enum Phase {
 struct WorkerSlot {
     id: u32,
     booted: bool,
+    generation: u32,
+    slot: SlotId,
+    /// Told to stop gracefully (TTOU, WINCH, replaced by a reload): killed past this deadline.
+    stop_deadline: Option<Instant>,
+    /// Aborted for silence (`--timeout`) at this instant; killed at the next check if still there.
+    aborted: Option<Instant>,
+    killed: bool,
 }
+
+/// A reload under way: the new generation is booting, the previous one still serves. If the new
+/// workers cannot boot, the master goes back to what it had.
+struct Reload {
+    previous: Config,
+    previous_target: u32,
+    previous_generation: u32,
+}
+
+/// The app library's identity as `--reload` last saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp { dev: m.dev(), ino: m.ino(), len: m.len(), mtime: (m.mtime(), m.mtime_nsec()) })
+    }
+}
+
+/// Why workers have exited, for the metrics: `(reason, detail)` → count.
+type ExitCounts = BTreeMap<(&'static str, String), u64>;
 
 pub struct Arbiter {
     config: Config,
+    /// The command line this master was started with: re-read on HUP, exec'd on USR2.
+    argv: Vec<OsString>,
+    /// The binary, as it was named at start (a binary replaced on disk is the one USR2 runs).
+    exe: PathBuf,
+    cwd: PathBuf,
     listeners: Vec<Listener>,
     preloaded: Option<Library>,
     signals: SignalQueue,
@@ -74,28 +154,54 @@ pub struct Arbiter {
     report_buf: Vec<u8>,
     workers: BTreeMap<Pid, WorkerSlot>,
     target: u32,
+    generation: u32,
+    reload: Option<Reload>,
+    scoreboard: Scoreboard,
+    /// The counters of workers that have exited (the live ones' are on the scoreboard).
+    retired: Counters,
+    exits: ExitCounts,
+    /// The master a USR2 started, while it runs.
+    new_master: Option<Pid>,
+    /// The master that started this one by USR2, while it is our parent.
+    old_master: Option<Pid>,
+    watched: Option<FileStamp>,
+    next_check: Instant,
+    /// `--metrics-bind`.
+    metrics: Option<metrics::Exporter>,
     phase: Phase,
     /// A worker failed to boot: the master stops everything and exits with this code and message.
     halt: Option<(i32, String)>,
     /// The last failure message each worker reported before exiting.
     failures: BTreeMap<Pid, String>,
     ready_announced: bool,
+    /// The worker count last sent to systemd as `STATUS=`.
+    status_sent: Option<usize>,
     pidfile: Option<PidFile>,
     pid: Pid,
 }
 
 impl Arbiter {
-    /// Binds every listener, writes the pidfile, installs the signal handlers and (with `--preload`)
-    /// loads the app. Nothing is forked yet.
+    /// Binds every listener (or adopts those a binary upgrade passed in `RUSTGUN_FD`), writes the
+    /// pidfile, installs the signal handlers and (with `--preload`) loads the app. Nothing is forked
+    /// yet.
     pub fn start(config: Config) -> Result<Arbiter, StartError> {
-        let mut listeners = Vec::with_capacity(config.bind.len());
-        for addr in &config.bind {
-            let listener = Listener::bind(addr, config.backlog, config.reuse_port)
-                .map_err(|error| StartError::Bind { addr: addr.to_string(), error })?;
-            listeners.push(listener);
-        }
+        // Taken before the first process title overwrites the arguments' memory.
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        // Where rustgun started, before --chdir: the new master re-reads relative paths from there.
+        let cwd = crate::config::start_dir().to_path_buf();
+        let old_master = take_env(ENV_PID).and_then(|p| p.parse().ok()).map(Pid::from_raw);
+        let listeners = match take_env(ENV_FDS) {
+            Some(fds) => adopt_all(&fds).map_err(|error| StartError::Inherit { fds, error })?,
+            None => open_listeners(&config)?,
+        };
         let preloaded = if config.preload {
-            Some(Library::open(&config.app).map_err(StartError::Preload)?)
+            let lib = Library::open(&config.app).map_err(StartError::Preload)?;
+            // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
+            let flags = rustgun_abi::RG_REQ_MULTIPROCESS
+                | if config.multithreaded() { rustgun_abi::RG_REQ_MULTITHREAD } else { 0 };
+            lib.preload(&config.app_args, flags).map_err(StartError::Preload)?;
+            Some(lib)
         } else {
             None
         };
@@ -109,13 +215,41 @@ impl Arbiter {
                 .map_err(|e| StartError::Signals(e.into()))?;
         let pid = nix::unistd::getpid();
         tracing::info!("Starting rustgun {}", env!("CARGO_PKG_VERSION"));
+        if let Some(old) = old_master {
+            tracing::info!("Upgrading: the old master is pid {old}; adopted {} sockets", listeners.len());
+        }
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.url());
         }
         tracing::info!("Using worker: {}", config.effective_class().name());
         let target = config.workers;
+        let mut scoreboard = Scoreboard::default();
+        // Map the first board now, so that a failure shows at start rather than at the first fork.
+        let first = scoreboard
+            .take(worker::lanes(&config), 2 * target as usize + 2)
+            .map_err(StartError::Scoreboard)?;
+        scoreboard.free(first);
+        let watched = config.reload.then(|| FileStamp::of(&config.app.path)).flatten();
+        let metrics = match (take_env(ENV_METRICS_FD), &config.metrics_bind) {
+            (Some(fd), _) => {
+                Some(fd.parse().map_err(std::io::Error::other).and_then(metrics::Exporter::adopt))
+            }
+            (None, Some(addr)) => Some(metrics::Exporter::bind(addr)),
+            (None, None) => None,
+        };
+        let metrics = metrics.transpose().map_err(|error| StartError::Metrics {
+            addr: config.metrics_bind.clone().unwrap_or_default(),
+            error,
+        })?;
+        if let Some(m) = &metrics {
+            tracing::info!("Metrics at: {}", m.url());
+        }
+        set_title("master", &config);
         Ok(Arbiter {
             config,
+            argv,
+            exe,
+            cwd,
             listeners,
             preloaded,
             signals,
@@ -125,10 +259,21 @@ impl Arbiter {
             report_buf: Vec::new(),
             workers: BTreeMap::new(),
             target,
+            generation: 0,
+            reload: None,
+            scoreboard,
+            retired: Counters::default(),
+            exits: ExitCounts::new(),
+            new_master: None,
+            old_master,
+            watched,
+            next_check: Instant::now() + CHECK_EVERY,
+            metrics,
             phase: Phase::Running,
             halt: None,
             failures: BTreeMap::new(),
             ready_announced: false,
+            status_sent: None,
             pidfile,
             pid,
         })
@@ -151,6 +296,14 @@ impl Arbiter {
                         continue;
                     }
                     self.spawn_missing();
+                    self.finish_reload();
+                    self.kill_overdue();
+                    if Instant::now() >= self.next_check {
+                        self.next_check = Instant::now() + CHECK_EVERY;
+                        self.check_timeouts();
+                        self.watch_app();
+                        self.check_old_master();
+                    }
                 }
                 Phase::Stopping { deadline, killed } => {
                     if self.workers.is_empty() {
@@ -165,6 +318,7 @@ impl Arbiter {
                     }
                 }
             }
+            self.notify_count();
             self.sleep();
         }
         self.exit()
@@ -178,7 +332,83 @@ impl Arbiter {
             SIGINT | SIGQUIT => self.handle_quit(sig),
             SIGTTIN => self.handle_ttin(),
             SIGTTOU => self.handle_ttou(),
-            _ => tracing::info!("Ignoring {}: not supported yet", signals::name(sig)),
+            SIGHUP => self.handle_hup(),
+            SIGUSR1 => self.handle_usr1(),
+            SIGUSR2 => self.handle_usr2(),
+            SIGWINCH => self.handle_winch(),
+            _ => tracing::info!("Ignoring {}", signals::name(sig)),
+        }
+    }
+
+    /// HUP: reload. Re-read the configuration, start a full new generation of workers (each opens the
+    /// app library anew, so a rebuilt library is served), and once all of them are ready stop the
+    /// previous generation gracefully. The listeners stay open throughout: no request is refused.
+    fn handle_hup(&mut self) {
+        tracing::info!("Handling signal: SIGHUP; reloading");
+        systemd::notify("RELOADING=1");
+        self.begin_reload();
+    }
+
+    /// USR1: reopen the log files (after logrotate moved them), here and in every worker.
+    fn handle_usr1(&mut self) {
+        // Reopened first, so that the line saying why starts the new file.
+        let reopened = crate::logging::reopen_error_log(&self.config.error_logfile);
+        tracing::info!("Handling signal: SIGUSR1; reopened the log files");
+        if let Err(e) = reopened {
+            tracing::error!("cannot reopen the error log {}: {e}", self.config.error_logfile);
+        }
+        for pid in self.workers.keys() {
+            process::signal(*pid, Signal::SIGUSR1);
+        }
+    }
+
+    /// USR2: binary upgrade. Start a new master from the binary on disk with the same command line,
+    /// handing it the listening sockets; rename the pidfile to `PIDFILE.oldbin` and keep serving. The
+    /// operator then sends WINCH and QUIT (or TERM) here — or, to roll back, HUP here and TERM there.
+    fn handle_usr2(&mut self) {
+        if let Some(pid) = self.new_master {
+            tracing::warn!("Ignoring SIGUSR2: the new master (pid {pid}) is still running");
+            return;
+        }
+        if let Some(old) = self.old_master {
+            tracing::warn!("Ignoring SIGUSR2: this master is an upgrade and the old master {old} still runs");
+            return;
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        tracing::info!("Handling signal: SIGUSR2; starting a new master");
+        if let Some(p) = &mut self.pidfile
+            && let Err(e) = p.rename_to_oldbin()
+        {
+            tracing::error!("Upgrade cancelled: {e}");
+            return;
+        }
+        let metrics = self.metrics.as_ref().map(|m| m.as_fd().as_raw_fd());
+        match spawn_master(&self.exe, &self.argv, &self.cwd, &self.listeners, metrics, self.pid) {
+            Ok(pid) => {
+                tracing::info!("Started the new master (pid {pid})");
+                self.new_master = Some(pid);
+            }
+            Err(e) => {
+                tracing::error!("Upgrade failed: cannot start {}: {e}", self.exe.display());
+                self.restore_pidfile();
+            }
+        }
+    }
+
+    /// WINCH: stop every worker gracefully and keep the master and its sockets (the worker count stays
+    /// 0 until HUP or TTIN). The step between USR2 and stopping the old master.
+    fn handle_winch(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        tracing::info!("Handling signal: SIGWINCH; stopping all workers gracefully");
+        self.target = 0;
+        self.reload = None;
+        let all: Vec<Pid> = self.workers.keys().copied().collect();
+        for pid in all {
+            self.stop_worker(pid);
         }
     }
 
@@ -193,6 +423,185 @@ impl Arbiter {
     fn handle_quit(&mut self, sig: libc::c_int) {
         tracing::info!("Handling signal: {}; stopping now", signals::name(sig));
         self.begin_stop(Signal::SIGQUIT, QUICK_STOP);
+    }
+
+    /// Re-reads the configuration and starts the next generation ([`Arbiter::handle_hup`], `--reload`).
+    fn begin_reload(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let config = match self.reread_config() {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!("Reload: keeping the current configuration: {e}");
+                self.config.clone()
+            }
+        };
+        if config.bind != self.config.bind {
+            tracing::warn!("Reload: --bind changed; the listeners change only on restart or USR2");
+        }
+        if let Err(e) = crate::logging::reopen_error_log(&config.error_logfile) {
+            tracing::error!("cannot reopen the error log {}: {e}", config.error_logfile);
+        }
+        if self.preloaded.is_some() {
+            tracing::warn!("Reload: with --preload the app library loaded at start keeps serving");
+        }
+        // `-e` as the configuration now says, for the new workers.
+        config.export_env();
+        set_title("master", &config);
+        let previous = std::mem::replace(&mut self.config, config);
+        // A reload that is still booting is superseded; the workers serving before it stay the ones
+        // to go back to.
+        if self.reload.is_none() {
+            self.reload =
+                Some(Reload { previous, previous_target: self.target, previous_generation: self.generation });
+        }
+        self.generation += 1;
+        self.target = self.config.workers;
+        self.watched = self.config.reload.then(|| FileStamp::of(&self.config.app.path)).flatten();
+        tracing::info!("Reloading: starting {} new workers (generation {})", self.target, self.generation);
+    }
+
+    /// The configuration as the command line (and whatever it names) says now.
+    fn reread_config(&self) -> Result<Config, String> {
+        let mut config = crate::config::load(self.argv.iter().cloned()).map_err(|e| e.to_string())?;
+        config.load_tls()?;
+        Ok(config)
+    }
+
+    /// Once every worker of the new generation is ready, the older ones stop gracefully.
+    fn finish_reload(&mut self) {
+        if self.reload.is_none() || self.current().filter(|(_, w)| w.booted).count() < self.target as usize {
+            return;
+        }
+        self.reload = None;
+        let old: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation != self.generation && w.stop_deadline.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        tracing::info!(
+            "Reloaded: {} workers of generation {} serving; stopping {} previous workers",
+            self.target,
+            self.generation,
+            old.len()
+        );
+        for pid in old {
+            self.stop_worker(pid);
+        }
+        systemd::notify("READY=1");
+    }
+
+    /// A worker of the new generation failed to boot: stop the new generation and go back to the
+    /// configuration and workers that were serving before the reload.
+    fn abandon_reload(&mut self, message: &str) {
+        let Some(reload) = self.reload.take() else { return };
+        tracing::error!("Reload failed: {message}; the previous workers keep serving");
+        self.config = reload.previous;
+        self.target = reload.previous_target;
+        let abandoned = self.generation;
+        self.generation = reload.previous_generation;
+        let new: Vec<Pid> =
+            self.workers.iter().filter(|(_, w)| w.generation == abandoned).map(|(p, _)| *p).collect();
+        for pid in new {
+            self.stop_worker(pid);
+        }
+        systemd::notify("READY=1");
+    }
+
+    /// The workers of the current generation that have not been told to stop.
+    fn current(&self) -> impl Iterator<Item = (&Pid, &WorkerSlot)> {
+        self.workers.iter().filter(|(_, w)| w.generation == self.generation && w.stop_deadline.is_none())
+    }
+
+    /// Asks one worker to stop gracefully; it is killed if still there after `--graceful-timeout`.
+    fn stop_worker(&mut self, pid: Pid) {
+        let grace = Duration::from_secs(self.config.graceful_timeout);
+        if let Some(w) = self.workers.get_mut(&pid)
+            && w.stop_deadline.is_none()
+        {
+            w.stop_deadline = Some(Instant::now() + grace);
+            process::signal(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Kills the workers that did not stop within their grace period.
+    fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for (pid, w) in &mut self.workers {
+            if !w.killed && w.stop_deadline.is_some_and(|d| now >= d) {
+                tracing::warn!("Worker {} (pid: {pid}) did not stop in time; killing it", w.id);
+                process::signal(*pid, Signal::SIGKILL);
+                w.killed = true;
+            }
+        }
+    }
+
+    /// `--timeout`: a worker with a thread that has not come back from its work for longer than the
+    /// timeout (an app call that does not return) gets SIGABRT, and SIGKILL at the next check if it is
+    /// still there. Waiting threads — idle keep-alive connections, an empty listen queue — never count.
+    fn check_timeouts(&mut self) {
+        if self.config.timeout == 0 {
+            return;
+        }
+        let limit = self.config.timeout.saturating_mul(1000);
+        let now = scoreboard::now_ms();
+        for (pid, w) in &mut self.workers {
+            if w.killed {
+                continue;
+            }
+            if let Some(at) = w.aborted {
+                if at.elapsed() >= CHECK_EVERY {
+                    tracing::error!("Worker {} (pid: {pid}) survived SIGABRT; killing it", w.id);
+                    process::signal(*pid, Signal::SIGKILL);
+                    w.killed = true;
+                }
+                continue;
+            }
+            let Some(slot) = self.scoreboard.get(w.slot) else { continue };
+            let Some(stuck) = slot.lanes().find(|l| l.silent_for(now).is_some_and(|ms| ms > limit)) else {
+                continue;
+            };
+            match stuck.line() {
+                Some(line) => tracing::error!("WORKER TIMEOUT (pid:{pid}) serving {line:?}"),
+                None => tracing::error!("WORKER TIMEOUT (pid:{pid})"),
+            }
+            process::signal(*pid, Signal::SIGABRT);
+            w.aborted = Some(Instant::now());
+        }
+    }
+
+    /// `--reload`: a changed app library (new inode, size or mtime) starts a reload.
+    fn watch_app(&mut self) {
+        if !self.config.reload {
+            return;
+        }
+        let now = FileStamp::of(&self.config.app.path);
+        if now.is_some() && now != self.watched {
+            tracing::info!("App library {} changed; reloading", self.config.app.path.display());
+            self.begin_reload();
+            self.watched = now;
+        }
+    }
+
+    /// A master started by USR2 becomes the only one when the old master is gone (its parent changes).
+    fn check_old_master(&mut self) {
+        if let Some(old) = self.old_master
+            && nix::unistd::getppid() != old
+        {
+            tracing::info!("The old master (pid {old}) is gone; this is now the only master");
+            self.old_master = None;
+        }
+    }
+
+    /// Gives the pidfile its name back after an upgrade failed or was rolled back.
+    fn restore_pidfile(&mut self) {
+        if let Some(p) = &mut self.pidfile
+            && let Err(e) = p.restore()
+        {
+            tracing::error!("{e}");
+        }
     }
 
     /// TTIN: one worker more.
@@ -213,24 +622,30 @@ impl Arbiter {
     }
 
     fn stop_surplus(&mut self) {
-        let surplus = self.workers.len().saturating_sub(self.target as usize);
-        // Pids grow with age in practice; the lowest ids' slots are kept, so stop the highest ids.
-        let mut by_id: Vec<(u32, Pid)> = self.workers.iter().map(|(p, w)| (w.id, *p)).collect();
+        let mut by_id: Vec<(u32, Pid)> = self.current().map(|(p, w)| (w.id, *p)).collect();
+        let surplus = by_id.len().saturating_sub(self.target as usize);
+        // The lowest ids are kept, so stop the highest ids.
         by_id.sort_unstable();
         for (_, pid) in by_id.into_iter().rev().take(surplus) {
-            process::signal(pid, Signal::SIGTERM);
+            self.stop_worker(pid);
         }
     }
 
     fn begin_stop(&mut self, sig: Signal, grace: Duration) {
+        if self.phase == Phase::Running {
+            systemd::notify("STOPPING=1");
+        }
         let deadline = Instant::now() + grace;
         let deadline = match self.phase {
             Phase::Stopping { deadline: earlier, .. } => earlier.min(deadline),
             Phase::Running => deadline,
         };
-        // Stop accepting: close our copies of the listeners (workers close theirs as they exit).
-        for l in &self.listeners {
-            l.remove_file();
+        // Stop accepting: close our copies of the listeners (workers close theirs as they exit). A
+        // new master started by USR2 keeps serving on the same sockets: their files stay then.
+        if self.new_master.is_none() {
+            for l in &self.listeners {
+                l.remove_file();
+            }
         }
         self.listeners.clear();
         for pid in self.workers.keys() {
@@ -249,13 +664,22 @@ impl Arbiter {
         // A worker that failed to boot wrote its reason just before exiting.
         self.read_reports();
         for (pid, exit) in exits {
+            if Some(pid) == self.new_master {
+                self.new_master_exited(pid, exit);
+                continue;
+            }
             let Some(slot) = self.workers.remove(&pid) else { continue };
+            self.count_exit(&slot, exit);
             let failure = self.failures.remove(&pid);
             match exit {
                 Exit::Code(0) => tracing::info!("Worker {} (pid: {pid}) exited", slot.id),
                 Exit::Code(code @ (EXIT_APP_LOAD | EXIT_BOOT)) if !slot.booted => {
                     let message = failure.unwrap_or_else(|| format!("worker {} failed to boot", slot.id));
-                    if self.halt.is_none() {
+                    if slot.generation != self.generation {
+                        tracing::error!("{message}");
+                    } else if self.reload.is_some() {
+                        self.abandon_reload(&message);
+                    } else if self.halt.is_none() {
                         self.halt = Some((code, message));
                     }
                 }
@@ -273,6 +697,32 @@ impl Arbiter {
                 }
             }
         }
+    }
+
+    /// Folds an exited worker's counters into the totals, notes why it exited, frees its slot.
+    fn count_exit(&mut self, w: &WorkerSlot, exit: Exit) {
+        if let Some(slot) = self.scoreboard.get(w.slot) {
+            self.retired.add(&slot.counters());
+            let reason = match (w.aborted, slot.retired(), exit) {
+                (Some(_), _, _) => ("timeout", String::new()),
+                (None, Retired::MaxRequests, Exit::Code(0)) => ("max_requests", String::new()),
+                (None, _, Exit::Code(code)) => ("exit", code.to_string()),
+                (None, _, Exit::Signal(sig)) => ("signal", sig.as_str().to_string()),
+            };
+            *self.exits.entry(reason).or_default() += 1;
+        }
+        self.scoreboard.free(w.slot);
+    }
+
+    /// The master a USR2 started has exited: the upgrade failed or was rolled back (TERM to it), so
+    /// this master is the one again and takes its pidfile back.
+    fn new_master_exited(&mut self, pid: Pid, exit: Exit) {
+        match exit {
+            Exit::Code(code) => tracing::warn!("The new master (pid {pid}) exited with code {code}"),
+            Exit::Signal(sig) => tracing::warn!("The new master (pid {pid}) was sent {}", sig.as_str()),
+        }
+        self.new_master = None;
+        self.restore_pidfile();
     }
 
     /// Reads the one-line reports workers send: `R <pid>` once booted, `F <pid> <reason>` on failure.
@@ -302,18 +752,20 @@ impl Arbiter {
                 _ => {}
             }
         }
-        if !self.ready_announced
-            && self.workers.len() == self.target as usize
-            && self.workers.values().all(|w| w.booted)
-        {
+        if !self.ready_announced && self.current().filter(|(_, w)| w.booted).count() == self.target as usize {
             self.ready_announced = true;
             tracing::info!("Ready: {} workers serving", self.target);
+            if self.old_master.is_some() {
+                // The service manager's main process is this master from now on (NotifyAccess=all).
+                systemd::notify(&format!("MAINPID={}", self.pid));
+            }
+            systemd::notify("READY=1");
         }
     }
 
-    /// Forks workers until there are `target` of them.
+    /// Forks workers until the current generation has `target` of them.
     fn spawn_missing(&mut self) {
-        while self.workers.len() < self.target as usize {
+        while self.current().count() < self.target as usize {
             let id = (1..).find(|id| !self.workers.values().any(|w| w.id == *id)).unwrap_or(1);
             if let Err(e) = self.spawn(id) {
                 tracing::error!("Cannot fork worker {id}: {e}");
@@ -324,6 +776,14 @@ impl Arbiter {
 
     fn spawn(&mut self, id: u32) -> std::io::Result<()> {
         let report = self.report_wr.try_clone()?;
+        // Room for the whole generation, one more, and a reload's worth beside it.
+        let capacity = 2 * self.target as usize + 2;
+        let slot_id = self.scoreboard.take(worker::lanes(&self.config), capacity)?;
+        let Some(slot) = self.scoreboard.get(slot_id) else {
+            return Err(std::io::Error::other("the scoreboard lost a slot"));
+        };
+        let title = title("worker", &self.config);
+        let title = title.as_str();
         let master = self.pid;
         let config = &self.config;
         let listeners = &self.listeners;
@@ -335,11 +795,38 @@ impl Arbiter {
         let pid = process::fork_child(|| {
             // The child must not run the master's handlers: they would queue into the master's pipe.
             signals.unregister();
-            worker::run(worker::Boot { id, config, listeners, preloaded, report, master, sigmask })
-        })?;
+            let boot =
+                worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
+            worker::run(boot)
+        });
         drop(blocked);
-        self.workers.insert(pid, WorkerSlot { id, booted: false });
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.scoreboard.free(slot_id);
+                return Err(e);
+            }
+        };
+        let generation = self.generation;
+        let w = WorkerSlot {
+            id,
+            booted: false,
+            generation,
+            slot: slot_id,
+            stop_deadline: None,
+            aborted: None,
+            killed: false,
+        };
+        self.workers.insert(pid, w);
         Ok(())
+    }
+
+    /// Tells systemd the worker count (`STATUS=4 workers`) when it changed since last told.
+    fn notify_count(&mut self) {
+        if self.status_sent != Some(self.workers.len()) {
+            self.status_sent = Some(self.workers.len());
+            systemd::notify(&format!("STATUS={} workers", self.workers.len()));
+        }
     }
 
     fn sleep(&mut self) {
@@ -347,17 +834,45 @@ impl Arbiter {
             Phase::Running => TICK,
             Phase::Stopping { .. } => Duration::from_millis(100),
         };
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.report_rd.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(self.metrics.as_ref().map(|m| PollFd::new(m.as_fd(), PollFlags::POLLIN)));
         let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::MAX);
         let _ = poll(&mut fds, ms);
+        let scraped = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if scraped && let Some(m) = &self.metrics {
+            m.serve_pending(|| self.render_metrics());
+        }
+    }
+
+    /// The metrics as the scoreboard and the master's own records have them now.
+    fn render_metrics(&self) -> String {
+        let mut counters = self.retired.clone();
+        let (mut in_flight, mut busy, mut idle) = (0, 0, 0);
+        for w in self.workers.values() {
+            let Some(slot) = self.scoreboard.get(w.slot) else { continue };
+            counters.add(&slot.counters());
+            let serving = slot.lanes().filter(|l| l.serving()).count() as u64;
+            in_flight += serving;
+            if serving > 0 {
+                busy += 1;
+            } else {
+                idle += 1;
+            }
+        }
+        let queues =
+            self.listeners.iter().filter_map(|l| Some((l.url(), metrics::listen_queue(l)?))).collect();
+        metrics::render(&metrics::Snapshot { counters, in_flight, busy, idle, exits: &self.exits, queues })
     }
 
     fn exit(self) -> i32 {
-        for l in &self.listeners {
-            l.remove_file();
+        if self.new_master.is_none() {
+            for l in &self.listeners {
+                l.remove_file();
+            }
         }
         if let Some(p) = &self.pidfile {
             p.remove();
@@ -373,4 +888,111 @@ impl Arbiter {
             }
         }
     }
+}
+
+/// `rustgun: master [NAME]` / `rustgun: worker [NAME]`; NAME is `--name`, or the app reference.
+fn title(role: &str, config: &Config) -> String {
+    match &config.name {
+        Some(name) => format!("rustgun: {role} [{name}]"),
+        None => format!("rustgun: {role} [{}]", config.app),
+    }
+}
+
+fn set_title(role: &str, config: &Config) {
+    if let Err(e) = crate::sys::title::set(&title(role, config), &format!("rustgun {role}")) {
+        tracing::debug!("cannot set the process title: {e}");
+    }
+}
+
+/// The listening sockets of a fresh start: the ones systemd passed when it socket-activated us
+/// (`--bind` is then ignored), else `--bind`'s, bound under `--umask`, their socket files given to the
+/// workers' `--user`.
+fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
+    let activated =
+        systemd::take_listen_fds().map_err(|error| StartError::Bind { addr: "LISTEN_FDS".into(), error })?;
+    if !activated.is_empty() {
+        return activated
+            .iter()
+            .map(|passed| {
+                let addr = format!("fd://{} from systemd", passed.fd);
+                let listener =
+                    Listener::adopt(passed.fd).map_err(|error| StartError::Bind { addr, error })?;
+                let name = passed.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                tracing::info!("Adopted fd {}{name} from systemd socket activation", passed.fd);
+                Ok(listener)
+            })
+            .collect();
+    }
+    let _umask = Umask::set(config.umask);
+    let mut listeners = Vec::with_capacity(config.bind.len());
+    for addr in &config.bind {
+        let bound = Listener::bind(addr, config.backlog, config.reuse_port).and_then(|listener| {
+            if let (Some(identity), Some(path)) = (config.identity, listener.socket_file()) {
+                identity.chown(path)?;
+            }
+            Ok(listener)
+        });
+        listeners.push(bound.map_err(|error| StartError::Bind { addr: addr.to_string(), error })?);
+    }
+    Ok(listeners)
+}
+
+/// Reads and removes an environment variable meant for this process only.
+fn take_env(key: &str) -> Option<String> {
+    let value = std::env::var(key).ok();
+    // SAFETY: called from `Arbiter::start`, while the master is single-threaded (it never starts
+    // threads), so nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(key) };
+    value
+}
+
+/// Adopts every listening socket named in `RUSTGUN_FD` (`3,4`).
+fn adopt_all(fds: &str) -> std::io::Result<Vec<Listener>> {
+    fds.split(',')
+        .map(|fd| {
+            let fd: RawFd = fd.trim().parse().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{fd:?} is not a descriptor"))
+            })?;
+            Listener::adopt(fd)
+        })
+        .collect()
+}
+
+/// Starts a new master (USR2): the binary `exe` with the original arguments, from the original
+/// directory, inheriting the listening sockets (`RUSTGUN_FD`) and told who its old master is
+/// (`RUSTGUN_PID`). The child starts with an empty signal mask and default handlers (exec resets
+/// them; the standard library clears the mask), in this master's process group and session, and with
+/// no parent-death signal (that is never inherited): it outlives this master.
+fn spawn_master(
+    exe: &std::path::Path,
+    argv: &[OsString],
+    cwd: &std::path::Path,
+    listeners: &[Listener],
+    metrics: Option<RawFd>,
+    old: Pid,
+) -> std::io::Result<Pid> {
+    use std::os::unix::process::CommandExt;
+    let mut fds: Vec<RawFd> = listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+    let list = fds.iter().map(RawFd::to_string).collect::<Vec<_>>().join(",");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(argv.iter().skip(1)).current_dir(cwd).env(ENV_FDS, list).env(ENV_PID, old.to_string());
+    if let Some(fd) = metrics {
+        cmd.env(ENV_METRICS_FD, fd.to_string());
+        fds.push(fd);
+    }
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which is
+    // async-signal-safe; it allocates nothing (the descriptor list was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    };
+    let child = cmd.spawn()?;
+    Ok(Pid::from_raw(child.id() as i32))
 }

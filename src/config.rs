@@ -1,14 +1,21 @@
 //! The command line: every option, its gunicorn name and default, parsed with clap.
 //!
 //! What lives here is only the shape of the configuration and its validation; turning it into
-//! sockets, processes and limits happens in `arbiter` and `worker`.
+//! sockets, processes and limits happens in `arbiter` and `worker`. Where the values come from — the
+//! command line, `RUSTGUN_CMD_ARGS`, a TOML file — and which wins is [`sources`]; start with [`load`].
+
+mod sources;
+
+pub use sources::{ConfigError, ENV_ARGS, load, start_dir};
 
 use crate::app::AppRef;
 use crate::http::forwarded::TrustList;
 use crate::http::parse::{HeaderMap, Limits};
 use crate::net::BindAddr;
 use crate::net::tls::{CertReqs, TlsFiles};
+use crate::sys::privileges::{GroupSpec, Identity, UmaskSpec, UserSpec};
 use clap::{Parser, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +28,11 @@ use std::time::Duration;
 #[command(name = "rustgun", version, about, long_about = None)]
 pub struct Config {
     /// The app: PATH[:SYMBOL], e.g. ./libmyapp.so:app
-    #[arg(value_name = "APP")]
+    #[arg(value_name = "APP", index = 1)]
     pub app: AppRef,
 
     /// Arguments passed to the app's init (after `--`).
-    #[arg(last = true, value_name = "APP_ARGS")]
+    #[arg(last = true, value_name = "APP_ARGS", index = 2)]
     pub app_args: Vec<String>,
 
     /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N. Repeatable.
@@ -48,9 +55,31 @@ pub struct Config {
     #[arg(long = "graceful-timeout", default_value_t = 30)]
     pub graceful_timeout: u64,
 
-    /// Seconds a request body or a response write may stall before the connection is dropped.
+    /// Seconds a worker may stay silent (an app call that does not return) before it is aborted and
+    /// replaced; also how long a request body or a response write may stall before the connection is
+    /// dropped. 0 turns both off.
     #[arg(short = 't', long, default_value_t = 30)]
     pub timeout: u64,
+
+    /// A worker retires gracefully (and is replaced) after this many requests; 0 = never.
+    #[arg(long = "max-requests", default_value_t = 0)]
+    pub max_requests: u64,
+
+    /// Up to this many more requests, drawn at random per worker, so workers do not all retire at once.
+    #[arg(long = "max-requests-jitter", default_value_t = 0)]
+    pub max_requests_jitter: u64,
+
+    /// The name in process titles (`rustgun: master [NAME]`); default: the app reference.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Development: reload (as on HUP) whenever the app library file changes.
+    #[arg(long = "reload")]
+    pub reload: bool,
+
+    /// Serve Prometheus metrics from the master on this HOST:PORT (never through the app).
+    #[arg(long = "metrics-bind", value_name = "ADDRESS")]
+    pub metrics_bind: Option<String>,
 
     /// Seconds a client gets to send a complete request head before it is answered 408.
     #[arg(long = "header-timeout", default_value_t = 10)]
@@ -116,7 +145,8 @@ pub struct Config {
     pub worker_connections: u32,
 
     /// Give each worker its own SO_REUSEPORT listening socket instead of sharing the master's.
-    #[arg(long = "reuse-port")]
+    /// Not with --user: the kernel shares a port between SO_REUSEPORT sockets of one effective uid only.
+    #[arg(long = "reuse-port", conflicts_with = "user")]
     pub reuse_port: bool,
 
     /// Load the app in the master before forking workers.
@@ -126,6 +156,54 @@ pub struct Config {
     /// Write the master's pid to this file (removed on exit).
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
+
+    /// Read settings from this TOML file: keys are the long option names (`workers = 4`,
+    /// `bind = ["unix:/run/app.sock"]`, `app = "./libapp.so:app"`). The command line and
+    /// RUSTGUN_CMD_ARGS override it.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Load the configuration and open the app library (checking its descriptor, not running init),
+    /// print one line, and exit: 0 if both are fine, 1 otherwise.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Print the effective configuration as a TOML config file and exit.
+    #[arg(long = "print-config", conflicts_with = "check_config")]
+    pub print_config: bool,
+
+    /// Run workers as this user (name or uid); the master keeps its own. Needs a root master.
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<UserSpec>,
+
+    /// Run workers with this group (name or gid); default: the --user's primary group.
+    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    pub group: Option<GroupSpec>,
+
+    /// The umask unix socket files are created under (`027`, `0o027`; gunicorn's rules), so 0 gives
+    /// mode 0777 and 007 mode 0770.
+    #[arg(short = 'm', long = "umask", value_name = "MASK", default_value = "0")]
+    pub umask: UmaskSpec,
+
+    /// Change to this directory before loading the app (relative paths below resolve from it).
+    #[arg(long = "chdir", value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Detach from the terminal and run in the background (skipped on a USR2 re-exec).
+    #[arg(short = 'D', long = "daemon")]
+    pub daemon: bool,
+
+    /// Set an environment variable for the app (KEY=VALUE). Repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// The identity workers take on, from --user and --group ([`Config::resolve_identity`]).
+    #[arg(skip)]
+    pub identity: Option<Identity>,
+
+    /// The merged arguments this configuration was parsed from ([`load`]), for `--print-config`.
+    #[arg(skip)]
+    effective: Vec<OsString>,
 
     /// TLS certificate chain (PEM, leaf first). With it, every listener serves HTTPS only.
     #[arg(long = "certfile", value_name = "FILE")]
@@ -220,7 +298,33 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// `-e KEY=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') && !value.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 impl Config {
+    /// Fills [`Config::identity`] from `--user` and `--group`.
+    fn resolve_identity(&mut self) -> Result<(), String> {
+        self.identity = Identity::resolve(self.user.as_ref(), self.group.as_ref())?;
+        Ok(())
+    }
+
+    /// `-e KEY=VALUE`: sets the variables in this process, so that every worker forked after it (and
+    /// its app) sees them. The master calls it at start and after a reload; it never runs other
+    /// threads, so nothing reads the environment while it changes.
+    pub fn export_env(&self) {
+        for (key, value) in &self.env {
+            // SAFETY: only the single-threaded master calls this (see above).
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
+
     /// The worker class in effect: `sync` with several threads is `threads`, as in gunicorn.
     pub fn effective_class(&self) -> WorkerClass {
         match self.worker_class {

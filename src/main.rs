@@ -1,28 +1,116 @@
-//! The `rustgun` binary: parse the command line, start the logs, run the master until it exits.
+//! The `rustgun` binary: load the configuration (command line, `RUSTGUN_CMD_ARGS`, `-c FILE`), act on
+//! `--print-config` / `--check-config`, set the process up (`--chdir`, `--daemon`, the error log,
+//! `-e`), then start the master and run it until it exits.
+//!
+//! Exit statuses: 0 done; 1 the server could not start, or `--check-config` found a fault; 2 the
+//! configuration is invalid (an unknown option or key, a bad value); 3 and 4 a worker failed to boot
+//! or to load the app (see `worker`).
 
-use clap::Parser;
-use rustgun::arbiter::Arbiter;
-use rustgun::config::Config;
+use rustgun::app::{Library, LoadError};
+use rustgun::arbiter::{Arbiter, StartError};
+use rustgun::config::{self, Config, ConfigError};
+use rustgun::sys::daemon::{self, Detached};
+
+/// The exit status for an invalid configuration (clap's own for a bad command line).
+const EXIT_CONFIG: i32 = 2;
 
 fn main() {
-    let mut config = Config::parse();
-    if let Err(e) = rustgun::logging::init(&config.error_logfile, config.log_level) {
-        eprintln!("rustgun: cannot open error log {}: {e}", config.error_logfile);
-        std::process::exit(1);
-    }
-    if let Err(e) = config.load_tls() {
-        tracing::error!("{e}");
-        std::process::exit(1);
-    }
-    let code = match Arbiter::start(config) {
-        Ok(arbiter) => arbiter.run(),
+    let mut config = match config::load(std::env::args_os()) {
+        Ok(config) => config,
+        Err(ConfigError::CommandLine(e)) => e.exit(),
         Err(e) => {
-            tracing::error!("{e}");
-            match e {
-                rustgun::arbiter::StartError::Preload(_) => rustgun::worker::EXIT_APP_LOAD,
-                _ => 1,
-            }
+            eprintln!("rustgun: {e}");
+            std::process::exit(EXIT_CONFIG);
         }
     };
+    if config.print_config {
+        print!("{}", config.to_toml());
+        return;
+    }
+    if let Some(dir) = &config.chdir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        eprintln!("rustgun: cannot change to directory {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    if config.check_config {
+        std::process::exit(check(&mut config));
+    }
+    // A master started by a USR2 upgrade (RUSTGUN_FD set) is the child of one already detached.
+    let detached = if config.daemon && std::env::var_os(rustgun::arbiter::ENV_FDS).is_none() {
+        match daemon::daemonize(config.error_logfile != "-") {
+            Ok(detached) => Some(detached),
+            Err(e) => {
+                eprintln!("rustgun: cannot daemonize: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(e) = rustgun::logging::init(&config.error_logfile, config.log_level) {
+        let message = format!("cannot open error log {}: {e}", config.error_logfile);
+        eprintln!("rustgun: {message}");
+        if let Some(d) = detached {
+            d.failed(&message);
+        }
+        std::process::exit(1);
+    }
+    config.export_env();
+    if let Err(e) = config.load_tls() {
+        halt(detached, 1, &e);
+    }
+    match Arbiter::start(config) {
+        Ok(arbiter) => {
+            if let Some(d) = detached {
+                d.started();
+            }
+            std::process::exit(arbiter.run());
+        }
+        Err(e) => {
+            let code = match e {
+                StartError::Preload(_) => rustgun::worker::EXIT_APP_LOAD,
+                _ => 1,
+            };
+            halt(detached, code, &e.to_string());
+        }
+    }
+}
+
+/// Logs why the server cannot start, tells a waiting launcher (`--daemon`), and exits with `code`.
+fn halt(detached: Option<Detached>, code: i32, message: &str) -> ! {
+    tracing::error!("{message}");
+    if let Some(d) = detached {
+        d.failed(message);
+    }
     std::process::exit(code);
+}
+
+/// `--check-config`: the configuration loaded; now read the TLS files and open the app library,
+/// checking its descriptor as a worker would (its `init` is not run). One line either way; the exit
+/// status.
+fn check(config: &mut Config) -> i32 {
+    let opened = config.load_tls().and_then(|()| {
+        let lib = Library::open(&config.app).map_err(|e| e.to_string())?;
+        if config.multithreaded() && !lib.is_thread_safe() {
+            let worker_class = config.effective_class().name();
+            return Err(LoadError::NotThreadSafe { app: config.app.clone(), worker_class }.to_string());
+        }
+        Ok(())
+    });
+    match opened {
+        Ok(()) => {
+            println!(
+                "rustgun: configuration OK: app {} opened and its descriptor checked (init not run); {} {} worker(s)",
+                config.app,
+                config.workers,
+                config.effective_class().name()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("rustgun: configuration check failed: {e}");
+            1
+        }
+    }
 }

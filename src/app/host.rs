@@ -28,7 +28,34 @@ pub trait Exchange {
     fn set_body(&mut self, source: RgBodySource) -> Result<(), i32>;
     /// The environ entries, built on first use.
     fn environ(&mut self) -> &[RgHeader];
+    /// Sends up to `len` bytes of the file `fd` from `offset` as body bytes: the count sent, less than
+    /// `len` only when the file ended. By default read with `pread(2)` (the file's own offset stays)
+    /// and sent through [`Exchange::write`], which frames them like any body bytes.
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<u64, i32> {
+        let mut buf = vec![0u8; (len.min(FILE_CHUNK as u64) as usize).max(1)];
+        let mut sent = 0u64;
+        while sent < len {
+            let want = (len - sent).min(buf.len() as u64) as usize;
+            let at = i64::try_from(offset + sent).map_err(|_| RG_E_INVALID)?;
+            // SAFETY: pread(2) into a buffer we own, of at least `want` bytes; `fd` is the app's and is
+            // only read.
+            let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, at) };
+            match n {
+                0 => break,
+                n if n > 0 => {
+                    self.write(&buf[..n as usize])?;
+                    sent += n as u64;
+                }
+                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return Err(RG_E_INVALID),
+            }
+        }
+        Ok(sent)
+    }
 }
+
+/// How much of a file `send_file` reads at a time.
+const FILE_CHUNK: usize = 64 * 1024;
 
 /// The handle behind `RgCall`: a thin pointer to a fat one.
 pub type CallSlot<'a> = &'a mut dyn Exchange;
@@ -49,6 +76,7 @@ pub static HOST: RgHost = RgHost {
     set_body: host_set_body,
     environ: host_environ,
     log: host_log,
+    send_file: host_send_file,
 };
 
 /// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
@@ -153,6 +181,19 @@ unsafe extern "C" fn host_environ(call: *mut RgCall, out: *mut *const RgHeader, 
             *out = entries.as_ptr();
             *out_len = entries.len();
             RG_OK
+        })
+    }
+}
+
+unsafe extern "C" fn host_send_file(call: *mut RgCall, fd: i32, offset: u64, len: u64) -> i64 {
+    if fd < 0 {
+        return i64::from(RG_E_INVALID);
+    }
+    // SAFETY: `call` is the server's handle; `fd` is the app's open file, only read.
+    unsafe {
+        with_exchange(call, i64::from(RG_E_PANIC), |ex| match ex.send_file(fd, offset, len) {
+            Ok(n) => n.min(i64::MAX as u64) as i64,
+            Err(code) => i64::from(code),
         })
     }
 }

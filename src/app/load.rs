@@ -3,7 +3,7 @@
 
 use super::host::HOST;
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgInit, RgRequest, RgStr,
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgHost, RgInit, RgRequest, RgStr,
 };
 use std::ffi::c_void;
 use std::fmt;
@@ -71,8 +71,7 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Size { app, size } => write!(
                 f,
-                "cannot load app {app}: descriptor size {size} is smaller than ABI {RG_ABI_MAJOR}.0 requires ({})",
-                std::mem::size_of::<RgApp>()
+                "cannot load app {app}: descriptor size {size} is smaller than ABI {RG_ABI_MAJOR}.0 requires ({APP_SIZE_1_0})"
             ),
             LoadError::NoHandle { app } => {
                 write!(f, "cannot load app {app}: the descriptor has no handle function")
@@ -89,6 +88,9 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+/// The size of a 1.0 descriptor: 1.1 appended `preload`, which an older app's descriptor lacks.
+const APP_SIZE_1_0: usize = std::mem::offset_of!(RgApp, preload);
 
 /// An opened and checked app library. Never unloaded: Rust and C runtimes in it may have left
 /// thread-local destructors or atexit handlers pointing into it.
@@ -141,16 +143,38 @@ impl Library {
         if major != RG_ABI_MAJOR || minor > RG_ABI_MINOR {
             return Err(LoadError::Version { app: app.clone(), major, minor });
         }
-        if (size as usize) < std::mem::size_of::<RgApp>() {
+        if (size as usize) < APP_SIZE_1_0 {
             return Err(LoadError::Size { app: app.clone(), size });
         }
-        // SAFETY: magic, version and size say a complete 1.x descriptor lives at `addr`, in a
-        // library that is never unmapped.
-        let desc: &'static RgApp = unsafe { &*addr };
+        // A descriptor built for 1.0 ends before `preload`: copy what it has, the rest stays None.
+        let desc: &'static RgApp = if (size as usize) < std::mem::size_of::<RgApp>() {
+            // SAFETY: `size` bytes (at least the 1.0 fields) are readable at `addr`; the prefix of an
+            // `RgApp` with the same layout is copied over a descriptor whose later fields are None.
+            unsafe {
+                let mut full = RgApp::new(0, None, placeholder_handle, None);
+                std::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&raw mut full).cast::<u8>(), APP_SIZE_1_0);
+                Box::leak(Box::new(full))
+            }
+        } else {
+            // SAFETY: magic, version and size say a complete descriptor lives at `addr`, in a library
+            // that is never unmapped.
+            unsafe { &*addr }
+        };
         if desc.handle.is_none() {
             return Err(LoadError::NoHandle { app: app.clone() });
         }
         Ok(Library { app_ref: app, desc })
+    }
+
+    /// Runs the app's `preload` (ABI 1.1) in the master, before any fork (`--preload`); nothing when the
+    /// app has none. A refusal is reported like a failed `init`.
+    pub fn preload(&self, args: &[String], flags: u32) -> Result<(), LoadError> {
+        let Some(preload) = self.desc.preload else { return Ok(()) };
+        call_with_init(self.app_ref, 0, args, flags, |host, block| {
+            // SAFETY: `preload` comes from a checked 1.1 descriptor; the block and the host table
+            // outlive the call.
+            unsafe { preload(host, block) }
+        })
     }
 
     pub fn is_thread_safe(&self) -> bool {
@@ -161,32 +185,52 @@ impl Library {
     pub fn start(self, worker_id: u32, args: &[String], flags: u32) -> Result<App, LoadError> {
         let mut state: *mut c_void = std::ptr::null_mut();
         if let Some(init) = self.desc.init {
-            let arg_strs: Vec<RgStr> = args.iter().map(|a| RgStr::from_bytes(a.as_bytes())).collect();
-            let mut error = [0u8; 1024];
-            let mut block = RgInit {
-                size: std::mem::size_of::<RgInit>() as u32,
-                worker_id,
-                args: arg_strs.as_ptr(),
-                args_len: arg_strs.len(),
-                flags,
-                error_len: 0,
-                error_buf: error.as_mut_ptr(),
-                error_cap: error.len(),
-            };
-            // SAFETY: `init` comes from a checked descriptor; every pointer in `block` and the host
-            // table outlives the call, and `state` is a valid out-pointer.
-            let code = unsafe { init(&HOST, &mut block, &mut state) };
-            if code != RG_OK {
-                let len = (block.error_len as usize).min(error.len());
-                let message = match String::from_utf8_lossy(&error[..len]).trim() {
-                    "" => "no reason given".to_string(),
-                    text => one_line(text),
-                };
-                return Err(LoadError::Init { app: self.app_ref.clone(), code, message });
-            }
+            call_with_init(self.app_ref, worker_id, args, flags, |host, block| {
+                // SAFETY: `init` comes from a checked descriptor; the block and the host table outlive
+                // the call, and `state` is a valid out-pointer.
+                unsafe { init(host, block, &mut state) }
+            })?;
         }
         Ok(App { lib: self, state })
     }
+}
+
+/// Never called: stands in for the `handle` of a 1.0 descriptor until its own is copied over it.
+unsafe extern "C" fn placeholder_handle(_state: *mut c_void, _request: *const RgRequest) -> i32 {
+    rustgun_abi::RG_ERROR
+}
+
+/// Calls `entry` (`init` or `preload`) with an `RgInit` for `args` and turns a refusal into
+/// [`LoadError::Init`] carrying the app's message.
+fn call_with_init(
+    app: &AppRef,
+    worker_id: u32,
+    args: &[String],
+    flags: u32,
+    entry: impl FnOnce(&'static RgHost, &mut RgInit) -> i32,
+) -> Result<(), LoadError> {
+    let arg_strs: Vec<RgStr> = args.iter().map(|a| RgStr::from_bytes(a.as_bytes())).collect();
+    let mut error = [0u8; 1024];
+    let mut block = RgInit {
+        size: std::mem::size_of::<RgInit>() as u32,
+        worker_id,
+        args: arg_strs.as_ptr(),
+        args_len: arg_strs.len(),
+        flags,
+        error_len: 0,
+        error_buf: error.as_mut_ptr(),
+        error_cap: error.len(),
+    };
+    let code = entry(&HOST, &mut block);
+    if code == RG_OK {
+        return Ok(());
+    }
+    let len = (block.error_len as usize).min(error.len());
+    let message = match String::from_utf8_lossy(&error[..len]).trim() {
+        "" => "no reason given".to_string(),
+        text => one_line(text),
+    };
+    Err(LoadError::Init { app: app.clone(), code, message })
 }
 
 /// An app started in this worker: its library and the state its `init` returned.

@@ -24,7 +24,10 @@ pub mod date;
 pub mod error;
 pub mod forwarded;
 pub mod parse;
+#[cfg(test)]
+mod property;
 pub mod proxy;
+pub mod replay;
 pub mod response;
 pub mod status;
 pub mod target;

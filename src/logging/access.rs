@@ -76,6 +76,11 @@ impl AccessLog {
         Ok(AccessLog { file, atoms: compile(format) })
     }
 
+    /// The log file's descriptor (`None` for stdout): USR1 reopens the file onto it.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
     pub fn write(&self, r: &Record<'_>) {
         let mut line = Vec::with_capacity(256);
         for atom in &self.atoms {

@@ -68,8 +68,18 @@ impl fmt::Display for BindAddr {
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
-    /// The path is removed by the master on exit when it created the file.
-    Unix(UnixListener, PathBuf),
+    /// The socket file's path, and who made the file.
+    Unix(UnixListener, PathBuf, SocketFile),
+}
+
+/// Who made a unix listener's socket file, and so may remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketFile {
+    /// This process bound it: the master removes it on its final exit.
+    Bound,
+    /// An inherited socket (`fd://N`, systemd, a binary upgrade): its file belongs to whoever bound
+    /// it — systemd keeps a socket unit's file across service restarts — and is never removed here.
+    Inherited,
 }
 
 impl Listener {
@@ -110,7 +120,7 @@ impl Listener {
         let local: SockaddrStorage = socket::getsockname(owned.as_raw_fd()).map_err(io::Error::from)?;
         let listener = if local.family() == Some(AddressFamily::Unix) {
             let path = local.as_unix_addr().and_then(|u| u.path()).map(Path::to_path_buf).unwrap_or_default();
-            Listener::Unix(UnixListener::from(owned), path)
+            Listener::Unix(UnixListener::from(owned), path, SocketFile::Inherited)
         } else {
             Listener::Tcp(TcpListener::from(owned))
         };
@@ -121,7 +131,7 @@ impl Listener {
     fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),
-            Listener::Unix(l, _) => l.set_nonblocking(true),
+            Listener::Unix(l, ..) => l.set_nonblocking(true),
         }
     }
 
@@ -132,7 +142,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) if reuse_port => bind_tcp(l.local_addr()?, backlog, ReusePort::Listen),
             Listener::Tcp(l) => Ok(Listener::Tcp(l.try_clone()?)),
-            Listener::Unix(l, path) => Ok(Listener::Unix(l.try_clone()?, path.clone())),
+            Listener::Unix(l, path, file) => Ok(Listener::Unix(l.try_clone()?, path.clone(), *file)),
         }
     }
 
@@ -143,7 +153,7 @@ impl Listener {
                 let _ = s.set_nodelay(true);
                 (Stream::Tcp(s), Peer::Tcp(peer))
             }),
-            Listener::Unix(l, _) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+            Listener::Unix(l, ..) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
         };
         match result {
             Ok((stream, peer)) => {
@@ -163,7 +173,7 @@ impl Listener {
                 Ok(a) => (a.ip().to_string(), a.port()),
                 Err(_) => (String::new(), 0),
             },
-            Listener::Unix(_, path) => (path.display().to_string(), 0),
+            Listener::Unix(_, path, _) => (path.display().to_string(), 0),
         }
     }
 
@@ -174,13 +184,22 @@ impl Listener {
                 Ok(a) => format!("http://{a}"),
                 Err(e) => format!("http://?({e})"),
             },
-            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+            Listener::Unix(_, path, _) => format!("unix:{}", path.display()),
         }
     }
 
-    /// Removes the socket file of a unix listener; called by the master on its final exit.
+    /// The socket file of a unix listener this process bound (not of an inherited one).
+    pub fn socket_file(&self) -> Option<&Path> {
+        match self {
+            Listener::Unix(_, path, SocketFile::Bound) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Removes the socket file of a unix listener this process bound; called by the master on its
+    /// final exit.
     pub fn remove_file(&self) {
-        if let Listener::Unix(_, path) = self {
+        if let Some(path) = self.socket_file() {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -190,7 +209,7 @@ impl AsFd for Listener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
+            Listener::Unix(l, ..) => l.as_fd(),
         }
     }
 }
@@ -240,7 +259,7 @@ fn bind_unix(path: &Path, backlog: i32) -> io::Result<Listener> {
     let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     socket::bind(fd.as_raw_fd(), &socket::UnixAddr::new(path)?)?;
     socket::listen(&fd, backlog_of(backlog))?;
-    let listener = Listener::Unix(UnixListener::from(fd), path.to_path_buf());
+    let listener = Listener::Unix(UnixListener::from(fd), path.to_path_buf(), SocketFile::Bound);
     listener.set_nonblocking()?;
     Ok(listener)
 }

@@ -223,7 +223,10 @@ pub(super) fn wait_fd(
         match poll(&mut fds[..n], timeout) {
             Ok(0) => continue,
             Ok(_) => {
-                if n == 2 && fds[1].any().unwrap_or(false) {
+                // Input that has already arrived wins over the stop: a request sent just before it
+                // is answered (with `Connection: close`) rather than reset unread.
+                let ready = fds[0].any().unwrap_or(false);
+                if n == 2 && !ready && fds[1].any().unwrap_or(false) {
                     return Err(Interrupted::Stopping);
                 }
                 return Ok(());

@@ -48,6 +48,8 @@ pub fn reap_all(mut on_exit: impl FnMut(Pid, Exit)) {
 /// The master's pidfile: written atomically (temp file + rename), removed on exit if still ours.
 pub struct PidFile {
     path: PathBuf,
+    /// The name it had before a binary upgrade moved it to `PIDFILE.oldbin`.
+    original: Option<PathBuf>,
 }
 
 impl PidFile {
@@ -67,7 +69,39 @@ impl PidFile {
         std::fs::write(&tmp, format!("{pid}\n"))
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| io::Error::new(e.kind(), format!("cannot write pidfile {}: {e}", path.display())))?;
-        Ok(PidFile { path: path.to_path_buf() })
+        Ok(PidFile { path: path.to_path_buf(), original: None })
+    }
+
+    /// Binary upgrade: moves the file to `PIDFILE.oldbin`, leaving the name to the new master.
+    pub fn rename_to_oldbin(&mut self) -> io::Result<()> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".oldbin");
+        let oldbin = PathBuf::from(name);
+        std::fs::rename(&self.path, &oldbin).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot rename the pidfile {} to {}: {e}", self.path.display(), oldbin.display()),
+            )
+        })?;
+        self.original = Some(std::mem::replace(&mut self.path, oldbin));
+        Ok(())
+    }
+
+    /// Gives a pidfile moved by [`PidFile::rename_to_oldbin`] its name back (the new master is gone).
+    pub fn restore(&mut self) -> io::Result<()> {
+        let Some(original) = self.original.take() else { return Ok(()) };
+        std::fs::rename(&self.path, &original).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot rename the pidfile {} back to {}: {e}",
+                    self.path.display(),
+                    original.display()
+                ),
+            )
+        })?;
+        self.path = original;
+        Ok(())
     }
 
     /// Removes the file if it still holds our pid.

@@ -16,6 +16,7 @@ use crate::http::{Error as HttpError, ErrorKind};
 use crate::logging::access::Record;
 use crate::net::Stream;
 use crate::net::stream::Interrupted;
+use crate::sys::scoreboard::Lane;
 use nix::poll::PollFlags;
 use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
 use std::os::fd::AsFd;
@@ -114,12 +115,19 @@ pub struct Shared {
     view: RequestView,
     date: DateCache,
     scratch: Vec<u8>,
+    /// The scoreboard lane of the thread these buffers belong to.
+    lane: usize,
 }
 
 impl Shared {
     /// Where the next head is parsed into.
     pub(super) fn head_mut(&mut self) -> &mut RequestHead {
         &mut self.head
+    }
+
+    /// Says which scoreboard lane the owning thread reports on.
+    pub(super) fn set_lane(&mut self, lane: usize) {
+        self.lane = lane;
     }
 }
 
@@ -131,6 +139,7 @@ impl Default for Shared {
             view: RequestView::default(),
             date: DateCache::default(),
             scratch: vec![0; READ_CHUNK],
+            lane: 0,
         }
     }
 }
@@ -141,6 +150,13 @@ pub struct Buffers {
     out: Vec<u8>,
     shared: Shared,
     pub info: ConnInfo,
+}
+
+impl Buffers {
+    /// Says which scoreboard lane the owning thread reports on.
+    pub(super) fn set_lane(&mut self, lane: usize) {
+        self.shared.set_lane(lane);
+    }
 }
 
 impl Default for Buffers {
@@ -162,6 +178,9 @@ pub(super) struct Io<'a> {
     io_timeout: Duration,
     /// A write failed or timed out: nothing more can be sent.
     dead: bool,
+    /// The scoreboard lane that says "waiting" while this connection waits on the socket, so that a
+    /// slow client is never taken for a stuck worker.
+    beat: Option<&'a Lane>,
     /// The last request's body was not read to its end: the client may still be sending it.
     body_pending: bool,
 }
@@ -181,7 +200,19 @@ impl<'a> Io<'a> {
         out: &'a mut Vec<u8>,
         io_timeout: Duration,
     ) -> Io<'a> {
-        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false }
+        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false, beat: None }
+    }
+
+    /// Runs `wait` (a wait on the socket) with the lane marked as waiting.
+    fn waiting<T>(&mut self, wait: impl FnOnce(&mut Self) -> T) -> T {
+        if let Some(lane) = self.beat {
+            lane.waiting();
+        }
+        let result = wait(self);
+        if let Some(lane) = self.beat {
+            lane.awake();
+        }
+        result
     }
 
     /// Marks `n` buffered bytes as used (a head parsed from them).
@@ -206,7 +237,7 @@ impl<'a> Io<'a> {
         }
         if !self.out.is_empty() {
             let deadline = Instant::now() + self.io_timeout;
-            if self.stream.write_all_until(self.out, deadline).is_err() {
+            if self.waiting(|io| io.stream.write_all_until(io.out, deadline)).is_err() {
                 self.dead = true;
             }
             self.out.clear();
@@ -234,7 +265,7 @@ impl<'a> Io<'a> {
                 Ok(None) => {}
                 Err(_) => return Err(ReadStop::Failed),
             }
-            match self.stream.wait(PollFlags::POLLIN, deadline, stop) {
+            match self.waiting(|io| io.stream.wait(PollFlags::POLLIN, deadline, stop)) {
                 Ok(()) => {}
                 Err(Interrupted::TimedOut) => return Err(ReadStop::TimedOut),
                 Err(Interrupted::Stopping) => return Err(ReadStop::Stopping),
@@ -246,7 +277,8 @@ impl<'a> Io<'a> {
         if !self.flush() {
             return false;
         }
-        if self.stream.write_all_until(data, Instant::now() + self.io_timeout).is_err() {
+        let deadline = Instant::now() + self.io_timeout;
+        if self.waiting(|io| io.stream.write_all_until(data, deadline)).is_err() {
             self.dead = true;
         }
         !self.dead
@@ -336,7 +368,8 @@ impl Call<'_, '_, '_> {
             && !self.resp.close
             && framing != Framing::Close
             && self.expect != Continue::Owed
-            && !self.ctx.stopping();
+            && !self.ctx.stopping()
+            && !self.ctx.last_request();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let date = self.date.get(now);
         self.resp.write(self.io.out, framing, self.head.version, self.keep_alive, date);
@@ -531,7 +564,7 @@ impl Exchange for Call<'_, '_, '_> {
                     return Err(RG_E_CLOSED);
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
-                return match self.io.stream.read_until(&mut buf[..want], deadline) {
+                return match self.io.waiting(|io| io.stream.read_until(&mut buf[..want], deadline)) {
                     Ok(0) | Err(_) => {
                         self.keep_alive = false;
                         Err(RG_E_IO)
@@ -642,6 +675,9 @@ fn refuse_status(
     if let Some(log) = ctx.access_log {
         log.write_refused(info, status, started);
     }
+    if let Some(lane) = ctx.lane(shared.lane) {
+        lane.end(status, started.elapsed().as_micros() as u64);
+    }
 }
 
 /// Applies a trusted proxy's headers (`--forwarded-allow-ips`) to the request view before the app
@@ -715,11 +751,11 @@ fn read_proxy_header(io: &mut Io<'_>, shared: &mut Shared, info: &mut ConnInfo, 
 /// Runs one exchange for the head already parsed into `shared`: checks the body's framing, calls the
 /// app, completes its response into the output buffer, drains what it left unread, logs it. The
 /// output may still be buffered when this returns; flushing and closing are the caller's.
-pub(super) fn exchange(
-    io: &mut Io<'_>,
+pub(super) fn exchange<'a, 'c: 'a>(
+    io: &mut Io<'a>,
     shared: &mut Shared,
     info: &ConnInfo,
-    ctx: &Context<'_>,
+    ctx: &Context<'c>,
     started: Instant,
 ) -> After {
     let checked = apply_forwarded(shared, info, ctx)
@@ -731,7 +767,12 @@ pub(super) fn exchange(
             return After::Close;
         }
     };
-    let Shared { head, resp, view, date, scratch } = shared;
+    let Shared { head, resp, view, date, scratch, lane } = shared;
+    let lane = ctx.lane(*lane);
+    if let Some(lane) = lane {
+        lane.begin(head.method(), head.target(), head.version.as_bytes());
+    }
+    io.beat = lane;
     // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
     // move while the app runs; the call handle is filled in once the exchange exists.
     let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
@@ -765,7 +806,7 @@ pub(super) fn exchange(
     if let Some(log) = ctx.access_log {
         log.write(&Record { head, info, resp: call.resp, status: call.resp.status, sent, started });
     }
-    ctx.count_request();
+    ctx.count_request(lane, call.resp.status, started);
     call.io.body_pending = !call.decoder.is_done();
     if call.keep_alive && !call.io.dead && !ctx.stopping() { After::KeepAlive } else { After::Close }
 }
@@ -776,6 +817,7 @@ pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
     let Buffers { rbuf, out, shared, info } = bufs;
     let settings = ctx.settings;
     let mut io = Io::new(&mut stream, rbuf, out, settings.io_timeout);
+    io.beat = ctx.lane(shared.lane);
     if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
         io.close(true);
         return 0;

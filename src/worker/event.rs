@@ -66,6 +66,8 @@ struct Conn {
     writing: bool,
     /// Closing must linger: the client may still be sending (a refused request, an unread body).
     linger: bool,
+    /// Accepted, and no byte has arrived yet: the client's first request is on its way.
+    fresh: bool,
 }
 
 /// The loop's state.
@@ -140,10 +142,11 @@ pub fn run(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32, confi
     let jobs_rx = Mutex::new(jobs_rx);
     ev.pool = Some(Pool { jobs: jobs_tx, done: done_rx, wake: std::fs::File::from(wake_rd) });
     std::thread::scope(|scope| {
-        for _ in 0..config.threads {
+        for i in 0..config.threads as usize {
             let done = done_tx.clone();
             let (jobs, wake) = (&jobs_rx, &wake_wr);
-            scope.spawn(move || pool_thread(jobs, done, wake, ctx));
+            // Lane 0 is the loop's; pool thread i reports on lane i + 1.
+            scope.spawn(move || pool_thread(jobs, done, wake, ctx, i + 1));
         }
         drop(done_tx);
         ev.serve();
@@ -156,6 +159,7 @@ impl Loop<'_, '_> {
     fn serve(&mut self) {
         let mut events = vec![EpollEvent::empty(); 256];
         let mut next_sweep = Instant::now() + TICK;
+        let beat = self.ctx.lane(0);
         loop {
             if self.ctx.stopping() && !self.stopping {
                 self.begin_stop();
@@ -164,7 +168,14 @@ impl Loop<'_, '_> {
                 return;
             }
             let timeout = EpollTimeout::try_from(TICK).unwrap_or(EpollTimeout::NONE);
-            let n = match self.epoll.wait(&mut events, timeout) {
+            if let Some(lane) = beat {
+                lane.waiting();
+            }
+            let waited = self.epoll.wait(&mut events, timeout);
+            if let Some(lane) = beat {
+                lane.awake();
+            }
+            let n = match waited {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
@@ -209,12 +220,22 @@ impl Loop<'_, '_> {
         self.accepting = on;
     }
 
+    /// Stops accepting and closes the idle keep-alive connections. A connection accepted but not yet
+    /// heard from is kept (its client cannot know we are stopping, and would lose the request it is
+    /// sending: it gets its answer with `Connection: close`, or is closed at its header deadline), and
+    /// so is an idle one whose next request has already arrived.
     fn begin_stop(&mut self) {
         self.stopping = true;
         self.set_accepting(false);
         for token in 0..self.conns.len() {
-            if self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle) {
-                self.close(token);
+            if !self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle && !c.fresh) {
+                continue;
+            }
+            match self.read(token) {
+                Ok(true) if self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Head) => {
+                    self.drive(token)
+                }
+                _ => self.close(token),
             }
         }
     }
@@ -223,6 +244,9 @@ impl Loop<'_, '_> {
         while self.live < self.max_conns && !self.stopping {
             match self.listeners[i].accept() {
                 Ok(Some((stream, peer))) => {
+                    if let Some(lane) = self.ctx.lane(0) {
+                        lane.accepted();
+                    }
                     let Some(stream) = super::secure(stream, self.ctx) else { continue };
                     let mut info = ConnInfo {
                         worker_id: self.id,
@@ -277,6 +301,7 @@ impl Loop<'_, '_> {
             deadline: Instant::now() + self.ctx.settings.header_timeout,
             writing: false,
             linger: false,
+            fresh: true,
         });
         self.live += 1;
         if self.ctx.settings.proxy_protocol {
@@ -323,8 +348,18 @@ impl Loop<'_, '_> {
         for _ in 0..16 {
             match self.read(token) {
                 Ok(true) => self.drive(token),
-                // The client closed: a partial head gets no response (RFC 9112 §9.6).
-                Ok(false) | Err(()) => return self.close(token),
+                // The client closed its side. Requests it sent complete before that are answered (a
+                // client may half-close right after its request, as `sync` and `threads` allow), then
+                // the connection closes once their output is written; a partial head gets no
+                // response (RFC 9112 §9.6).
+                Ok(false) => {
+                    self.drive(token);
+                    if self.conns[token].as_ref().is_some_and(|c| !c.writing) {
+                        self.close(token);
+                    }
+                    return;
+                }
+                Err(()) => return self.close(token),
             }
             match self.conns[token].as_ref() {
                 Some(conn) if !conn.writing && conn.stream.has_buffered_input() => continue,
@@ -369,6 +404,7 @@ impl Loop<'_, '_> {
                 Ok(Some(0)) => return Ok(false),
                 Ok(Some(n)) => {
                     conn.rbuf.commit(n);
+                    conn.fresh = false;
                     if conn.phase == Phase::Idle {
                         conn.phase = Phase::Head;
                         conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
@@ -628,10 +664,19 @@ fn pool_thread(
     done: Sender<(usize, Conn, After)>,
     wake: &OwnedFd,
     ctx: &Context<'_>,
+    lane: usize,
 ) {
     let mut shared = Shared::default();
+    shared.set_lane(lane);
+    let beat = ctx.lane(lane);
     loop {
+        if let Some(lane) = beat {
+            lane.waiting();
+        }
         let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+        if let Some(lane) = beat {
+            lane.awake();
+        }
         let Ok((token, mut conn)) = job else { return };
         let after = run_requests(&mut conn, &mut shared, ctx).unwrap_or(After::KeepAlive);
         if done.send((token, conn, after)).is_err() {

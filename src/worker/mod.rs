@@ -14,14 +14,15 @@ use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
 use crate::logging::access::AccessLog;
 use crate::net::{Listener, Peer};
+use crate::sys::scoreboard::{Lane, Retired, SlotRef};
 use connection::Buffers;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustgun_abi::{RG_REQ_MULTIPROCESS, RG_REQ_MULTITHREAD};
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The app could not be loaded or its `init` failed: the master halts with this code.
 pub const EXIT_APP_LOAD: i32 = 4;
@@ -36,7 +37,13 @@ pub struct Context<'a> {
     /// Readable once the worker has been told to stop: wakes idle waits.
     pub stop_fd: BorrowedFd<'a>,
     stop: &'a AtomicBool,
+    /// The write end of the stop pipe, for stopping from inside (`--max-requests`).
+    stop_wr: Option<BorrowedFd<'a>>,
     requests: AtomicU64,
+    /// Retire after this many requests (`--max-requests` plus jitter); 0 = never.
+    max_requests: u64,
+    /// This worker's scoreboard slot: liveness and counters the master reads.
+    slot: Option<SlotRef<'a>>,
 }
 
 impl<'a> Context<'a> {
@@ -48,7 +55,17 @@ impl<'a> Context<'a> {
         stop_fd: BorrowedFd<'a>,
         stop: &'a AtomicBool,
     ) -> Context<'a> {
-        Context { app, settings, access_log: None, stop_fd, stop, requests: AtomicU64::new(0) }
+        Context {
+            app,
+            settings,
+            access_log: None,
+            stop_fd,
+            stop,
+            stop_wr: None,
+            requests: AtomicU64::new(0),
+            max_requests: 0,
+            slot: None,
+        }
     }
 
     /// The worker was told to stop: finish the current request and close.
@@ -56,8 +73,46 @@ impl<'a> Context<'a> {
         self.stop.load(Ordering::Relaxed)
     }
 
-    pub fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    /// Scoreboard lane `i` (each serving thread owns one), when the worker has a slot.
+    pub fn lane(&self, i: usize) -> Option<&'a Lane> {
+        self.slot.and_then(|s| s.lane(i))
+    }
+
+    /// Whether the request being answered is the last before `--max-requests` retires the worker: its
+    /// response then says `Connection: close`.
+    pub fn last_request(&self) -> bool {
+        self.max_requests != 0 && self.requests.load(Ordering::Relaxed) + 1 >= self.max_requests
+    }
+
+    /// Counts a finished request (on its lane too); the one that reaches `--max-requests` retires the
+    /// worker: it stops accepting, finishes what it has, exits 0, and the master replaces it.
+    pub fn count_request(&self, lane: Option<&Lane>, status: u16, started: Instant) {
+        if let Some(lane) = lane {
+            lane.end(status, started.elapsed().as_micros() as u64);
+        }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.max_requests {
+            tracing::info!("Autorestarting worker after current request.");
+            if let Some(slot) = self.slot {
+                slot.retire(Retired::MaxRequests);
+            }
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(fd) = self.stop_wr {
+                let _ = nix::unistd::write(fd, b"!");
+            }
+        }
+    }
+}
+
+/// How many scoreboard lanes (serving threads) a worker under `config` has: one per connection thread,
+/// and under `event` one for the loop plus one per app-call pool thread.
+pub fn lanes(config: &Config) -> usize {
+    let threads = config.threads as usize;
+    match config.effective_class() {
+        WorkerClass::Sync => 1,
+        WorkerClass::Threads => threads,
+        WorkerClass::Event if threads > 1 => 1 + threads,
+        WorkerClass::Event => 1,
     }
 }
 
@@ -70,6 +125,10 @@ pub struct Boot<'a> {
     pub preloaded: Option<Library>,
     /// The write end of the master's report pipe.
     pub report: OwnedFd,
+    /// This worker's scoreboard slot.
+    pub slot: SlotRef<'a>,
+    /// The process title (`rustgun: worker [NAME]`).
+    pub title: &'a str,
     pub master: nix::unistd::Pid,
     /// The signal mask to restore once the worker's handlers are installed; every signal is blocked
     /// until then (see [`crate::sys::signals::Blocked`]).
@@ -81,6 +140,9 @@ pub fn run(boot: Boot<'_>) -> i32 {
     crate::logging::set_worker(boot.id);
     let pid = std::process::id();
     tracing::info!("Booting worker with pid: {pid}");
+    if let Err(e) = crate::sys::title::set(boot.title, "rustgun worker") {
+        tracing::debug!("cannot set the process title: {e}");
+    }
     let mut report = std::fs::File::from(boot.report);
 
     // Die with the master: if it is killed outright, finish gracefully rather than linger.
@@ -97,11 +159,28 @@ pub fn run(boot: Boot<'_>) -> i32 {
     if let Err(e) = install_signals(&stop, &stop_wr) {
         return fail(&mut report, EXIT_BOOT, &format!("cannot install signal handlers: {e}"));
     }
-    // A TERM sent while the worker was starting was held back; it now reaches our own handler.
+    let access_log = match &boot.config.access_logfile {
+        Some(target) => match AccessLog::open(target, &boot.config.access_log_format) {
+            Ok(log) => Some(log),
+            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot open access log {target}: {e}")),
+        },
+        None => None,
+    };
+    let reopen = log_files(&boot.config.error_logfile, boot.config.access_logfile.as_deref(), &access_log);
+    if let Err(e) = install_reopen(reopen) {
+        return fail(&mut report, EXIT_BOOT, &format!("cannot install the USR1 handler: {e}"));
+    }
+    // A signal sent while the worker was starting was held back; it now reaches our own handler.
     if let Err(e) = boot.sigmask.thread_set_mask() {
         return fail(&mut report, EXIT_BOOT, &format!("cannot unblock signals: {e}"));
     }
 
+    // Before the app is loaded: it never runs with the master's privileges (unless --preload).
+    if let Some(identity) = boot.config.identity
+        && let Err(e) = identity.assume()
+    {
+        return fail(&mut report, EXIT_BOOT, &e.to_string());
+    }
     let lib = match boot.preloaded.map_or_else(|| Library::open(&boot.config.app), Ok) {
         Ok(lib) => lib,
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
@@ -117,13 +196,6 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Ok(app) => app,
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
     };
-    let access_log = match &boot.config.access_logfile {
-        Some(target) => match AccessLog::open(target, &boot.config.access_log_format) {
-            Ok(log) => Some(log),
-            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot open access log {target}: {e}")),
-        },
-        None => None,
-    };
     // Under --reuse-port each worker listens on sockets of its own; otherwise it shares the master's.
     let listeners: Vec<Listener> = match boot
         .listeners
@@ -133,20 +205,31 @@ pub fn run(boot: Boot<'_>) -> i32 {
     {
         Ok(l) => l,
         Err(e) => {
-            return fail(&mut report, EXIT_BOOT, &format!("cannot open this worker's listening sockets: {e}"));
+            return fail(
+                &mut report,
+                EXIT_BOOT,
+                &format!("cannot open this worker's listening sockets: {e}"),
+            );
         }
     };
     let settings = boot.config.settings();
-    let ctx =
-        Context { access_log: access_log.as_ref(), ..Context::new(&app, &settings, stop_rd.as_fd(), &stop) };
+    boot.slot.set_lanes(lanes(boot.config));
+    let ctx = Context {
+        access_log: access_log.as_ref(),
+        stop_wr: Some(stop_wr.as_fd()),
+        max_requests: request_limit(boot.config.max_requests, boot.config.max_requests_jitter),
+        slot: Some(boot.slot),
+        ..Context::new(&app, &settings, stop_rd.as_fd(), &stop)
+    };
     send_report(&mut report, &format!("R {pid}"));
     drop(report);
 
     match class {
-        WorkerClass::Sync => accept_loop(boot.id, &listeners, &ctx, flags),
+        WorkerClass::Sync => accept_loop(boot.id, 0, &listeners, &ctx, flags),
         WorkerClass::Threads => std::thread::scope(|scope| {
-            for _ in 0..boot.config.threads {
-                scope.spawn(|| accept_loop(boot.id, &listeners, &ctx, flags));
+            for lane in 0..boot.config.threads as usize {
+                let (listeners, ctx) = (&listeners, &ctx);
+                scope.spawn(move || accept_loop(boot.id, lane, listeners, ctx, flags));
             }
         }),
         WorkerClass::Event => event::run(boot.id, &listeners, &ctx, flags, boot.config),
@@ -155,6 +238,63 @@ pub fn run(boot: Boot<'_>) -> i32 {
     app.shutdown();
     tracing::info!("Worker exiting (pid: {pid})");
     0
+}
+
+/// `--max-requests N` plus a random 0..=J (`--max-requests-jitter`), so that workers started together
+/// do not all retire together; 0 when there is no limit.
+fn request_limit(max: u64, jitter: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    // splitmix64 over the pid and the clock: enough to spread workers forked from one master.
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut z = (u64::from(std::process::id()) << 32 ^ nanos as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    max.saturating_add(z % jitter.saturating_add(1))
+}
+
+/// The log files USR1 reopens: each path (as a C string, ready for the handler) and the descriptor
+/// it is put back on. `-` (stderr, stdout) is never reopened.
+fn log_files(
+    error_logfile: &str,
+    access_logfile: Option<&str>,
+    access_log: &Option<AccessLog>,
+) -> Vec<(std::ffi::CString, RawFd)> {
+    let mut files = Vec::new();
+    if error_logfile != "-" {
+        files.extend(std::ffi::CString::new(error_logfile).ok().map(|p| (p, 2)));
+    }
+    if let (Some(path), Some(fd)) = (access_logfile, access_log.as_ref().and_then(AccessLog::fd)) {
+        files.extend(std::ffi::CString::new(path).ok().map(|p| (p, fd)));
+    }
+    files
+}
+
+/// USR1: reopen the log files (logrotate moved them away), right inside the handler — `open`, `dup3`
+/// and `close` are async-signal-safe, and `dup3` swaps the file behind a descriptor in one step, so
+/// every thread's next write goes to the new file with no lock and no flag to poll.
+fn install_reopen(files: Vec<(std::ffi::CString, RawFd)>) -> std::io::Result<()> {
+    // SAFETY: the action only calls open(2), dup3(2) and close(2) and saves/restores errno, all
+    // async-signal-safe; it allocates nothing (the paths were made before registration).
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGUSR1, move || {
+            let saved = nix::errno::Errno::last_raw();
+            for (path, target) in &files {
+                let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
+                let fd = libc::open(path.as_ptr(), flags, 0o644);
+                if fd >= 0 {
+                    let cloexec = if *target == 2 { 0 } else { libc::O_CLOEXEC };
+                    libc::dup3(fd, *target, cloexec);
+                    libc::close(fd);
+                }
+            }
+            nix::errno::Errno::set_raw(saved);
+        })
+    }?;
+    Ok(())
 }
 
 /// Reports a boot failure to the master (one line) and returns the exit code.
@@ -194,8 +334,10 @@ fn install_signals(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result
 
 /// Accepts and serves connections one at a time until told to stop: the whole of the `sync` class, and
 /// each thread of the `threads` class (threads race to accept; the losers see `EAGAIN` and poll again).
-fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
+fn accept_loop(id: u32, lane: usize, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
     let mut bufs = Buffers::default();
+    bufs.set_lane(lane);
+    let beat = ctx.lane(lane);
     bufs.info.worker_id = id;
     bufs.info.flags = flags;
     bufs.info.url_scheme = "http";
@@ -206,7 +348,14 @@ fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
         .chain(std::iter::once(PollFd::new(ctx.stop_fd, PollFlags::POLLIN)))
         .collect();
     while !ctx.stopping() {
-        match poll(&mut fds, PollTimeout::from(1000u16)) {
+        if let Some(lane) = beat {
+            lane.waiting();
+        }
+        let polled = poll(&mut fds, PollTimeout::from(1000u16));
+        if let Some(lane) = beat {
+            lane.awake();
+        }
+        match polled {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
             Err(e) => {
@@ -223,6 +372,9 @@ fn accept_loop(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
             }
             match listeners[i].accept() {
                 Ok(Some((stream, peer))) => {
+                    if let Some(lane) = beat {
+                        lane.accepted();
+                    }
                     let Some(stream) = secure(stream, ctx) else { continue };
                     describe_connection(&mut bufs.info, &locals[i], peer);
                     bufs.info.url_scheme = stream.url_scheme();

@@ -100,10 +100,14 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
     int32_t (*set_body)(rg_call *, const rg_body_source *) = h->set_body;
     int32_t (*environ)(rg_call *, const rg_header **, size_t *) = h->environ;
     void (*log)(int32_t, rg_str) = h->log;
+    int64_t (*send_file)(rg_call *, int32_t, uint64_t, uint64_t) = h->send_file;
     /* RgApp and the RgInitFn / RgHandleFn / RgShutdownFn types */
     int32_t (*init)(const rg_host *, rg_init *, void **) = a->init;
     int32_t (*handle)(void *, const rg_request *) = a->handle;
     void (*shutdown)(void *) = a->shutdown;
+    int32_t (*preload)(const rg_host *, rg_init *) = a->preload;
+    rg_preload_fn preload_t = preload;
+    int32_t (*preload_u)(const rg_host *, rg_init *) = preload_t;
     rg_init_fn init_t = init;
     rg_handle_fn handle_t = handle;
     rg_shutdown_fn shutdown_t = shutdown;
@@ -111,7 +115,8 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
     int32_t (*handle_u)(void *, const rg_request *) = handle_t;
     void (*shutdown_u)(void *) = shutdown_t;
     (void)next; (void)close; (void)read_body; (void)start_response; (void)write; (void)set_body;
-    (void)environ; (void)log; (void)init_u; (void)handle_u; (void)shutdown_u;
+    (void)environ; (void)log; (void)send_file; (void)init_u; (void)handle_u; (void)shutdown_u;
+    (void)preload_u;
 }
 
 "#;
@@ -239,13 +244,14 @@ fn c_header_matches_rust_abi() {
         RgBodySource as "rg_body_source" { state, next, close }
         RgHost as "rg_host" {
             size, abi_major, abi_minor, read_body, start_response, write, set_body, environ, log,
+            send_file,
         }
         RgInit as "rg_init" {
             size, worker_id, args, args_len, flags, error_len, error_buf, error_cap,
         }
-        RgApp as "rg_app" { magic, abi_major, abi_minor, size, flags, init, handle, shutdown }
+        RgApp as "rg_app" { magic, abi_major, abi_minor, size, flags, init, handle, shutdown, preload }
     }
-    let covered_types = ["RgInitFn", "RgHandleFn", "RgShutdownFn"];
+    let covered_types = ["RgInitFn", "RgHandleFn", "RgShutdownFn", "RgPreloadFn"];
     // RgCall is opaque: zero-sized in Rust, an incomplete type in C; only pointers to it cross.
     covered_structs.push(("RgCall", Vec::new()));
     assert_eq!(size_of::<RgCall>(), 0, "RgCall must stay an opaque, zero-sized type");
@@ -254,6 +260,7 @@ fn c_header_matches_rust_abi() {
         RgInitFn as "rg_init_fn",
         RgHandleFn as "rg_handle_fn",
         RgShutdownFn as "rg_shutdown_fn",
+        RgPreloadFn as "rg_preload_fn",
     }
 
     constants! { checks, covered_consts;

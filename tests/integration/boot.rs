@@ -56,8 +56,8 @@ static int32_t handle(void *state, const rg_request *req) {
     return rc != RG_OK ? rc : req->host->write(req->call, (const uint8_t *)"ok", 2);
 }
 RG_EXPORT const rg_app app_ok = RG_APP_DESCRIPTOR(0, NULL, handle, NULL);
-RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL};
-RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL};
+RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
+RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
 RG_EXPORT int app = 42;
 "#,
     )
@@ -95,7 +95,7 @@ fn another_abi_major_is_refused_naming_both_versions() {
     let app = format!("{}:app_v2", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 2.0") && line.contains("ABI 1.0"), "{line}");
+    assert!(line.contains("ABI 2.0") && line.contains("ABI 1.1"), "{line}");
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn a_newer_abi_minor_is_refused_naming_both_versions() {
     let app = format!("{}:app_v1_7", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 1.7") && line.contains("ABI 1.0"), "{line}");
+    assert!(line.contains("ABI 1.7") && line.contains("ABI 1.1"), "{line}");
 }
 
 #[test]

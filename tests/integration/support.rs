@@ -89,9 +89,6 @@ impl Builder {
             .arg("--workers")
             .arg(self.workers.to_string())
             .args(&self.args);
-        if !self.app_args.is_empty() {
-            cmd.arg("--").args(&self.app_args);
-        }
         // `RUSTGUN_TEST_WORKER_CLASS=threads|event` runs the whole suite under another worker class.
         if !self.args.iter().any(|a| a == "-k" || a == "--worker-class") {
             let class = worker_class();
@@ -99,6 +96,10 @@ impl Builder {
             if class == "threads" && !self.args.iter().any(|a| a == "--threads") {
                 cmd.args(["--threads", "4"]);
             }
+        }
+        // Last: everything after `--` goes to the app's init.
+        if !self.app_args.is_empty() {
+            cmd.arg("--").args(&self.app_args);
         }
         cmd.env_remove("WEB_CONCURRENCY");
         for (k, v) in &self.env {
@@ -151,6 +152,11 @@ impl Server {
             workers: 1,
             bind: None,
         }
+    }
+
+    /// A builder for an app library outside the build directory (e.g. one a test compiled).
+    pub fn builder_for_path(path: &Path) -> Builder {
+        Builder { app: path.display().to_string(), ..Server::builder("hello") }
     }
 
     /// `Server::builder(app).start()`.

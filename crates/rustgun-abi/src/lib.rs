@@ -1,4 +1,4 @@
-//! The rustgun application ABI, version 1.0: the `#[repr(C)]` types and constants that cross the
+//! The rustgun application ABI, version 1.1: the `#[repr(C)]` types and constants that cross the
 //! boundary between the server and an app library. `include/rustgun.h` declares the same thing for C;
 //! the test suite compiles that header and checks that every size and offset agrees with this file.
 //!
@@ -26,7 +26,7 @@ pub const RG_MAGIC: u32 = u32::from_le_bytes(*b"RGUN");
 /// Incompatible changes bump the major version: the server refuses an app with another major.
 pub const RG_ABI_MAJOR: u16 = 1;
 /// Compatible additions bump the minor version: the server refuses an app built for a newer minor.
-pub const RG_ABI_MINOR: u16 = 0;
+pub const RG_ABI_MINOR: u16 = 1;
 
 // ---- Status codes returned by host functions and app entry points -----------------------------------
 
@@ -199,6 +199,12 @@ pub struct RgHost {
         unsafe extern "C" fn(call: *mut RgCall, out: *mut *const RgHeader, out_len: *mut usize) -> i32,
     /// Write a line to the server's error log (WSGI's `wsgi.errors`). Usable from `init` too.
     pub log: unsafe extern "C" fn(level: i32, msg: RgStr),
+    // ---- ABI 1.1 ----
+    /// Send up to `len` bytes of the open file `fd`, starting at `offset`, as body bytes (after
+    /// `start_response`), through the server's file-sending path. The file stays the app's (the server
+    /// neither moves its offset nor closes it). Returns the count sent (less than `len` only when the
+    /// file ended), or `RG_E_STATE`, `RG_E_INVALID` (`fd` is not readable) or `RG_E_CLOSED`.
+    pub send_file: unsafe extern "C" fn(call: *mut RgCall, fd: i32, offset: u64, len: u64) -> i64,
 }
 
 /// What `init` receives, once per worker after fork.
@@ -227,6 +233,10 @@ pub type RgInitFn =
 pub type RgHandleFn = unsafe extern "C" fn(app_state: *mut c_void, request: *const RgRequest) -> i32;
 /// `shutdown`: called once before the worker exits gracefully.
 pub type RgShutdownFn = unsafe extern "C" fn(app_state: *mut c_void);
+/// `preload` (ABI 1.1): called once in the master under `--preload`, before any worker is forked, with
+/// `worker_id` 0. What it sets up is shared copy-on-write by every worker; `init` still runs in each.
+/// Returns `RG_OK`, or anything else to refuse to boot (the message goes in `init.error_buf`).
+pub type RgPreloadFn = unsafe extern "C" fn(host: *const RgHost, init: *mut RgInit) -> i32;
 
 /// The descriptor an app exports. The first four fields are frozen for every major version.
 #[repr(C)]
@@ -245,10 +255,13 @@ pub struct RgApp {
     pub handle: Option<RgHandleFn>,
     /// Optional per-worker teardown.
     pub shutdown: Option<RgShutdownFn>,
+    // ---- ABI 1.1 ----
+    /// Optional set-up in the master before fork (`--preload`).
+    pub preload: Option<RgPreloadFn>,
 }
 
 impl RgApp {
-    /// A 1.0 descriptor with the given flags and entry points.
+    /// A descriptor with the given flags and entry points (and no `preload`).
     pub const fn new(
         flags: u32,
         init: Option<RgInitFn>,
@@ -264,7 +277,13 @@ impl RgApp {
             init,
             handle: Some(handle),
             shutdown,
+            preload: None,
         }
+    }
+
+    /// The same descriptor with a `preload` entry (ABI 1.1).
+    pub const fn with_preload(self, preload: Option<RgPreloadFn>) -> RgApp {
+        RgApp { preload, ..self }
     }
 }
 
@@ -276,13 +295,16 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn layout_snapshot_abi_1_0() {
+    fn layout_snapshot_abi_1_1() {
         assert_eq!(size_of::<RgStr>(), 16);
         assert_eq!(size_of::<RgHeader>(), 32);
-        assert_eq!(size_of::<RgApp>(), 40);
+        assert_eq!(size_of::<RgApp>(), 48);
         assert_eq!(offset_of!(RgApp, handle), 24);
-        assert_eq!(size_of::<RgHost>(), 56);
+        // 1.1 appended `preload` to the 40-byte 1.0 descriptor and `send_file` to the 56-byte table.
+        assert_eq!(offset_of!(RgApp, preload), 40);
+        assert_eq!(size_of::<RgHost>(), 64);
         assert_eq!(offset_of!(RgHost, log), 48);
+        assert_eq!(offset_of!(RgHost, send_file), 56);
         assert_eq!(size_of::<RgInit>(), 48);
         assert_eq!(offset_of!(RgInit, error_cap), 40);
         assert_eq!(size_of::<RgBodySource>(), 24);

@@ -149,18 +149,8 @@ pub unsafe fn init_with<F: AppFactory<M>, M>(
             report_init_error(init, "rustgun-sdk: init called without an app_state pointer");
             return RG_ERROR;
         }
-        let args = if init.args_len == 0 || init.args.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: the server lends `args_len` strings at `args` for the call.
-            unsafe { std::slice::from_raw_parts(init.args, init.args_len) }
-        };
-        let args = args
-            .iter()
-            // SAFETY: each argument string is valid for the call; we copy it out at once.
-            .map(|s: &RgStr| unsafe { ffi::bytes(*s) }.to_vec())
-            .collect();
-        let ctx = InitContext::new(init.worker_id, init.flags, args);
+        // SAFETY: the server lends the arguments for the call.
+        let ctx = unsafe { init_context(init) };
         // A panic in the constructor is caught by `guard`, but let it reach the boot error line too.
         let built = catch_unwind(AssertUnwindSafe(|| factory.build(&ctx)));
         match built {
@@ -183,6 +173,76 @@ pub unsafe fn init_with<F: AppFactory<M>, M>(
             }
         }
     })
+}
+
+/// `preload` (ABI 1.1): runs `f` once in the master under `--preload`, before any worker is forked.
+///
+/// # Safety
+/// The arguments must be what the server passes to `RgApp::preload` (any of them may be null; that is
+/// reported, not dereferenced).
+#[doc(hidden)]
+pub unsafe fn preload_with<F: Fn(&InitContext) -> Result<(), String>>(
+    f: &F,
+    host: *const RgHost,
+    init: *mut RgInit,
+) -> i32 {
+    guard(RG_E_PANIC, || {
+        // SAFETY: the server passes a valid, exclusive `RgInit` for the call, or null.
+        let Some(init) = (unsafe { init.as_mut() }) else {
+            log(Level::Error, "rustgun-sdk: preload called without an RgInit");
+            return RG_ERROR;
+        };
+        if (init.size as usize) < size_of::<RgInit>() {
+            log(Level::Error, "rustgun-sdk: RgInit is smaller than ABI 1.0's");
+            return RG_ERROR;
+        }
+        // SAFETY: the server's function table, valid for the process, or null.
+        let Some(host) = (unsafe { host.as_ref() }) else {
+            report_init_error(init, "rustgun-sdk: preload called without a host table");
+            return RG_ERROR;
+        };
+        if let Err(msg) = check_host(host) {
+            report_init_error(init, &msg);
+            return RG_ERROR;
+        }
+        ffi::remember_host(host);
+        install_panic_hook();
+        // SAFETY: the server lends the arguments for the call.
+        let ctx = unsafe { init_context(init) };
+        match catch_unwind(AssertUnwindSafe(|| f(&ctx))) {
+            Ok(Ok(())) => RG_OK,
+            Ok(Err(msg)) => {
+                report_init_error(init, &msg);
+                RG_ERROR
+            }
+            Err(payload) => {
+                log_panic(&*payload);
+                let msg = format!("app panicked in preload: {}", panic_message(&*payload));
+                report_init_error(init, &msg);
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                RG_E_PANIC
+            }
+        }
+    })
+}
+
+/// The [`InitContext`] of an `RgInit`, arguments copied out.
+///
+/// # Safety
+/// `init.args` must point at `init.args_len` valid strings (or be null / empty) for the call.
+unsafe fn init_context(init: &RgInit) -> InitContext {
+    let args = if init.args_len == 0 || init.args.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the server lends `args_len` strings at `args` for the call.
+        unsafe { std::slice::from_raw_parts(init.args, init.args_len) }
+    };
+    let args = args
+        .iter()
+        // SAFETY: each argument string is valid for the call; we copy it out at once.
+        .map(|s: &RgStr| unsafe { ffi::bytes(*s) }.to_vec())
+        .collect();
+    InitContext::new(init.worker_id, init.flags, args)
 }
 
 /// `handle` for the app the factory `F` builds (the factory is only there to name the app's type).
@@ -320,6 +380,11 @@ pub(crate) unsafe extern "C" fn body_close<S: BodySource>(state: *mut c_void) {
 ///
 /// where `A: App`. `export_app!(SYMBOL, type T)` is short for `T::default` (`T: App + Default`).
 ///
+/// `export_app!(SYMBOL, FACTORY, preload = PRELOAD)` also exports a `preload` entry (ABI 1.1):
+/// `PRELOAD: Fn(&InitContext) -> Result<(), String>` runs once in the master under `--preload`,
+/// before any fork (worker id 0), so what it sets up is shared copy-on-write by the workers; an `Err`
+/// refuses to boot. `FACTORY` still builds the app in each worker.
+///
 /// The descriptor sets `RG_APP_THREAD_SAFE` (an [`App`](crate::App) is `Send + Sync`).
 ///
 /// ```no_run
@@ -352,7 +417,23 @@ macro_rules! export_app {
     ($symbol:ident, type $app:ty $(,)?) => {
         $crate::export_app!($symbol, <$app as ::core::default::Default>::default);
     };
+    ($symbol:ident, $factory:expr, preload = $preload:expr $(,)?) => {
+        $crate::export_app!(@descriptor $symbol, $factory, {
+            unsafe extern "C" fn __rustgun_preload(
+                host: *const $crate::abi::RgHost,
+                init: *mut $crate::abi::RgInit,
+            ) -> i32 {
+                let preload = &$preload;
+                // SAFETY: the arguments come unchanged from the server, as `preload_with` requires.
+                unsafe { $crate::__private::preload_with(preload, host, init) }
+            }
+            ::core::option::Option::Some(__rustgun_preload as $crate::abi::RgPreloadFn)
+        });
+    };
     ($symbol:ident, $factory:expr $(,)?) => {
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None);
+    };
+    (@descriptor $symbol:ident, $factory:expr, $preload:expr) => {
         #[unsafe(no_mangle)]
         #[allow(non_upper_case_globals)]
         pub static $symbol: $crate::abi::RgApp = {
@@ -385,6 +466,7 @@ macro_rules! export_app {
                 __rustgun_handle,
                 Some(__rustgun_shutdown),
             )
+            .with_preload($preload)
         };
     };
 }

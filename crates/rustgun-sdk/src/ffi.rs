@@ -168,6 +168,16 @@ impl<'a> Call<'a> {
         HostError::check(rc)
     }
 
+    /// `send_file` (ABI 1.1): the count sent, or the host's error.
+    pub(crate) fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<u64, HostError> {
+        // SAFETY: `call` is live; the host only reads `fd`, which the caller keeps open for the call.
+        let n = unsafe { (self.host.send_file)(self.call, fd, offset, len) };
+        match HostError::from_code(n) {
+            Some(e) => Err(e),
+            None => Ok(n as u64),
+        }
+    }
+
     /// `environ`: the entries, valid until `handle` returns.
     pub(crate) fn environ(&self) -> Result<HeaderList<'a>, HostError> {
         let mut out: *const RgHeader = std::ptr::null();

@@ -54,5 +54,5 @@ pub use router::{Params, Router};
 /// Items the export macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{handle_with, init_with, shutdown_with};
+    pub use crate::export::{handle_with, init_with, preload_with, shutdown_with};
 }

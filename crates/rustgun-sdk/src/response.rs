@@ -220,6 +220,16 @@ impl<'a> ResponseWriter<'a> {
         self.start_raw(status, b"", headers, RG_RESPONSE_REPLACE)
     }
 
+    /// Like [`restart`](ResponseWriter::restart) with a reason phrase of the app's own.
+    pub fn restart_with_reason(
+        &mut self,
+        status: u16,
+        reason: &str,
+        headers: &[Header<'_>],
+    ) -> Result<(), HostError> {
+        self.start_raw(status, reason.as_bytes(), headers, RG_RESPONSE_REPLACE)
+    }
+
     /// [`restart`](ResponseWriter::restart) with `(name, value)` pairs.
     pub fn restart_pairs<N, V>(&mut self, status: u16, headers: &[(N, V)]) -> Result<(), HostError>
     where
@@ -248,6 +258,18 @@ impl<'a> ResponseWriter<'a> {
             self.body_sent = true;
         }
         Ok(())
+    }
+
+    /// Sends up to `len` bytes of the open file `fd` from `offset` as body bytes (after `start`),
+    /// through the server's file-sending path (ABI 1.1): the count sent, less than `len` only when the
+    /// file ended. The file's own offset does not move, and it stays open.
+    pub fn send_file(&mut self, fd: std::os::fd::BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, HostError> {
+        use std::os::fd::AsRawFd;
+        let sent = self.call.send_file(fd.as_raw_fd(), offset, len)?;
+        if sent > 0 {
+            self.body_sent = true;
+        }
+        Ok(sent)
     }
 
     /// Registers a pull-mode body, read by the server after `handle` returns (after `start`; the server

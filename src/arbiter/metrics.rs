@@ -1,0 +1,204 @@
+//! `--metrics-bind`: the master's own small HTTP listener serving Prometheus text exposition (format
+//! 0.0.4). It is polled in the master loop beside the signal pipe and answered there, never by a worker
+//! or the app, so it answers while every worker is busy — which is when it matters.
+//!
+//! The numbers come from the scoreboard the workers write (no I/O on their request path), plus what the
+//! master knows itself: which workers exited and why, and the listen queue's depth, read from
+//! `/proc/net/tcp` (`rx_queue` of a listening socket is its accept queue).
+
+use crate::net::Listener;
+use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// How long a scrape may take to send its request and read the answer: the master does nothing else
+/// meanwhile, so a slow client gets cut off.
+const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What one scrape reports.
+pub struct Snapshot<'a> {
+    pub counters: Counters,
+    pub in_flight: u64,
+    pub busy: u64,
+    pub idle: u64,
+    /// `(reason, detail)` → count; detail is the exit code or the signal.
+    pub exits: &'a super::ExitCounts,
+    /// Each listener's URL and accept-queue depth (TCP listeners only).
+    pub queues: Vec<(String, u64)>,
+}
+
+/// The metrics listener.
+pub struct Exporter {
+    listener: TcpListener,
+}
+
+impl Exporter {
+    /// Listens on `addr` (HOST:PORT).
+    pub fn bind(addr: &str) -> io::Result<Exporter> {
+        let resolved = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))?;
+        let listener = TcpListener::bind(resolved)?;
+        listener.set_nonblocking(true)?;
+        Ok(Exporter { listener })
+    }
+
+    /// Takes over the metrics listener a binary upgrade passed down.
+    pub fn adopt(fd: RawFd) -> io::Result<Exporter> {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)?;
+        // SAFETY: the descriptor is open (checked above) and was passed to this process alone by the
+        // master that started it (`RUSTGUN_METRICS_FD`).
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        nix::fcntl::fcntl(owned.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+        let listener = TcpListener::from(owned);
+        listener.set_nonblocking(true)?;
+        Ok(Exporter { listener })
+    }
+
+    pub fn url(&self) -> String {
+        self.listener.local_addr().map_or_else(|e| format!("?({e})"), |a| format!("http://{a}/metrics"))
+    }
+
+    /// Answers every scrape waiting in the queue with `render()`.
+    pub fn serve_pending(&self, render: impl Fn() -> String) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            if let Err(e) = answer(stream, &render) {
+                tracing::debug!("metrics scrape failed: {e}");
+            }
+        }
+    }
+}
+
+impl AsFd for Exporter {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
+/// Reads one request head (bounded in size and time) and answers it, then closes.
+fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
+    let deadline = Instant::now() + SCRAPE_TIMEOUT;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > 8192 || Instant::now() >= deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no complete request head"));
+        }
+        match stream.read(&mut chunk)? {
+            0 => return Ok(()),
+            n => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let (status, body) = match (method, path) {
+        (b"GET" | b"HEAD", b"/metrics" | b"/") => ("200 OK", render()),
+        (b"GET" | b"HEAD", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
+        _ => ("405 Method Not Allowed", "GET /metrics\n".to_string()),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if method != b"HEAD" {
+        out.push_str(&body);
+    }
+    stream.write_all(out.as_bytes())
+}
+
+/// The accept-queue depth of a TCP listener, from `/proc/net/tcp` and `/proc/net/tcp6`: the row whose
+/// inode is the socket's, in state LISTEN (0A), has the queue length in `rx_queue`.
+pub fn listen_queue(listener: &Listener) -> Option<u64> {
+    let Listener::Tcp(l) = listener else { return None };
+    // The descriptor's link reads `socket:[INODE]`.
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", l.as_raw_fd())).ok()?;
+    let link = link.to_string_lossy();
+    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?.to_string();
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|row| {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            if cols.get(3) != Some(&"0A") || cols.get(9) != Some(&inode.as_str()) {
+                return None;
+            }
+            let rx = cols.get(4)?.split(':').nth(1)?;
+            u64::from_str_radix(rx, 16).ok()
+        })
+    })
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The Prometheus text for `s`.
+pub fn render(s: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(4096);
+    let c = &s.counters;
+    family(&mut out, "rustgun_requests_total", "counter", "Requests answered, by status class.");
+    for (i, n) in c.status.iter().enumerate() {
+        let _ = writeln!(out, "rustgun_requests_total{{status=\"{}xx\"}} {n}", i + 1);
+    }
+    family(
+        &mut out,
+        "rustgun_request_duration_seconds",
+        "histogram",
+        "Time from a complete request head to the end of its response.",
+    );
+    let mut cumulative = 0;
+    for (bound, n) in DURATION_BOUNDS_US.iter().zip(&c.duration) {
+        cumulative += n;
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(out, "rustgun_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += c.duration[DURATION_BOUNDS_US.len()];
+    let _ = writeln!(out, "rustgun_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "rustgun_request_duration_seconds_sum {}", c.duration_sum_us as f64 / 1e6);
+    let _ = writeln!(out, "rustgun_request_duration_seconds_count {cumulative}");
+    family(&mut out, "rustgun_requests_in_flight", "gauge", "Requests being answered now.");
+    let _ = writeln!(out, "rustgun_requests_in_flight {}", s.in_flight);
+    family(
+        &mut out,
+        "rustgun_workers",
+        "gauge",
+        "Live workers: busy ones are answering a request, idle ones are not.",
+    );
+    let _ = writeln!(out, "rustgun_workers{{state=\"busy\"}} {}", s.busy);
+    let _ = writeln!(out, "rustgun_workers{{state=\"idle\"}} {}", s.idle);
+    family(
+        &mut out,
+        "rustgun_worker_exits_total",
+        "counter",
+        "Worker exits by reason: exit (with its code), signal, timeout (aborted by --timeout), max_requests.",
+    );
+    for ((reason, detail), n) in s.exits {
+        let label = match *reason {
+            "exit" => format!("reason=\"exit\",code=\"{detail}\""),
+            "signal" => format!("reason=\"signal\",signal=\"{detail}\""),
+            _ => format!("reason=\"{reason}\""),
+        };
+        let _ = writeln!(out, "rustgun_worker_exits_total{{{label}}} {n}");
+    }
+    family(&mut out, "rustgun_connections_accepted_total", "counter", "Connections accepted by the workers.");
+    let _ = writeln!(out, "rustgun_connections_accepted_total {}", c.accepted);
+    family(
+        &mut out,
+        "rustgun_listen_queue_depth",
+        "gauge",
+        "Connections waiting in a listening socket's accept queue (TCP listeners).",
+    );
+    for (url, depth) in &s.queues {
+        let _ = writeln!(out, "rustgun_listen_queue_depth{{listener=\"{url}\"}} {depth}");
+    }
+    out
+}

@@ -1,0 +1,209 @@
+//! Who the workers run as, and the mode of the files rustgun creates: `--user` / `--group` resolved
+//! to ids ([`UserSpec`], [`GroupSpec`], [`Identity`]), the switch a worker makes right after fork
+//! ([`Identity::assume`]), the chown of unix socket files, and `--umask` ([`Umask`]).
+//!
+//! As in gunicorn, only workers change identity: the master keeps its uid, so it can still bind,
+//! re-exec and signal. Unlike gunicorn, `--user` alone also takes the user's primary group (gunicorn
+//! keeps the master's, often root's).
+
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Group, Uid, User};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// A `--user` value: a user name, or a numeric uid (which need not have a passwd entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSpec {
+    pub uid: Uid,
+    /// The passwd entry's primary group, when there is an entry.
+    pub primary_gid: Option<Gid>,
+}
+
+impl FromStr for UserSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UserSpec, String> {
+        let numeric = s.parse::<u32>().ok();
+        let entry = match numeric {
+            Some(uid) => User::from_uid(Uid::from_raw(uid)),
+            None => User::from_name(s),
+        }
+        .map_err(|e| format!("cannot look up user {s}: {e}"))?;
+        match (entry, numeric) {
+            (Some(user), _) => Ok(UserSpec { uid: user.uid, primary_gid: Some(user.gid) }),
+            (None, Some(uid)) => Ok(UserSpec { uid: Uid::from_raw(uid), primary_gid: None }),
+            (None, None) => Err(format!("no such user: {s}")),
+        }
+    }
+}
+
+/// A `--group` value: a group name or a numeric gid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub gid: Gid,
+}
+
+impl FromStr for GroupSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<GroupSpec, String> {
+        if let Ok(gid) = s.parse::<u32>() {
+            return Ok(GroupSpec { gid: Gid::from_raw(gid) });
+        }
+        match Group::from_name(s).map_err(|e| format!("cannot look up group {s}: {e}"))? {
+            Some(group) => Ok(GroupSpec { gid: group.gid }),
+            None => Err(format!("no such group: {s}")),
+        }
+    }
+}
+
+/// The uid and gid workers run as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+/// Why a worker could not take on its identity.
+#[derive(Debug)]
+pub enum PrivilegeError {
+    Switch { call: &'static str, id: u32, error: Errno },
+}
+
+impl fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivilegeError::Switch { call, id, error } => write!(
+                f,
+                "cannot drop privileges: {call}({id}) failed: {error} (the master runs as uid {}; only root can switch users)",
+                Uid::current()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PrivilegeError {}
+
+impl Identity {
+    /// The identity `--user` / `--group` ask for: `None` when neither is given. The group defaults to
+    /// the user's primary group, and the user to the current one.
+    pub fn resolve(user: Option<&UserSpec>, group: Option<&GroupSpec>) -> Result<Option<Identity>, String> {
+        let gid = match (group, user) {
+            (None, None) => return Ok(None),
+            (Some(g), _) => g.gid,
+            (None, Some(UserSpec { primary_gid: Some(gid), .. })) => *gid,
+            (None, Some(UserSpec { uid, primary_gid: None })) => {
+                return Err(format!(
+                    "--user {uid} has no passwd entry to take a group from: give --group too"
+                ));
+            }
+        };
+        Ok(Some(Identity { uid: user.map_or_else(Uid::current, |u| u.uid), gid }))
+    }
+
+    /// Becomes this identity for good: supplementary groups to just `gid`, then the gid, then the uid
+    /// (in that order: once the uid is dropped the others can no longer be changed). A process that
+    /// already is this identity changes nothing, so a non-root master with its own `--user` works.
+    pub fn assume(&self) -> Result<(), PrivilegeError> {
+        if Uid::current() == self.uid
+            && Uid::effective() == self.uid
+            && Gid::current() == self.gid
+            && Gid::effective() == self.gid
+        {
+            return Ok(());
+        }
+        let fail = |call, id: u32| move |error| PrivilegeError::Switch { call, id, error };
+        if Uid::effective().is_root() {
+            nix::unistd::setgroups(&[self.gid]).map_err(fail("setgroups", self.gid.as_raw()))?;
+        }
+        nix::unistd::setgid(self.gid).map_err(fail("setgid", self.gid.as_raw()))?;
+        nix::unistd::setuid(self.uid).map_err(fail("setuid", self.uid.as_raw()))?;
+        Ok(())
+    }
+
+    /// Gives a unix socket file to this identity, so workers (and a proxy in the group) may use it.
+    pub fn chown(&self, path: &Path) -> std::io::Result<()> {
+        nix::unistd::chown(path, Some(self.uid), Some(self.gid)).map_err(std::io::Error::from)
+    }
+}
+
+/// `--umask`: parsed like gunicorn's (`0o027`, `027` and `0x17` are octal, octal and hex; `23` is
+/// decimal), at most `0o777`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UmaskSpec(pub u32);
+
+impl FromStr for UmaskSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UmaskSpec, String> {
+        let t = s.trim();
+        let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
+            u32::from_str_radix(oct, 8)
+        } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            u32::from_str_radix(hex, 16)
+        } else if t.len() > 1 && t.starts_with('0') {
+            u32::from_str_radix(&t[1..], 8)
+        } else {
+            t.parse::<u32>()
+        };
+        match parsed {
+            Ok(mask) if mask <= 0o777 => Ok(UmaskSpec(mask)),
+            _ => Err(format!("{s:?} is not a umask (0 to 0o777, e.g. 027 or 0o027)")),
+        }
+    }
+}
+
+/// A umask in force until dropped (gunicorn sets `--umask` only while it creates its sockets).
+pub struct Umask {
+    previous: Mode,
+}
+
+impl Umask {
+    pub fn set(mask: UmaskSpec) -> Umask {
+        Umask { previous: umask(Mode::from_bits_truncate(mask.0)) }
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        umask(self.previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umasks_parse_like_gunicorn() {
+        assert_eq!("0".parse(), Ok(UmaskSpec(0)));
+        assert_eq!("027".parse(), Ok(UmaskSpec(0o27)));
+        assert_eq!("0o027".parse(), Ok(UmaskSpec(0o27)));
+        assert_eq!("0x12".parse(), Ok(UmaskSpec(0o22)));
+        assert_eq!("18".parse(), Ok(UmaskSpec(0o22)));
+        assert!("0o1000".parse::<UmaskSpec>().is_err());
+        assert!("08".parse::<UmaskSpec>().is_err());
+        assert!("rw".parse::<UmaskSpec>().is_err());
+    }
+
+    #[test]
+    fn users_and_groups_resolve_by_name_and_number() {
+        let root: UserSpec = "root".parse().unwrap();
+        assert_eq!((root.uid.as_raw(), root.primary_gid.map(Gid::as_raw)), (0, Some(0)));
+        assert_eq!("0".parse::<UserSpec>().unwrap(), root);
+        let unknown: UserSpec = "4000123".parse().unwrap();
+        assert_eq!(unknown.primary_gid, None);
+        assert!("no-such-user-here".parse::<UserSpec>().is_err());
+        assert_eq!("root".parse::<GroupSpec>().unwrap().gid.as_raw(), 0);
+        assert!("no-such-group-here".parse::<GroupSpec>().is_err());
+        assert!(Identity::resolve(Some(&unknown), None).is_err());
+        let g = GroupSpec { gid: Gid::from_raw(7) };
+        assert_eq!(
+            Identity::resolve(Some(&unknown), Some(&g)).unwrap(),
+            Some(Identity { uid: Uid::from_raw(4000123), gid: Gid::from_raw(7) })
+        );
+        assert_eq!(Identity::resolve(None, None).unwrap(), None);
+    }
+}
