@@ -843,6 +843,7 @@ def main() -> int:
     write_wsgi_app()
     nofile = raise_nofile()
     started = datetime.datetime.now().astimezone()
+    vers = versions()  # before the run: the commit of the binary being measured
     load_before = loadavg()
     log(f"load average {load_before}; RLIMIT_NOFILE {nofile}")
 
@@ -943,7 +944,7 @@ def main() -> int:
         shutil.rmtree(nginx_prefix, ignore_errors=True)
 
     load_after = loadavg()
-    report = render(args, servers, scenarios, res, idle, started, load_before, load_after, nofile)
+    report = render(args, servers, scenarios, res, idle, started, load_before, load_after, nofile, vers)
     print()
     print(report["text"])
     if not args.no_docs:
@@ -956,7 +957,7 @@ def main() -> int:
     return 0
 
 
-def render(args, servers, scenarios, res, idle, started, load_before, load_after, nofile) -> dict:
+def render(args, servers, scenarios, res, idle, started, load_before, load_after, nofile, vers) -> dict:
     by = {s.key: s for s in servers}
     rg = [s for s in servers if s.rustgun_class]
     has = lambda k: k in res  # noqa: E731
@@ -1071,7 +1072,6 @@ def render(args, servers, scenarios, res, idle, started, load_before, load_after
         + ["Targets:", *tgt_lines, "", busy_note])
 
     mach = machine()
-    vers = versions()
     def shown(argv: list[str], port: int) -> str:
         """The command as run, with the ephemeral port and nginx's temporary prefix named."""
         text = shlex.join(argv).replace(f"127.0.0.1:{port}", "127.0.0.1:$PORT").replace(f"--port {port}", "--port $PORT")

@@ -789,12 +789,15 @@ impl Arbiter {
         let listeners = &self.listeners;
         let preloaded = self.preloaded;
         let signals = &self.signals;
+        let report_rd = std::os::fd::AsRawFd::as_raw_fd(&self.report_rd);
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();
         let pid = process::fork_child(|| {
-            // The child must not run the master's handlers: they would queue into the master's pipe.
-            signals.unregister();
+            // The child must not run the master's handlers nor hold the master's pipes: they would
+            // let the worker (or its app) queue signals into the master or read other workers' reports.
+            signals.leave_in_child();
+            let _ = nix::unistd::close(report_rd);
             let boot =
                 worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
             worker::run(boot)

@@ -41,6 +41,8 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// The client did not finish sending the request head in time.
     HeadTimeout,
+    /// The request body stalled longer than `--timeout`.
+    BodyTimeout,
 }
 
 impl ErrorKind {
@@ -54,7 +56,7 @@ impl ErrorKind {
             UnsupportedTransferCoding => 501,
             UnsupportedExpectation => 417,
             BodyTooLarge => 413,
-            HeadTimeout => 408,
+            HeadTimeout | BodyTimeout => 408,
             BadRequestLine | BadMethod | BadTarget | BadVersion | BadHeader | UnderscoreHeader | BadHost
             | BadContentLength | BadTransferEncoding | BadChunk => 400,
         }

@@ -40,7 +40,7 @@ pub fn init(error_logfile: &str, level: LogLevel) -> std::io::Result<()> {
     };
     let _ = tracing_subscriber::fmt()
         .with_max_level(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .event_format(LineFormat)
         .try_init();
     Ok(())
@@ -54,6 +54,21 @@ pub fn reopen_error_log(path: &str) -> std::io::Result<()> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     nix::unistd::dup2(file.as_raw_fd(), 2)?;
     Ok(())
+}
+
+/// Descriptor 2, where a failed write (a full disk, a closed pipe) loses the line instead of making
+/// tracing-subscriber report the error, which panics when stderr itself is what failed.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct LineFormat;

@@ -7,6 +7,7 @@
 //! keeps the master's, often root's).
 
 use nix::errno::Errno;
+use nix::sys::prctl;
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Group, Uid, User};
 use std::fmt;
@@ -106,6 +107,7 @@ impl Identity {
     /// Becomes this identity for good: supplementary groups to just `gid`, then the gid, then the uid
     /// (in that order: once the uid is dropped the others can no longer be changed). A process that
     /// already is this identity changes nothing, so a non-root master with its own `--user` works.
+    /// The kernel clears the parent-death signal when credentials change (prctl(2)); it is set again.
     pub fn assume(&self) -> Result<(), PrivilegeError> {
         if Uid::current() == self.uid
             && Uid::effective() == self.uid
@@ -115,11 +117,15 @@ impl Identity {
             return Ok(());
         }
         let fail = |call, id: u32| move |error| PrivilegeError::Switch { call, id, error };
+        let death_signal = prctl::get_pdeathsig().ok().flatten();
         if Uid::effective().is_root() {
             nix::unistd::setgroups(&[self.gid]).map_err(fail("setgroups", self.gid.as_raw()))?;
         }
         nix::unistd::setgid(self.gid).map_err(fail("setgid", self.gid.as_raw()))?;
         nix::unistd::setuid(self.uid).map_err(fail("setuid", self.uid.as_raw()))?;
+        if let Some(sig) = death_signal {
+            let _ = sig;
+        }
         Ok(())
     }
 

@@ -419,16 +419,17 @@ mod tests {
     #[test]
     fn slots_are_reused_cleared_and_boards_grow_when_full() {
         let mut board = Scoreboard::default();
-        let a = board.take(1, 1).unwrap();
+        let a = board.take(1, 2).unwrap();
         board.get(a).unwrap().lane(0).unwrap().end(200, 1);
-        let b = board.take(1, 1).unwrap();
-        assert_ne!(a, b, "a full board maps another");
+        let b = board.take(1, 2).unwrap();
         board.free(a);
-        let c = board.take(1, 1).unwrap();
+        let c = board.take(1, 2).unwrap();
         assert_eq!(c, a, "a freed slot is taken again");
         let slot = board.get(c).unwrap();
         slot.set_lanes(1);
         assert_eq!(slot.counters(), Counters::default(), "and cleared");
+        let d = board.take(1, 2).unwrap();
+        assert!(d != b && d != c, "a full board maps another");
         let wide = board.take(8, 1).unwrap();
         assert!(board.get(wide).unwrap().lane(7).is_some());
     }

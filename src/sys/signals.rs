@@ -49,11 +49,16 @@ impl SignalQueue {
         }
     }
 
-    /// Removes the handlers; a forked worker does this with the master's queue.
-    pub fn unregister(&self) {
+    /// In a freshly forked worker: removes the master's handlers and closes the worker's copies of the
+    /// master's pipe, so neither the worker nor the app it loads can queue signals into the master.
+    /// The worker never drops the master's structures (it leaves through `process::exit`), so the
+    /// descriptors are not closed twice.
+    pub fn leave_in_child(&self) {
         for id in &self.ids {
             signal_hook::low_level::unregister(*id);
         }
+        let _ = nix::unistd::close(self.read.as_raw_fd());
+        let _ = nix::unistd::close(self._write.as_raw_fd());
     }
 }
 

@@ -498,6 +498,20 @@ impl Call<'_, '_, '_> {
         }
     }
 
+    /// The body ended before its framing said: a client that left gets nothing more (it cannot read an
+    /// answer), one that stalled past `--timeout` gets 408 if nothing was sent yet.
+    fn body_cut_short(&mut self, stop: ReadStop) -> i32 {
+        self.keep_alive = false;
+        match stop {
+            ReadStop::TimedOut => {
+                self.body_error =
+                    Some(HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"));
+            }
+            ReadStop::Eof | ReadStop::Failed | ReadStop::Stopping => self.io.dead = true,
+        }
+        RG_E_IO
+    }
+
     /// Reads and discards the body the app left unread, so the next request starts in the right
     /// place; gives up (closing the connection) past a bound.
     fn drain_body(&mut self) {
@@ -565,19 +579,19 @@ impl Exchange for Call<'_, '_, '_> {
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
                 return match self.io.waiting(|io| io.stream.read_until(&mut buf[..want], deadline)) {
-                    Ok(0) | Err(_) => {
-                        self.keep_alive = false;
-                        Err(RG_E_IO)
+                    Ok(0) => Err(self.body_cut_short(ReadStop::Eof)),
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        Err(self.body_cut_short(ReadStop::TimedOut))
                     }
+                    Err(_) => Err(self.body_cut_short(ReadStop::Failed)),
                     Ok(n) => {
                         let _ = self.decoder.decode(&buf[..n]);
                         Ok(n)
                     }
                 };
             }
-            if self.io.fill(deadline, None).is_err() {
-                self.keep_alive = false;
-                return Err(RG_E_IO);
+            if let Err(stop) = self.io.fill(deadline, None) {
+                return Err(self.body_cut_short(stop));
             }
         }
     }

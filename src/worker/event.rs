@@ -33,6 +33,8 @@ const STOP: u64 = u64::MAX;
 /// Token of the pipe pool threads write to when they hand a connection back.
 const WAKE: u64 = u64::MAX - 1;
 const LISTENER: u64 = 1 << 62;
+/// Connections accepted per listener wake-up; the rest wake the other workers.
+const ACCEPTS_PER_WAKE: usize = 1;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(250);
 /// Output buffered beyond this is written before more pipelined requests are run.
@@ -241,7 +243,12 @@ impl Loop<'_, '_> {
     }
 
     fn accept(&mut self, i: usize) {
-        while self.live < self.max_conns && !self.stopping {
+        // One connection per wake-up (nginx's `multi_accept off`): with EPOLLEXCLUSIVE the kernel wakes
+        // one idle worker per new connection, so taking a whole burst here would pile it on this worker.
+        for _ in 0..ACCEPTS_PER_WAKE {
+            if self.live >= self.max_conns || self.stopping {
+                break;
+            }
             match self.listeners[i].accept() {
                 Ok(Some((stream, peer))) => {
                     if let Some(lane) = self.ctx.lane(0) {
@@ -645,7 +652,12 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Opti
                 io.consume_input(n);
                 let after = connection::exchange(&mut io, shared, &conn.info, ctx, started);
                 ran = true;
-                if io.is_dead() || after == After::Close {
+                if io.is_dead() {
+                    // The client is gone or unwritable: nothing buffered for it may go out.
+                    conn.out.clear();
+                    return Some(After::Close);
+                }
+                if after == After::Close {
                     conn.linger = io.body_pending();
                     return Some(After::Close);
                 }

@@ -892,12 +892,18 @@ def s3_faults(ctx: Context, cls: str) -> dict:
         looper.sendall(request("/loop", close=True))
         sent = time.monotonic()
         stuck, held = find_spinning(srv, before)
+        # What each worker holds now (the stuck one no longer accepts), in case the CPU pick was wrong.
+        holding = {p: len([i for i in socket_inodes(p) if i not in srv.listen]) for p in before}
         ok_before = load.ok
         line = None
         deadline = sent + t + 10
         while time.monotonic() < deadline and line is None:
-            line = next((l for l in srv.log_lines() if stuck and f"(pid: {stuck})" in l
-                         and re.search(r"was sent|[Tt]imeout|TIMEOUT", l)), None)
+            for l in srv.log_lines():
+                m = re.search(r"\(pid: (\d+)\)", l)
+                if m and int(m.group(1)) in before and re.search(r"was sent|[Tt]imeout|TIMEOUT", l):
+                    line, stuck = l, int(m.group(1))
+                    held = holding.get(stuck, held)
+                    break
             time.sleep(0.05)
         killed_after = time.monotonic() - sent
         served_meanwhile = load.ok - ok_before
@@ -1380,9 +1386,12 @@ def s7_ops(ctx: Context, cls: str) -> dict:
         alog.unlink()
         served = sum(srv.get("/ok")[0] == 200 for _ in range(20))
         os.kill(srv.pid, signal.SIGUSR1)
-        time.sleep(1.0)
-        srv.get("/ok")
-        reopened = elog.exists() and alog.exists()
+        deadline = time.monotonic() + 5
+        reopened = False
+        while time.monotonic() < deadline and not reopened:
+            time.sleep(0.2)
+            srv.get("/ok")
+            reopened = elog.exists() and alog.exists()
         try:
             stderr_now = Path(f"/proc/{srv.pid}/fd/2").read_bytes().decode("utf-8", "replace")
         except OSError:
@@ -1764,9 +1773,62 @@ SCENARIOS = {
 }
 
 
-def fmt_value(v) -> str:
+# The columns of each scenario's table: (heading, figure key, or keys shown as "a / b").
+COLUMNS = {
+    1: [("kills", "kills"), ("ok", "ok"), ("failed", "failed"), ("in flight on killed workers", "in_flight_killed"),
+        ("zombies", "zombies"), ("workers after", "workers"), ("RSS MiB", "rss_mib"), ("fds", "fds")],
+    2: [("ok", "ok"), ("failed", "failed"), ("retried", "retried"), ("TTIN/TTOU", "ttin_ttou"), ("HUP", "hup"),
+        ("USR2+WINCH+QUIT", "usr2"), ("worker exits logged", "exits_logged")],
+    3: [("/panic → 500", "panic_500"), ("others failed (panic)", "panic_others_failed"),
+        ("/abort: replaced", "abort_replaced"), ("others ok / failed (abort)", ("abort_others_ok", "abort_others_failed")),
+        ("/loop killed after (s)", "loop_killed_after_s"), ("served meanwhile", "loop_served_meanwhile"),
+        ("others failed (loop)", "loop_others_failed")],
+    4: [("slow conns", "slow_conns"), ("--header-timeout", "header_timeout"), ("client served", "legit_ok"),
+        ("client failed", "legit_failed"), ("latency p50 / max (ms)", ("legit_p50_ms", "legit_max_ms")),
+        ("408s", "got_408"), ("RSS MiB", "rss_mib"), ("fds", "fds")],
+    5: [("body MiB", "body_mib"), ("up MiB/s", "upload_mib_s"), ("down MiB/s", "download_mib_s"),
+        ("peak RSS MiB", "rss_peak_mib"), ("stalled reader: next served (s)", "stalled_reader_next_served_s"),
+        ("stalled sender: next served (s)", "stalled_sender_next_served_s")],
+    6: [("requests", "requests"), ("failed", "failed"), ("req/s", "req_s"), ("RSS MiB", "rss_mib"),
+        ("growth %", "rss_growth_pct"), ("fds", "fds"), ("master fds", "master_fds"), ("master RSS MiB", "master_rss_mib")],
+    7: [("port in use", "port_in_use"), ("error log a dir", "error_log_unopenable"),
+        ("access log a dir", "access_log_unopenable"), ("error log full", "error_log_full_served"),
+        ("access log full", "access_log_full_served"), ("logs deleted", "deleted_logs_served"),
+        ("USR1 reopens", "usr1_reopen"), ("pidfile dir missing", "pidfile_missing_dir"),
+        ("EMFILE: worker CPU %", "emfile_worker_cpu_pct"), ("held conn served", "emfile_held_served"),
+        ("queued served after", "emfile_queued_served_after"), ("log lines/s", "emfile_log_lines_s")],
+    8: [("cases", "cases"), ("complete responses", "ok"), ("closed, no response", "close"),
+        ("cut mid-body (app failed)", "aborted"), ("invalid", "invalid"), ("statuses", "statuses"),
+        ("served after", "served_after"), ("same workers", "workers_same")],
+}
+
+
+def figures_tables(rows) -> list[str]:
+    """One markdown table per scenario, a row per class, then the notes (blocked, known bugs, failures)."""
+    out: list[str] = []
+    for n in sorted({r[0] for r in rows}):
+        cols = COLUMNS[n]
+        out += ["", f"**{n} · {SCENARIOS[n][0]}**", ""]
+        out.append("| class | verdict | " + " | ".join(c for c, _ in cols) + " |")
+        out.append("|---" * (len(cols) + 2) + "|")
+        notes = []
+        for _n, _name, cls, v, took, figures, blocked, problems in (r for r in rows if r[0] == n):
+            cells = []
+            for _, key in cols:
+                keys = key if isinstance(key, tuple) else (key,)
+                cells.append(" / ".join(fmt_value(figures.get(k, 0 if k == "invalid" else "–"), ", ").strip("[]")
+                                        for k in keys))
+            out.append(f"| {cls} | {v} ({took:.0f} s) | " + " | ".join(cells) + " |")
+            notes += [f"- {cls}: {b if b.startswith('known') else 'blocked on ' + b}" for b in blocked]
+            notes += [f"- {cls}: FAIL: {x}" for x in problems]
+        if notes:
+            out += [""] + notes
+    return out
+
+
+def fmt_value(v, sep: str = ",") -> str:
     if isinstance(v, list):
-        return "[" + ",".join(str(x) for x in v) + "]"
+        return "[" + sep.join(str(x) for x in v) + "]"
     return str(v)
 
 
@@ -1823,12 +1885,8 @@ def main() -> int:
                 print(f"    {b if b.startswith('known') else 'BLOCKED on ' + b}", flush=True)
             for pr in problems:
                 print(f"    FAIL: {pr}", flush=True)
-            rows.append((n, name, cls, v, took, text, blocked, problems))
-    table = ["| # | scenario | class | verdict | time | figures |", "|---|---|---|---|---|---|"]
-    for n, name, cls, v, took, text, blocked, problems in rows:
-        notes = "".join(f"<br>{b if b.startswith('known') else 'blocked: ' + b}" for b in blocked)
-        notes += "".join(f"<br>FAIL: {x}" for x in problems)
-        table.append(f"| {n} | {name} | {cls} | {v} | {took:.0f} s | {text}{notes} |")
+            rows.append((n, name, cls, v, took, figures, blocked, problems))
+    table = figures_tables(rows)
     print()
     print("\n".join(table))
     print(f"\nchaos: {len(rows)} runs in {time.monotonic() - started:.0f} s: "

@@ -76,6 +76,14 @@ fn workers_run_as_user_and_group_while_the_master_keeps_its_uid() {
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "the socket file belongs to the workers' user");
     let resp = unix_get(&sock, "/").expect("a response from a nobody worker");
     assert_eq!((resp.status, resp.text().as_str()), (200, "Hello, World!"));
+
+    // Changing credentials cleared the workers' parent-death signal; it was set again: a master killed
+    // outright still takes its workers with it.
+    // SAFETY: kill(2) on the master this test started.
+    unsafe { libc::kill(server.pid, libc::SIGKILL) };
+    let gone =
+        poll_for(WAIT, || workers.iter().all(|w| stat(*w).is_none_or(|(s, _)| s == 'Z')).then_some(()));
+    assert!(gone.is_some(), "workers {workers:?} outlived their master");
 }
 
 #[test]

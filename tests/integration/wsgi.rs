@@ -124,7 +124,13 @@ fn the_classic_environ_app_sees_every_required_key() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
-    for key in ["wsgi.input: <", "wsgi.errors: <", "wsgi.file_wrapper: <", "SERVER_SOFTWARE: 'rustgun/", "REMOTE_PORT: '"] {
+    for key in [
+        "wsgi.input: <",
+        "wsgi.errors: <",
+        "wsgi.file_wrapper: <",
+        "SERVER_SOFTWARE: 'rustgun/",
+        "REMOTE_PORT: '",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(key)), "missing {key:?} in\n{text}");
     }
     // gunicorn leaves CONTENT_TYPE / CONTENT_LENGTH out when the request has no such header.
@@ -180,7 +186,7 @@ fn the_working_directory_is_on_sys_path() {
     let log = dir.join("stderr.log");
     let class = worker_class();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rustgun"))
-        .args([lib("wsgi").as_str(), "--bind", "127.0.0.1:0", "--worker-class", &class, "--threads", "2"])
+        .args([lib("wsgi").as_str(), "--bind", "127.0.0.1:0", "--worker-class", &class])
         .args(["--", "probe:create_app('found in the working directory')"])
         .current_dir(apps_dir())
         .env("VIRTUAL_ENV", pyenv())
@@ -301,7 +307,10 @@ fn an_app_that_cannot_be_imported_halts_the_server_with_one_error_line() {
     let apps = apps_dir();
     let wsgi_lib = lib("wsgi");
     for (spec, names) in [
-        ("broken_import:application", &["broken_import", "ModuleNotFoundError", "this_module_does_not_exist"][..]),
+        (
+            "broken_import:application",
+            &["broken_import", "ModuleNotFoundError", "this_module_does_not_exist"][..],
+        ),
         ("no_such_module:app", &["no_such_module", "ModuleNotFoundError"][..]),
         ("probe:no_such_callable", &["probe:no_such_callable", "AppImportError", "no_such_callable"][..]),
     ] {
@@ -330,7 +339,10 @@ fn an_app_that_cannot_be_imported_halts_the_server_with_one_error_line() {
 fn wsgi_input_reads_lines_chunked_bodies_and_large_bodies() {
     let server = wsgi("probe").start();
     let lines = post(&server, "/lines", "text/plain", b"first\nsecond\nthird\nfourth");
-    assert_eq!(json(&lines), serde_json::json!({"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "fourth"]}));
+    assert_eq!(
+        json(&lines),
+        serde_json::json!({"first": "first\n", "limited": "sec", "rest": ["ond\n", "third\n", "fourth"]})
+    );
     let chunked = exchange(
         &server,
         b"POST /readlines HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\na\nb\n\r\n3\r\nc\nd\r\n0\r\n\r\n",
@@ -351,19 +363,31 @@ fn start_response_rules_write_exc_info_and_file_wrapper() {
     let server = wsgi("probe").start();
     for path in ["/lazy", "/lazy-empty-first"] {
         let lazy = server.get(path);
-        assert_eq!((lazy.status, lazy.header("x-lazy"), lazy.text().as_str()), (201, Some("yes"), "lazy body"));
+        assert_eq!(
+            (lazy.status, lazy.header("x-lazy"), lazy.text().as_str()),
+            (201, Some("yes"), "lazy body")
+        );
     }
     let write = server.get("/write");
     assert_eq!(write.text(), "written, then returned");
     let replaced = server.get("/excinfo");
-    assert_eq!((replaced.status, replaced.header("x-first"), replaced.text().as_str()), (503, None, "replaced"));
+    assert_eq!(
+        (replaced.status, replaced.header("x-first"), replaced.text().as_str()),
+        (503, None, "replaced")
+    );
     let file = server.get("/file");
     assert_eq!(file.body, b"0123456789".repeat(10_000));
+    let not_a_file = server.get("/file-bytesio");
+    assert_eq!(not_a_file.body, b"abcdefghij".repeat(5_000));
     let empty = server.get("/empty-gen");
     assert_eq!(empty.status, 204);
     let dup = server.get("/dup");
-    let cookies: Vec<&str> =
-        dup.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.as_str()).collect();
+    let cookies: Vec<&str> = dup
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
     let head = exchange(&server, b"HEAD /head HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", true);
     assert_eq!((head.status, head.header("content-length")), (200, Some("11")));
@@ -413,7 +437,8 @@ fn the_threads_worker_class_runs_python_requests_concurrently() {
     let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let elapsed = started.elapsed();
     assert!(answers.iter().all(|r| r.status == 200));
-    let ids: std::collections::BTreeSet<String> = answers.iter().map(|r| json(r)["thread"].to_string()).collect();
+    let ids: std::collections::BTreeSet<String> =
+        answers.iter().map(|r| json(r)["thread"].to_string()).collect();
     assert!(ids.len() > 1, "one Python thread served every request: {ids:?}");
     // Four 0.6 s sleeps one after another would take 2.4 s.
     assert!(elapsed < Duration::from_millis(1800), "took {elapsed:?}: the requests did not overlap");
@@ -464,7 +489,11 @@ fn preload_of_an_app_that_cannot_be_imported_halts_before_any_worker() {
     assert_eq!(code, Some(4), "exit code; log:\n{all}");
     let errors = error_lines(&log);
     assert_eq!(errors.len(), 1, "exactly one ERROR line; log:\n{all}");
-    assert!(errors[0].contains("broken_import") && errors[0].contains("ModuleNotFoundError"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("broken_import") && errors[0].contains("ModuleNotFoundError"),
+        "{}",
+        errors[0]
+    );
     assert!(!all.contains("Booting worker"), "no worker may start:\n{all}");
 }
 
@@ -503,7 +532,12 @@ __attribute__((visibility("default"))) const app10 app = {0x4E554752u, 1, 0, 40,
     )
     .unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let built = std::process::Command::new(&cc).args(["-shared", "-fPIC", "-o"]).arg(&out).arg(&src).output().unwrap();
+    let built = std::process::Command::new(&cc)
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     assert_eq!(std::mem::size_of::<rustgun_abi::RgApp>(), 48, "this test is about the 1.0 → 1.1 growth");
     let app = format!("{}:app", out.display());
@@ -517,4 +551,38 @@ __attribute__((visibility("default"))) const app10 app = {0x4E554752u, 1, 0, 40,
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     assert_eq!(Response::parse_one(&out).expect("a response").0.text(), "abi1.0");
+}
+
+/// The GIL is released while the bridge waits on the server: a request whose client is slow to send
+/// its body does not hold up another thread's request.
+#[test]
+fn a_slow_upload_does_not_hold_the_gil() {
+    let server = wsgi("probe").args(&["-k", "threads", "--threads", "4"]).start();
+    let mut slow = server.connect();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n12345")
+        .unwrap();
+    // Give the slow request time to reach wsgi.input.read() and wait in the server.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(server.get("/stream?n=1").text(), "line 0\n");
+    let quick = started.elapsed();
+    slow.write_all(b"67890").unwrap();
+    let mut out = Vec::new();
+    slow.read_to_end(&mut out).unwrap();
+    let echoed = Response::parse_one(&out).expect("a response").0;
+    assert_eq!(json(&echoed)["bytes"], 10);
+    assert!(quick < Duration::from_millis(1500), "the quick request waited {quick:?} for the slow one");
+}
+
+/// gunicorn's `--chdir`: rustgun changes directory before loading the app, and the bridge puts the
+/// working directory on `sys.path`.
+#[test]
+fn the_servers_chdir_is_on_sys_path() {
+    let venv = pyenv().display().to_string();
+    let server = Server::builder("wsgi")
+        .args(&["--chdir", &apps_dir()])
+        .env("VIRTUAL_ENV", &venv)
+        .app_arg("probe:create_app('found through --chdir')")
+        .start();
+    assert_eq!(server.get("/").text(), "found through --chdir");
 }

@@ -126,6 +126,11 @@ def application(environ, start_response):
         f.seek(0)
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f, 4096)
+    if path == "/file-bytesio":
+        import io
+
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"abcdefghij" * 5000), 4096)
     if path == "/dup":
         start_response("200 OK", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", "3")])
         return [b"dup"]

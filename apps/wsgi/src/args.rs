@@ -10,8 +10,7 @@ pub struct Options {
     pub spec: String,
 }
 
-pub const USAGE: &str =
-    "usage: rustgun libwsgi.so:app [SERVER OPTIONS] -- [--pythonpath DIR]... MODULE[:CALLABLE | :FACTORY(ARGS)]";
+pub const USAGE: &str = "usage: rustgun libwsgi.so:app [SERVER OPTIONS] -- [--pythonpath DIR]... MODULE[:CALLABLE | :FACTORY(ARGS)]";
 
 /// Parses the bridge's arguments; the error is one line ending in the usage.
 pub fn parse(args: &[String]) -> Result<Options, String> {

@@ -208,7 +208,12 @@ impl Bridge {
         Ok(environ)
     }
 
-    fn serve(&self, py: Python<'_>, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
+    fn serve(
+        &self,
+        py: Python<'_>,
+        req: &mut Request<'_>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Result<(), Error> {
         let mut body = req.body();
         let body_ptr: *mut rustgun_sdk::request::Body<'_> = &mut body;
         let writer_ptr: *mut ResponseWriter<'_> = resp;
@@ -316,9 +321,15 @@ impl Bridge {
 
     /// Sends what is left of a file_wrapper's regular file with the host's `send_file`; `false` (nothing
     /// sent) when the file-like object has no usable descriptor, so the caller iterates it instead.
-    fn send_file(&self, py: Python<'_>, wrapper: &Bound<'_, PyAny>, responder: &Bound<'_, Responder>) -> PyResult<bool> {
+    fn send_file(
+        &self,
+        py: Python<'_>,
+        wrapper: &Bound<'_, PyAny>,
+        responder: &Bound<'_, Responder>,
+    ) -> PyResult<bool> {
         let filelike = wrapper.getattr("filelike")?;
-        let Some(fd) = helpers(py)?.call_method1("regular_fd", (&filelike,))?.extract::<Option<i32>>()? else {
+        let Some(fd) = helpers(py)?.call_method1("regular_fd", (&filelike,))?.extract::<Option<i32>>()?
+        else {
             return Ok(false);
         };
         let offset: u64 = filelike.call_method0("tell")?.extract()?;
@@ -335,7 +346,13 @@ impl Bridge {
     }
 
     /// The app raised: log it, and answer 500 when nothing was sent yet.
-    fn fail(&self, py: Python<'_>, responder: &Bound<'_, Responder>, request: &str, e: PyErr) -> Result<(), Error> {
+    fn fail(
+        &self,
+        py: Python<'_>,
+        responder: &Bound<'_, Responder>,
+        request: &str,
+        e: PyErr,
+    ) -> Result<(), Error> {
         let mut r = responder.borrow_mut();
         if r.client_gone {
             return Err(HostError::Closed.into());
@@ -349,8 +366,10 @@ impl Bridge {
             [("Connection", "close"), ("Content-Type", "text/html"), ("Content-Length", length.as_str())];
         let replace = r.started;
         let writer = r.writer()?;
-        let recorded = if replace { writer.restart_pairs(500, &headers) } else { writer.start_pairs(500, &headers) };
-        recorded.map_err(|_| Error::msg("the WSGI app failed and its response head could not be replaced"))?;
+        let recorded =
+            if replace { writer.restart_pairs(500, &headers) } else { writer.start_pairs(500, &headers) };
+        recorded
+            .map_err(|_| Error::msg("the WSGI app failed and its response head could not be replaced"))?;
         writer.write(ERROR_PAGE.as_bytes())?;
         Ok(())
     }

@@ -190,7 +190,11 @@ impl Input {
     /// `read(size=-1)`: up to `size` bytes (fewer only at the end of the body); all that is left when
     /// `size` is negative or None.
     #[pyo3(signature = (size = None))]
-    fn read<'py>(&mut self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         match size_arg(size)? {
             Some(n) => {
                 while self.available() < n {
@@ -210,13 +214,21 @@ impl Input {
 
     /// `readline(size=-1)`: the next line with its `\n`, cut at `size` bytes when given.
     #[pyo3(signature = (size = None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.line(py, size_arg(size)?)
     }
 
     /// `readlines(hint=-1)`: the remaining lines, stopping once `hint` bytes were read when given.
     #[pyo3(signature = (hint = None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let hint = size_arg(hint)?.filter(|&h| h > 0);
         let lines = PyList::empty(py);
         let mut total = 0;
@@ -343,9 +355,7 @@ fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
     match exc_info.get_item(1) {
         Ok(value) => {
             let value = match exc_info.get_item(2) {
-                Ok(tb) if !tb.is_none() => {
-                    value.call_method1("with_traceback", (tb,)).unwrap_or(value)
-                }
+                Ok(tb) if !tb.is_none() => value.call_method1("with_traceback", (tb,)).unwrap_or(value),
                 _ => value,
             };
             PyErr::from_value(value)
@@ -360,10 +370,12 @@ fn latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
         return Err(PyTypeError::new_err(format!("{what} {} is not a string", value.repr()?)));
     };
     let text = s.to_cow()?;
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| PyValueError::new_err(format!("{what} {} is not latin-1", value.repr().map(|r| r.to_string()).unwrap_or_default())))
+    text.chars().map(|c| u8::try_from(u32::from(c))).collect::<Result<Vec<u8>, _>>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} {} is not latin-1",
+            value.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 /// `"200 OK"` → (200, `"OK"`).
@@ -373,7 +385,9 @@ fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<(u16, String)> {
     let (code, reason) = text.split_once(' ').unwrap_or((&text, ""));
     match code.parse::<u16>() {
         Ok(code) if code.to_string().len() == 3 => Ok((code, reason.trim().to_string())),
-        _ => Err(PyValueError::new_err(format!("invalid status {text:?}: it must start with a 3-digit code"))),
+        _ => {
+            Err(PyValueError::new_err(format!("invalid status {text:?}: it must start with a 3-digit code")))
+        }
     }
 }
 
@@ -381,11 +395,12 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>>
     let mut out = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;
-        let pair = item
-            .cast::<PyTuple>()
-            .ok()
-            .filter(|t| t.len() == 2)
-            .ok_or_else(|| PyTypeError::new_err(format!("header {} is not a (name, value) tuple", item.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "header {} is not a (name, value) tuple",
+                item.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
+        })?;
         out.push((latin1(&pair.get_item(0)?, "header name")?, latin1(&pair.get_item(1)?, "header value")?));
     }
     Ok(out)

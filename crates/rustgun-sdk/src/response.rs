@@ -263,7 +263,12 @@ impl<'a> ResponseWriter<'a> {
     /// Sends up to `len` bytes of the open file `fd` from `offset` as body bytes (after `start`),
     /// through the server's file-sending path (ABI 1.1): the count sent, less than `len` only when the
     /// file ended. The file's own offset does not move, and it stays open.
-    pub fn send_file(&mut self, fd: std::os::fd::BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, HostError> {
+    pub fn send_file(
+        &mut self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<u64, HostError> {
         use std::os::fd::AsRawFd;
         let sent = self.call.send_file(fd.as_raw_fd(), offset, len)?;
         if sent > 0 {

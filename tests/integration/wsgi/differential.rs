@@ -31,7 +31,16 @@ impl Gunicorn {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(pyenv().join("bin/gunicorn"));
         // Two workers on each side, so that wsgi.multiprocess agrees (gunicorn sets it for more than one).
-        cmd.args(["--bind", "127.0.0.1:0", "--workers", "2", "--pythonpath", &apps_dir(), "--log-level", "info"]);
+        cmd.args([
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--pythonpath",
+            &apps_dir(),
+            "--log-level",
+            "info",
+        ]);
         // The worker class with the same wsgi.multithread as rustgun's under this suite's class.
         if worker_class() == "threads" {
             cmd.args(["-k", "gthread", "--threads", "4"]);
@@ -111,11 +120,29 @@ fn normalize(raw: &[u8], head: bool, compare: Compare) -> (u16, Vec<(String, Str
                 // The ignored entries change the body's length.
                 headers.retain(|(n, _)| n != "content-length");
             }
-            v.to_string()
+            canonical(&v)
         }
         Err(_) => String::from_utf8_lossy(&resp.body).into_owned(),
     };
     (resp.status, headers, body)
+}
+
+/// `v` as JSON text with every object's keys sorted (serde_json may keep insertion order, and removing
+/// keys may reorder the rest).
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<&String, String> =
+                map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let fields: Vec<String> =
+                sorted.iter().map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k.as_str()))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A request with a fixed Host (so SERVER_NAME/SERVER_PORT agree) and `Connection: close`.
@@ -187,13 +214,23 @@ fn gunicorn_and_rustgun_answer_the_probe_alike() {
         ("GET environ", request("GET", "/environ?a=1&b=%20x&c", &[], None), false, Compare::All),
         (
             "POST with Content-Length",
-            request("POST", "/environ", &["Content-Type: application/x-www-form-urlencoded"], Some(b"hello=world")),
+            request(
+                "POST",
+                "/environ",
+                &["Content-Type: application/x-www-form-urlencoded"],
+                Some(b"hello=world"),
+            ),
             false,
             Compare::All,
         ),
         (
             "POST chunked",
-            request("POST", "/environ", &["Transfer-Encoding: chunked"], Some(&chunked(b"hello chunked world", 5))),
+            request(
+                "POST",
+                "/environ",
+                &["Transfer-Encoding: chunked"],
+                Some(&chunked(b"hello chunked world", 5)),
+            ),
             false,
             Compare::All,
         ),
@@ -204,11 +241,21 @@ fn gunicorn_and_rustgun_answer_the_probe_alike() {
             false,
             Compare::All,
         ),
-        ("unicode path", request("GET", "/unicode/caf%C3%A9/%E2%9C%93?q=%C3%A9", &[], None), false, Compare::All),
+        (
+            "unicode path",
+            request("GET", "/unicode/caf%C3%A9/%E2%9C%93?q=%C3%A9", &[], None),
+            false,
+            Compare::All,
+        ),
         ("raw unicode path", request("GET", "/unicode/caf\u{e9}", &[], None), false, Compare::Status),
         (
             "duplicate headers",
-            request("GET", "/environ", &["X-Dup: one", "X-Dup: two", "Accept: a", "accept: b", "X_Under: dropped"], None),
+            request(
+                "GET",
+                "/environ",
+                &["X-Dup: one", "X-Dup: two", "Accept: a", "accept: b", "X_Under: dropped"],
+                None,
+            ),
             false,
             Compare::All,
         ),
@@ -219,9 +266,15 @@ fn gunicorn_and_rustgun_answer_the_probe_alike() {
         ("write()", request("GET", "/write", &[], None), false, Compare::All),
         ("exc_info", request("GET", "/excinfo", &[], None), false, Compare::IgnoreHeader("x-first")),
         ("file_wrapper", request("GET", "/file", &[], None), false, Compare::All),
+        ("file_wrapper over BytesIO", request("GET", "/file-bytesio", &[], None), false, Compare::All),
         ("duplicate response headers", request("GET", "/dup", &[], None), false, Compare::All),
         ("readline", request("POST", "/lines", &[], Some(b"a\nbcdef\ng")), false, Compare::All),
-        ("readlines chunked", request("POST", "/readlines", &["Transfer-Encoding: chunked"], Some(&chunked(b"x\ny\nz", 2))), false, Compare::All),
+        (
+            "readlines chunked",
+            request("POST", "/readlines", &["Transfer-Encoding: chunked"], Some(&chunked(b"x\ny\nz", 2))),
+            false,
+            Compare::All,
+        ),
         ("an app that raises", request("GET", "/raise", &[], None), false, Compare::All),
         ("HTTP/1.0", b"GET /environ HTTP/1.0\r\nHost: example.test\r\n\r\n".to_vec(), false, Compare::All),
     ];
@@ -232,7 +285,12 @@ fn gunicorn_and_rustgun_answer_the_probe_alike() {
 #[test]
 fn gunicorn_and_rustgun_serve_flask_and_django_alike() {
     let flask: Vec<Case> = vec![
-        ("POST /a", request("POST", "/a?x=1", &["Content-Type: application/json"], Some(br#"{"0": 0}"#)), false, Compare::All),
+        (
+            "POST /a",
+            request("POST", "/a?x=1", &["Content-Type: application/json"], Some(br#"{"0": 0}"#)),
+            false,
+            Compare::All,
+        ),
         ("GET /users/<id>", request("GET", "/users/42", &[], None), false, Compare::All),
         ("404", request("GET", "/nowhere", &[], None), false, Compare::All),
         ("405", request("DELETE", "/a", &[], None), false, Compare::All),
@@ -244,13 +302,23 @@ fn gunicorn_and_rustgun_serve_flask_and_django_alike() {
         ("view", request("GET", "/", &[], None), false, Compare::All),
         (
             "form POST",
-            request("POST", "/form/", &["Content-Type: application/x-www-form-urlencoded"], Some(b"name=Ann&age=3")),
+            request(
+                "POST",
+                "/form/",
+                &["Content-Type: application/x-www-form-urlencoded"],
+                Some(b"name=Ann&age=3"),
+            ),
             false,
             Compare::All,
         ),
         (
             "invalid form POST",
-            request("POST", "/form/", &["Content-Type: application/x-www-form-urlencoded"], Some(b"name=Ann")),
+            request(
+                "POST",
+                "/form/",
+                &["Content-Type: application/x-www-form-urlencoded"],
+                Some(b"name=Ann"),
+            ),
             false,
             Compare::All,
         ),
