@@ -250,7 +250,7 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> Error {
     }
 }
 
-/// What the version httparse refused is: a well-formed `HTTP/d.d` with a major version above 1 (505),
+/// What the version httparse refused is: a well-formed `HTTP/d.d` above 1.1 (`HTTP/1.2`, `HTTP/2.0`: 505),
 /// something that can still become one once more bytes arrive, or anything else (400).
 #[derive(Debug, PartialEq, Eq)]
 enum VersionTail {
@@ -272,7 +272,8 @@ fn version_tail(buf: &[u8]) -> VersionTail {
     const SHAPE: &[u8; 8] = b"HTTP/d.d";
     let fits = version.len() <= SHAPE.len()
         && version.iter().zip(SHAPE).enumerate().all(|(i, (&b, &want))| match want {
-            b'd' => b.is_ascii_digit() && (i != 5 || b >= b'2'),
+            // Major 1 reaches here only with a minor httparse refused, i.e. above 1.1.
+            b'd' => b.is_ascii_digit() && (i != 5 || b >= b'1'),
             _ => b == want,
         });
     let whole = version.len() == SHAPE.len();
@@ -492,7 +493,7 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
             ("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
-            ("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 400),
+            ("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505),
             ("GET / HTTX/1.1\r\nHost: h\r\n\r\n", 400),
             ("G(T / HTTP/1.1\r\nHost: h\r\n\r\n", 400),
             ("GET / HTTP/1.1\nHost: h\n\n", 400),
@@ -565,7 +566,7 @@ mod tests {
             ("GET / HTTP/2.\r\nHost: h\r\n\r\n", 400),
             ("GET / HTTP/2.0\rX\nHost: h\r\n\r\n", 400),
             ("GET / HTTP/2.0\nHost: h\r\n\r\n", 400),
-            ("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 400),
+            ("GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505),
         ] {
             let whole = status(req.as_bytes());
             assert_eq!(whole, want, "{req:?}");

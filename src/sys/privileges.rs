@@ -124,7 +124,7 @@ impl Identity {
         nix::unistd::setgid(self.gid).map_err(fail("setgid", self.gid.as_raw()))?;
         nix::unistd::setuid(self.uid).map_err(fail("setuid", self.uid.as_raw()))?;
         if let Some(sig) = death_signal {
-            let _ = sig;
+            let _ = prctl::set_pdeathsig(sig);
         }
         Ok(())
     }

@@ -781,10 +781,10 @@ fn rows() -> Vec<Row> {
             ..ROW
         },
         Row {
-            rule: "version: a higher minor version of 1 (refused, not read as 1.1)",
-            rfc: "9112 §2.3, 9110 §2.5",
+            rule: "version: a well-formed higher minor version of 1",
+            rfc: "9110 §15.6.6, §2.5",
             request: b"GET /v HTTP/1.2\r\nHost: t\r\n\r\n",
-            expect: Refused(400),
+            expect: Refused(505),
             ..ROW
         },
         Row {
