@@ -14,7 +14,7 @@ const MAX_TRAILERS: u32 = 16 * 1024;
 const MAX_SIZE_DIGITS: u8 = 16;
 /// Trailer fields that would change framing, routing or authentication if a server merged them into the
 /// head (RFC 9110 §6.5.1); a client has no business sending them.
-const FORBIDDEN_TRAILERS: &[&[u8]] = &[
+pub(crate) const FORBIDDEN_TRAILERS: &[&[u8]] = &[
     b"content-length",
     b"transfer-encoding",
     b"host",

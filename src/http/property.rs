@@ -8,7 +8,9 @@
 //! and `Decoder`) whole, cut at random points, byte by byte, and for small pipelines cut once at every
 //! offset, with several app read sizes.
 
+// Trailer names the decoder refuses: generated trailer names avoid all of them.
 use super::Version;
+use super::body::FORBIDDEN_TRAILERS;
 use super::parse::{BodyFraming, Limits};
 use super::replay::{Event, Pending, replay_split};
 
@@ -47,25 +49,6 @@ const PCHAR: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 const REG_NAME: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-.";
 /// Names whose meaning would change the framing or persistence the generator decides.
 const RESERVED: &[&[u8]] = &[b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"];
-/// Trailer names the decoder refuses (a subset is enough: generated names avoid all of them).
-const FORBIDDEN_TRAILERS: &[&[u8]] = &[
-    b"content-length",
-    b"transfer-encoding",
-    b"host",
-    b"connection",
-    b"keep-alive",
-    b"te",
-    b"trailer",
-    b"upgrade",
-    b"expect",
-    b"content-type",
-    b"content-encoding",
-    b"content-range",
-    b"authorization",
-    b"proxy-authorization",
-    b"cookie",
-    b"set-cookie",
-];
 
 /// A generated request: its bytes and what the parser must make of them.
 struct Generated {
