@@ -4,7 +4,7 @@
 
 use crate::procs::{Bare, TempDir, error_lines, lib, unix_get};
 use crate::support::Server;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Runs a server over `app` that must refuse to boot; checks the shape of the refusal and returns
@@ -44,10 +44,9 @@ fn a_missing_symbol_halts_with_code_4() {
 /// A C library with one good descriptor (`app_ok`), one for ABI 2.0 (`app_v2`), one for a newer
 /// minor 1.7 (`app_v1_7`), and a plain `int` exported as `app`.
 pub(crate) fn c_descriptors(dir: &TempDir) -> PathBuf {
-    let src = dir.join("descriptors.c");
-    let out = dir.join("libdescriptors.so");
-    std::fs::write(
-        &src,
+    crate::procs::build_c_app(
+        dir,
+        "descriptors",
         r#"#include "rustgun.h"
 static const rg_header headers[] = {{RG_STR_INIT("Content-Length"), RG_STR_INIT("2")}};
 static int32_t handle(void *state, const rg_request *req) {
@@ -61,19 +60,6 @@ RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, 
 RG_EXPORT int app = 42;
 "#,
     )
-    .unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    let built = Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I"])
-        .arg(&include)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{cc}`: {e}"));
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    out
 }
 
 #[test]

@@ -4,26 +4,15 @@
 
 use crate::load::Load;
 use crate::procs::{Bare, TempDir, live_children, poll_for, unix_get};
-use crate::support::{Server, WAIT, run, worker_class};
+use crate::support::{Server, WAIT, worker_class};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Compiles the C hello app with `body` (13 bytes, the app's Content-Length) into `dir/lib{name}.so`.
 pub fn build_app(dir: &TempDir, name: &str, body: &str) -> PathBuf {
     assert_eq!(body.len(), 13, "the hello_c app sends Content-Length: 13");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let source = std::fs::read_to_string(root.join("apps/hello_c/hello.c")).expect("hello.c");
-    let c = dir.join(&format!("{name}.c"));
-    std::fs::write(&c, source.replace("Hello, World!", body)).unwrap();
-    let lib = dir.join(&format!("lib{name}.so"));
-    let (status, _, err) = run(Command::new("cc")
-        .args(["-std=c99", "-O2", "-fPIC", "-shared", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&lib)
-        .arg(&c));
-    assert_eq!(status, 0, "cc failed:\n{err}");
-    lib
+    crate::procs::build_c_app(dir, name, &source.replace("Hello, World!", body))
 }
 
 /// Deploys `from` at `to` the safe way: copy next to it, then rename over it.

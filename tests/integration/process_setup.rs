@@ -7,7 +7,6 @@ use crate::procs::{Bare, TempDir, error_lines, lib, live_children, poll_for, uni
 use crate::support::{WAIT, stat, worker_class};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The worker-class options the suite runs under (`RUSTGUN_TEST_WORKER_CLASS`), for command lines
 /// written out in full.
@@ -136,10 +135,9 @@ fn chdir_moves_the_server_before_it_loads_the_app() {
 /// A C app that answers with the value of the environment variable its path names (`/RG_GREETING`),
 /// or 404 when it is unset.
 pub(crate) fn getenv_app(dir: &TempDir) -> PathBuf {
-    let src = dir.join("getenv.c");
-    let out = dir.join("libgetenv.so");
-    std::fs::write(
-        &src,
+    crate::procs::build_c_app(
+        dir,
+        "getenv",
         r#"#include <stdlib.h>
 #include <string.h>
 #include "rustgun.h"
@@ -157,19 +155,6 @@ static int32_t handle(void *state, const rg_request *req) {
 RG_EXPORT const rg_app app = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, NULL, handle, NULL);
 "#,
     )
-    .unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    let built = Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-I"])
-        .arg(&include)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{cc}`: {e}"));
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    out
 }
 
 #[test]

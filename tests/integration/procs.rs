@@ -186,3 +186,23 @@ pub fn unix_get(path: &Path, target: &str) -> Option<Response> {
 pub fn error_lines(lines: &[String]) -> Vec<&String> {
     lines.iter().filter(|l| l.contains("] [ERROR] [")).collect()
 }
+
+/// Compiles the C app `source` against `include/rustgun.h` into `dir/lib{name}.so` (warnings are
+/// errors), with `$CC` or `cc`.
+pub fn build_c_app(dir: &TempDir, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(&format!("{name}.c"));
+    let out = dir.join(&format!("lib{name}.so"));
+    std::fs::write(&src, source).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let built = Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-I"])
+        .arg(&include)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{cc}`: {e}"));
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    out
+}
