@@ -124,54 +124,22 @@ pub unsafe fn init_with<F: AppFactory<M>, M>(
     app_state: *mut *mut c_void,
 ) -> i32 {
     guard(RG_E_PANIC, || {
-        // SAFETY: the server passes a valid, exclusive `RgInit` for the call, or null.
-        let Some(init) = (unsafe { init.as_mut() }) else {
-            log(Level::Error, "rustgun-sdk: init called without an RgInit");
-            return RG_ERROR;
+        // SAFETY: the caller's contract is ours.
+        let (init, ctx) = match unsafe { enter("init", host, init) } {
+            Ok(entered) => entered,
+            Err(code) => return code,
         };
-        if (init.size as usize) < size_of::<RgInit>() {
-            // Fields past `size` do not exist, the error buffer included.
-            log(Level::Error, "rustgun-sdk: RgInit is smaller than ABI 1.0's");
-            return RG_ERROR;
-        }
-        // SAFETY: the server's function table, valid for the process, or null.
-        let Some(host) = (unsafe { host.as_ref() }) else {
-            report_init_error(init, "rustgun-sdk: init called without a host table");
-            return RG_ERROR;
-        };
-        if let Err(msg) = check_host(host) {
-            report_init_error(init, &msg);
-            return RG_ERROR;
-        }
-        ffi::remember_host(host);
-        install_panic_hook();
         if app_state.is_null() {
             report_init_error(init, "rustgun-sdk: init called without an app_state pointer");
             return RG_ERROR;
         }
-        // SAFETY: the server lends the arguments for the call.
-        let ctx = unsafe { init_context(init) };
-        // A panic in the constructor is caught by `guard`, but let it reach the boot error line too.
-        let built = catch_unwind(AssertUnwindSafe(|| factory.build(&ctx)));
-        match built {
-            Ok(Ok(app)) => {
+        run_setup(init, "init", || {
+            factory.build(&ctx).map(|app| {
                 let state = Box::into_raw(Box::new(app)).cast::<c_void>();
                 // SAFETY: `app_state` is not null and the server lends it for the call.
                 unsafe { *app_state = state };
-                RG_OK
-            }
-            Ok(Err(msg)) => {
-                report_init_error(init, &msg);
-                RG_ERROR
-            }
-            Err(payload) => {
-                log_panic(&*payload);
-                let msg = format!("app panicked in init: {}", panic_message(&*payload));
-                report_init_error(init, &msg);
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                RG_E_PANIC
-            }
-        }
+            })
+        })
     })
 }
 
@@ -187,43 +155,68 @@ pub unsafe fn preload_with<F: Fn(&InitContext) -> Result<(), String>>(
     init: *mut RgInit,
 ) -> i32 {
     guard(RG_E_PANIC, || {
-        // SAFETY: the server passes a valid, exclusive `RgInit` for the call, or null.
-        let Some(init) = (unsafe { init.as_mut() }) else {
-            log(Level::Error, "rustgun-sdk: preload called without an RgInit");
-            return RG_ERROR;
+        // SAFETY: the caller's contract is ours.
+        let (init, ctx) = match unsafe { enter("preload", host, init) } {
+            Ok(entered) => entered,
+            Err(code) => return code,
         };
-        if (init.size as usize) < size_of::<RgInit>() {
-            log(Level::Error, "rustgun-sdk: RgInit is smaller than ABI 1.0's");
-            return RG_ERROR;
-        }
-        // SAFETY: the server's function table, valid for the process, or null.
-        let Some(host) = (unsafe { host.as_ref() }) else {
-            report_init_error(init, "rustgun-sdk: preload called without a host table");
-            return RG_ERROR;
-        };
-        if let Err(msg) = check_host(host) {
-            report_init_error(init, &msg);
-            return RG_ERROR;
-        }
-        ffi::remember_host(host);
-        install_panic_hook();
-        // SAFETY: the server lends the arguments for the call.
-        let ctx = unsafe { init_context(init) };
-        match catch_unwind(AssertUnwindSafe(|| f(&ctx))) {
-            Ok(Ok(())) => RG_OK,
-            Ok(Err(msg)) => {
-                report_init_error(init, &msg);
-                RG_ERROR
-            }
-            Err(payload) => {
-                log_panic(&*payload);
-                let msg = format!("app panicked in preload: {}", panic_message(&*payload));
-                report_init_error(init, &msg);
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                RG_E_PANIC
-            }
-        }
+        run_setup(init, "preload", || f(&ctx))
     })
+}
+
+/// The checks `init` and `preload` share: a complete `RgInit`, a usable host table (remembered for
+/// logging, with the panic hook installed), and the arguments copied into an [`InitContext`].
+///
+/// # Safety
+/// `host` and `init` are what the server passes to `init` / `preload` (null is reported, not used).
+unsafe fn enter<'a>(
+    what: &str,
+    host: *const RgHost,
+    init: *mut RgInit,
+) -> Result<(&'a mut RgInit, InitContext), i32> {
+    // SAFETY: the server passes a valid, exclusive `RgInit` for the call, or null.
+    let Some(init) = (unsafe { init.as_mut() }) else {
+        log(Level::Error, &format!("rustgun-sdk: {what} called without an RgInit"));
+        return Err(RG_ERROR);
+    };
+    if (init.size as usize) < size_of::<RgInit>() {
+        // Fields past `size` do not exist, the error buffer included.
+        log(Level::Error, "rustgun-sdk: RgInit is smaller than ABI 1.0's");
+        return Err(RG_ERROR);
+    }
+    // SAFETY: the server's function table, valid for the process, or null.
+    let Some(host) = (unsafe { host.as_ref() }) else {
+        report_init_error(init, &format!("rustgun-sdk: {what} called without a host table"));
+        return Err(RG_ERROR);
+    };
+    if let Err(msg) = check_host(host) {
+        report_init_error(init, &msg);
+        return Err(RG_ERROR);
+    }
+    ffi::remember_host(host);
+    install_panic_hook();
+    // SAFETY: the server lends the arguments for the call.
+    let ctx = unsafe { init_context(init) };
+    Ok((init, ctx))
+}
+
+/// Runs the app's constructor or preload hook, turning its error or panic into the boot error line.
+fn run_setup(init: &mut RgInit, what: &str, setup: impl FnOnce() -> Result<(), String>) -> i32 {
+    // A panic here is caught by `guard` too, but it should reach the boot error line.
+    match catch_unwind(AssertUnwindSafe(setup)) {
+        Ok(Ok(())) => RG_OK,
+        Ok(Err(msg)) => {
+            report_init_error(init, &msg);
+            RG_ERROR
+        }
+        Err(payload) => {
+            log_panic(&*payload);
+            let msg = format!("app panicked in {what}: {}", panic_message(&*payload));
+            report_init_error(init, &msg);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            RG_E_PANIC
+        }
+    }
 }
 
 /// The [`InitContext`] of an `RgInit`, arguments copied out.
