@@ -144,8 +144,6 @@ fn the_blocking_loop_allocates_nothing_per_request() {
 
 #[test]
 fn the_event_loop_allocates_nothing_per_request() {
-    let count = allocations_under(|listener, ctx, config| {
-        event::run(1, std::slice::from_ref(listener), ctx, 0, config)
-    });
+    let count = allocations_under(|listener, ctx, config| event::run(1, &[listener], ctx, 0, config));
     assert_eq!(count, 0, "the event loop allocated {count} times over 5200 requests");
 }

@@ -135,14 +135,13 @@ impl Listener {
         }
     }
 
-    /// The socket a worker accepts on under `--reuse-port`: a fresh SO_REUSEPORT socket listening on the
-    /// same TCP address (the kernel spreads connections over the workers' sockets); unix and inherited
-    /// sockets are shared as they are.
-    pub fn for_worker(&self, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
+    /// A socket of the worker's own under `--reuse-port`: a fresh SO_REUSEPORT socket listening on the
+    /// same TCP address (the kernel spreads connections over the workers' sockets). `None` when the
+    /// worker accepts on this one, shared with its siblings (unix sockets, and TCP without the flag).
+    pub fn own_for_worker(&self, backlog: i32, reuse_port: bool) -> io::Result<Option<Listener>> {
         match self {
-            Listener::Tcp(l) if reuse_port => bind_tcp(l.local_addr()?, backlog, ReusePort::Listen),
-            Listener::Tcp(l) => Ok(Listener::Tcp(l.try_clone()?)),
-            Listener::Unix(l, path, file) => Ok(Listener::Unix(l.try_clone()?, path.clone(), *file)),
+            Listener::Tcp(l) if reuse_port => bind_tcp(l.local_addr()?, backlog, ReusePort::Listen).map(Some),
+            _ => Ok(None),
         }
     }
 

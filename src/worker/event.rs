@@ -76,7 +76,7 @@ struct Conn {
 struct Loop<'a, 'c> {
     epoll: Epoll,
     ctx: &'a Context<'c>,
-    listeners: &'a [Listener],
+    listeners: &'a [&'a Listener],
     locals: Vec<(String, u16)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -93,7 +93,7 @@ struct Loop<'a, 'c> {
 }
 
 /// Runs the event loop until the worker is told to stop and its connections are done.
-pub fn run(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32, config: &Config) {
+pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, config: &Config) {
     let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
         Ok(e) => e,
         Err(e) => {
@@ -109,7 +109,7 @@ pub fn run(id: u32, listeners: &[Listener], ctx: &Context<'_>, flags: u32, confi
         epoll,
         ctx,
         listeners,
-        locals: listeners.iter().map(Listener::local).collect(),
+        locals: listeners.iter().map(|l| l.local()).collect(),
         conns: Vec::new(),
         free: Vec::new(),
         live: 0,

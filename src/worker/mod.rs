@@ -197,10 +197,10 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
     };
     // Under --reuse-port each worker listens on sockets of its own; otherwise it shares the master's.
-    let listeners: Vec<Listener> = match boot
+    let own: Vec<Option<Listener>> = match boot
         .listeners
         .iter()
-        .map(|l| l.for_worker(boot.config.backlog, boot.config.reuse_port))
+        .map(|l| l.own_for_worker(boot.config.backlog, boot.config.reuse_port))
         .collect::<std::io::Result<_>>()
     {
         Ok(l) => l,
@@ -212,6 +212,8 @@ pub fn run(boot: Boot<'_>) -> i32 {
             );
         }
     };
+    let listeners: Vec<&Listener> =
+        boot.listeners.iter().zip(&own).map(|(shared, own)| own.as_ref().unwrap_or(shared)).collect();
     let settings = boot.config.settings();
     boot.slot.set_lanes(lanes(boot.config));
     let ctx = Context {
@@ -334,14 +336,14 @@ fn install_signals(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result
 
 /// Accepts and serves connections one at a time until told to stop: the whole of the `sync` class, and
 /// each thread of the `threads` class (threads race to accept; the losers see `EAGAIN` and poll again).
-fn accept_loop(id: u32, lane: usize, listeners: &[Listener], ctx: &Context<'_>, flags: u32) {
+fn accept_loop(id: u32, lane: usize, listeners: &[&Listener], ctx: &Context<'_>, flags: u32) {
     let mut bufs = Buffers::default();
     bufs.set_lane(lane);
     let beat = ctx.lane(lane);
     bufs.info.worker_id = id;
     bufs.info.flags = flags;
     bufs.info.url_scheme = "http";
-    let locals: Vec<(String, u16)> = listeners.iter().map(Listener::local).collect();
+    let locals: Vec<(String, u16)> = listeners.iter().map(|l| l.local()).collect();
     let mut fds: Vec<PollFd<'_>> = listeners
         .iter()
         .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))

@@ -155,12 +155,17 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// How many sockets `pid` holds open (a worker holds one per listener, plus one per connection).
+/// How many distinct sockets `pid` holds open (a worker holds one per listener, plus one per
+/// connection); two descriptors of one socket count once.
 pub fn sockets_of(pid: i32) -> usize {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
-    dir.flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
-        .count()
+    let sockets: std::collections::HashSet<String> = dir
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .filter(|t| t.starts_with("socket:"))
+        .collect();
+    sockets.len()
 }
 
 /// Waits (bounded by [`WAIT`]) until one of `workers` holds more sockets than its listeners, i.e.
