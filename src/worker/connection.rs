@@ -32,6 +32,11 @@ const MAX_DRAIN: u64 = 1024 * 1024;
 /// not destroyed by a reset (RFC 9112 §9.6).
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
+/// How long an idle keep-alive connection stays open once the worker is told to stop. Its client cannot
+/// know yet and may be sending its next request at this very moment: a request that arrives in this
+/// window is answered (with `Connection: close`) instead of being reset unread, so clients that keep
+/// their connections busy never have to resend (RFC 9112 §9.3.1) during a reload or an upgrade.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The read buffer: bytes received but not yet parsed or handed to the app.
@@ -842,7 +847,11 @@ pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
         if served > 0 && io.rbuf.is_empty() {
             // Idle keep-alive: wait for the next request's first byte (or shutdown) quietly.
             let idle = Instant::now() + settings.keep_alive;
-            match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
+            let waited = match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
+                Err(ReadStop::Stopping) => io.fill(idle.min(Instant::now() + STOP_GRACE), None),
+                waited => waited,
+            };
+            match waited {
                 Ok(_) => head_deadline = Instant::now() + settings.header_timeout,
                 Err(_) => {
                     io.close(false);

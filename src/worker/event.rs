@@ -12,7 +12,7 @@
 //! body still in flight, or streams a very large push body, waits inline with the blocking helpers'
 //! deadlines; pull-mode bodies are pulled as the socket drains.
 
-use super::connection::{self, After, Io, ProxyStart, ReadBuf, Shared};
+use super::connection::{self, After, Io, ProxyStart, ReadBuf, STOP_GRACE, Shared};
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
@@ -222,10 +222,10 @@ impl Loop<'_, '_> {
         self.accepting = on;
     }
 
-    /// Stops accepting and closes the idle keep-alive connections. A connection accepted but not yet
-    /// heard from is kept (its client cannot know we are stopping, and would lose the request it is
-    /// sending: it gets its answer with `Connection: close`, or is closed at its header deadline), and
-    /// so is an idle one whose next request has already arrived.
+    /// Stops accepting; idle keep-alive connections get [`STOP_GRACE`] more. Their clients cannot know
+    /// we are stopping and may be sending a request right now: one that arrives is answered with
+    /// `Connection: close` (so is one that had already arrived). A connection accepted but not yet
+    /// heard from keeps its header deadline, for the same reason.
     fn begin_stop(&mut self) {
         self.stopping = true;
         self.set_accepting(false);
@@ -237,8 +237,16 @@ impl Loop<'_, '_> {
                 Ok(true) if self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Head) => {
                     self.drive(token)
                 }
+                Ok(true) => self.shorten_idle(token),
                 _ => self.close(token),
             }
+        }
+    }
+
+    /// While stopping, an idle connection waits at most [`STOP_GRACE`] for another request.
+    fn shorten_idle(&mut self, token: usize) {
+        if let Some(conn) = self.conns[token].as_mut() {
+            conn.deadline = conn.deadline.min(Instant::now() + STOP_GRACE);
         }
     }
 
@@ -495,7 +503,7 @@ impl Loop<'_, '_> {
                             if self.stopping
                                 && self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle)
                             {
-                                return self.close(token);
+                                self.shorten_idle(token);
                             }
                         }
                     }

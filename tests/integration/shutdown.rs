@@ -51,6 +51,25 @@ fn term_lets_the_slow_request_finish_then_exits_cleanly() {
 }
 
 #[test]
+fn a_request_sent_on_an_idle_connection_just_after_term_is_answered_not_reset() {
+    let mut server = Server::builder("hello").workers(1).start();
+    let mut conn = server.conn();
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.response().header("connection"), None, "the first response keeps the connection");
+
+    // The worker is told to stop while this connection is idle; its client cannot know that yet.
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("Handling signal: SIGTERM");
+    std::thread::sleep(Duration::from_millis(300));
+    conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let resp = conn.response();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "Hello, World!"));
+    assert_eq!(resp.header("connection"), Some("close"));
+    conn.assert_closed();
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
 fn term_removes_the_unix_socket_file() {
     let dir = TempDir::new("term-unix");
     let sock = dir.join("s.sock");
