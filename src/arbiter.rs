@@ -6,7 +6,9 @@
 //!
 //! Workers belong to a *generation*: a reload (HUP) starts a full new one and stops the older ones
 //! gracefully once every new worker is ready, so a request is always served by a worker of one or the
-//! other. Only the current generation is kept at the target count.
+//! other. Only the current generation is kept at the target count. A reload whose `--bind` changed
+//! keeps the listeners of the addresses it still names, binds the new ones for the new generation, and
+//! closes the dropped ones when the reload finishes.
 //!
 //! What does not live here: serving requests (`worker`), parsing the command line (`config`), the
 //! shared memory workers report through (`sys::scoreboard`).
@@ -15,7 +17,8 @@ mod metrics;
 
 use crate::app::Library;
 use crate::config::Config;
-use crate::net::Listener;
+use crate::net::listener::Endpoint;
+use crate::net::{BindAddr, Listener};
 use crate::sys::privileges::Umask;
 use crate::sys::process::{self, Exit, PidFile};
 use crate::sys::scoreboard::{self, Counters, Retired, Scoreboard, SlotId};
@@ -48,6 +51,9 @@ pub const ENV_FDS: &str = "RUSTGUN_FD";
 pub const ENV_PID: &str = "RUSTGUN_PID";
 /// The `--metrics-bind` listener a binary upgrade hands down.
 pub const ENV_METRICS_FD: &str = "RUSTGUN_METRICS_FD";
+/// Set beside `RUSTGUN_FD` when the sockets handed down came from systemd socket activation: the new
+/// master then ignores `--bind` on HUP, as the old one did.
+pub const ENV_ACTIVATED: &str = "RUSTGUN_ACTIVATED";
 
 /// Why the master could not start.
 #[derive(Debug)]
@@ -116,6 +122,11 @@ struct Reload {
     previous: Config,
     previous_target: u32,
     previous_generation: u32,
+    /// The listeners serving before the reload, in order, by descriptor.
+    previous_listeners: Vec<RawFd>,
+    /// The listeners a changed `--bind` dropped: open until the reload finishes (the previous
+    /// generation accepts on them; an abandoned reload takes them back), never in a new worker.
+    retired: Vec<Listener>,
 }
 
 /// The app library's identity as `--reload` last saw it.
@@ -146,6 +157,8 @@ pub struct Arbiter {
     exe: PathBuf,
     cwd: PathBuf,
     listeners: Vec<Listener>,
+    /// The listeners came from systemd socket activation: `--bind` is ignored, on HUP too.
+    activated: bool,
     preloaded: Option<Library>,
     signals: SignalQueue,
     pending: Vec<libc::c_int>,
@@ -191,8 +204,11 @@ impl Arbiter {
         // Where rustgun started, before --chdir: the new master re-reads relative paths from there.
         let cwd = crate::config::start_dir().to_path_buf();
         let old_master = take_env(ENV_PID).and_then(|p| p.parse().ok()).map(Pid::from_raw);
-        let listeners = match take_env(ENV_FDS) {
-            Some(fds) => adopt_all(&fds).map_err(|error| StartError::Inherit { fds, error })?,
+        let handed_down_by_systemd = take_env(ENV_ACTIVATED).is_some();
+        let (listeners, activated) = match take_env(ENV_FDS) {
+            Some(fds) => {
+                (adopt_all(&fds).map_err(|error| StartError::Inherit { fds, error })?, handed_down_by_systemd)
+            }
             None => open_listeners(&config)?,
         };
         let preloaded = if config.preload {
@@ -251,6 +267,7 @@ impl Arbiter {
             exe,
             cwd,
             listeners,
+            activated,
             preloaded,
             signals,
             pending: Vec::new(),
@@ -342,7 +359,9 @@ impl Arbiter {
 
     /// HUP: reload. Re-read the configuration, start a full new generation of workers (each opens the
     /// app library anew, so a rebuilt library is served), and once all of them are ready stop the
-    /// previous generation gracefully. The listeners stay open throughout: no request is refused.
+    /// previous generation gracefully. The listeners of the addresses `--bind` still names stay open
+    /// throughout: no request is refused there. New addresses are bound before the new workers start;
+    /// dropped ones close when the reload finishes ([`Arbiter::rebind`]).
     fn handle_hup(&mut self) {
         tracing::info!("Handling signal: SIGHUP; reloading");
         systemd::notify("RELOADING=1");
@@ -385,7 +404,8 @@ impl Arbiter {
             return;
         }
         let metrics = self.metrics.as_ref().map(|m| m.as_fd().as_raw_fd());
-        match spawn_master(&self.exe, &self.argv, &self.cwd, &self.listeners, metrics, self.pid) {
+        let handed = Handed { listeners: &self.listeners, activated: self.activated, metrics };
+        match spawn_master(&self.exe, &self.argv, &self.cwd, &handed, self.pid) {
             Ok(pid) => {
                 tracing::info!("Started the new master (pid {pid})");
                 self.new_master = Some(pid);
@@ -405,7 +425,7 @@ impl Arbiter {
         }
         tracing::info!("Handling signal: SIGWINCH; stopping all workers gracefully");
         self.target = 0;
-        self.reload = None;
+        self.commit_reload();
         let all: Vec<Pid> = self.workers.keys().copied().collect();
         for pid in all {
             self.stop_worker(pid);
@@ -426,20 +446,17 @@ impl Arbiter {
     }
 
     /// Re-reads the configuration and starts the next generation ([`Arbiter::handle_hup`], `--reload`).
+    /// A configuration that cannot be read, or whose new addresses cannot be bound, is not applied at
+    /// all: the next generation starts with the current one (and the current listeners).
     fn begin_reload(&mut self) {
         if self.phase != Phase::Running {
             return;
         }
-        let config = match self.reread_config() {
-            Ok(config) => config,
-            Err(e) => {
-                tracing::error!("Reload: keeping the current configuration: {e}");
-                self.config.clone()
-            }
-        };
-        if config.bind != self.config.bind {
-            tracing::warn!("Reload: --bind changed; the listeners change only on restart or USR2");
-        }
+        let previous_listeners = self.listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+        let (config, retired) = self.next_config().unwrap_or_else(|e| {
+            tracing::error!("Reload: keeping the current configuration: {e}");
+            (self.config.clone(), Vec::new())
+        });
         if let Err(e) = crate::logging::reopen_error_log(&config.error_logfile) {
             tracing::error!("cannot reopen the error log {}: {e}", config.error_logfile);
         }
@@ -450,16 +467,38 @@ impl Arbiter {
         config.export_env();
         set_title("master", &config);
         let previous = std::mem::replace(&mut self.config, config);
-        // A reload that is still booting is superseded; the workers serving before it stay the ones
-        // to go back to.
-        if self.reload.is_none() {
-            self.reload =
-                Some(Reload { previous, previous_target: self.target, previous_generation: self.generation });
+        // A reload that is still booting is superseded; the workers (and listeners) serving before it
+        // stay the ones to go back to.
+        match &mut self.reload {
+            Some(reload) => reload.retired.extend(retired),
+            None => {
+                self.reload = Some(Reload {
+                    previous,
+                    previous_target: self.target,
+                    previous_generation: self.generation,
+                    previous_listeners,
+                    retired,
+                })
+            }
         }
         self.generation += 1;
         self.target = self.config.workers;
         self.watched = self.config.reload.then(|| FileStamp::of(&self.config.app.path)).flatten();
         tracing::info!("Reloading: starting {} new workers (generation {})", self.target, self.generation);
+    }
+
+    /// The configuration a reload applies, its `--bind` bound ([`Arbiter::rebind`]), and the listeners
+    /// it drops.
+    fn next_config(&mut self) -> Result<(Config, Vec<Listener>), String> {
+        let mut config = self.reread_config()?;
+        if config.reuse_port != self.config.reuse_port {
+            // The kept listeners were made for one mode: a placeholder or a shared listening socket.
+            let mode = if self.config.reuse_port { "on" } else { "off" };
+            tracing::warn!("Reload: --reuse-port changes only on restart; it stays {mode}");
+            config.reuse_port = self.config.reuse_port;
+        }
+        let retired = self.rebind(&config).map_err(|e| e.to_string())?;
+        Ok((config, retired))
     }
 
     /// The configuration as the command line (and whatever it names) says now.
@@ -469,12 +508,71 @@ impl Arbiter {
         Ok(config)
     }
 
-    /// Once every worker of the new generation is ready, the older ones stop gracefully.
+    /// Makes the listeners what `config.bind` asks for (gunicorn rebinds on HUP too). A listener that
+    /// already serves an address is kept as it is — never closed and bound again, so no connection
+    /// is refused there; the addresses nobody serves are bound (and logged `Listening at:`); the
+    /// listeners left over are returned, still open, for the reload to close once it finishes. If an
+    /// address does not resolve or cannot be bound, nothing changes and the error names it.
+    ///
+    /// Sockets systemd passed are kept whatever `--bind` says, and `fd://N` is adopted only at start
+    /// (a descriptor number names anything later).
+    fn rebind(&mut self, config: &Config) -> Result<Vec<Listener>, StartError> {
+        if self.activated {
+            if config.bind != self.config.bind {
+                tracing::warn!("Reload: --bind is ignored: the listening sockets came from systemd");
+            }
+            return Ok(Vec::new());
+        }
+        let wanted = config
+            .bind
+            .iter()
+            .map(|addr| addr.endpoint().map_err(|error| bind_error(addr, error)))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Indexes into the current listeners, then the ones a reload under way retired.
+        let matched = {
+            let have: Vec<&Listener> = self.listeners.iter().chain(self.retired()).collect();
+            match_listeners(&have, &wanted)
+        };
+        if matched.iter().copied().eq((0..self.listeners.len()).map(Some)) {
+            return Ok(Vec::new());
+        }
+        let missing: Vec<&BindAddr> =
+            config.bind.iter().zip(&matched).filter(|(_, m)| m.is_none()).map(|(addr, _)| addr).collect();
+        if let Some(addr) = missing.iter().find(|addr| matches!(addr, BindAddr::Fd(_))) {
+            let why = "an inherited descriptor is adopted at start only";
+            return Err(bind_error(addr, std::io::Error::new(std::io::ErrorKind::Unsupported, why)));
+        }
+        let fresh = bind_all(missing, config)?;
+        for l in &fresh {
+            tracing::info!("Listening at: {} ({})", l.url(), self.pid);
+        }
+        let mut fresh = fresh.into_iter();
+        let mut pool: Vec<Option<Listener>> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .chain(self.reload.iter_mut().flat_map(|r| std::mem::take(&mut r.retired)))
+            .map(Some)
+            .collect();
+        self.listeners = matched
+            .iter()
+            .filter_map(|m| match m {
+                Some(i) => pool[*i].take(),
+                None => fresh.next(),
+            })
+            .collect();
+        Ok(pool.into_iter().flatten().collect())
+    }
+
+    /// The listeners a reload under way retired.
+    fn retired(&self) -> impl Iterator<Item = &Listener> {
+        self.reload.iter().flat_map(|r| &r.retired)
+    }
+
+    /// Once every worker of the new generation is ready, the older ones stop gracefully and the
+    /// listeners the reload dropped close.
     fn finish_reload(&mut self) {
         if self.reload.is_none() || self.current().filter(|(_, w)| w.booted).count() < self.target as usize {
             return;
         }
-        self.reload = None;
         let old: Vec<Pid> = self
             .workers
             .iter()
@@ -490,14 +588,31 @@ impl Arbiter {
         for pid in old {
             self.stop_worker(pid);
         }
+        self.commit_reload();
         systemd::notify("READY=1");
     }
 
+    /// The reload under way is over and its configuration stays: the listeners it dropped close.
+    fn commit_reload(&mut self) {
+        if let Some(reload) = self.reload.take() {
+            self.close_listeners(reload.retired);
+        }
+    }
+
     /// A worker of the new generation failed to boot: stop the new generation and go back to the
-    /// configuration and workers that were serving before the reload.
+    /// configuration, listeners and workers that were serving before the reload.
     fn abandon_reload(&mut self, message: &str) {
         let Some(reload) = self.reload.take() else { return };
         tracing::error!("Reload failed: {message}; the previous workers keep serving");
+        let mut pool = std::mem::take(&mut self.listeners);
+        pool.extend(reload.retired);
+        self.listeners = reload
+            .previous_listeners
+            .iter()
+            .filter_map(|fd| Some(pool.remove(pool.iter().position(|l| l.as_fd().as_raw_fd() == *fd)?)))
+            .collect();
+        // Those the reload added.
+        self.close_listeners(pool);
         self.config = reload.previous;
         self.target = reload.previous_target;
         let abandoned = self.generation;
@@ -640,18 +755,27 @@ impl Arbiter {
             Phase::Stopping { deadline: earlier, .. } => earlier.min(deadline),
             Phase::Running => deadline,
         };
-        // Stop accepting: close our copies of the listeners (workers close theirs as they exit). A
-        // new master started by USR2 keeps serving on the same sockets: their files stay then.
-        if self.new_master.is_none() {
-            for l in &self.listeners {
-                l.remove_file();
-            }
+        // Stop accepting: close our copies of the listeners (workers close theirs as they exit).
+        let mut all = std::mem::take(&mut self.listeners);
+        if let Some(reload) = &mut self.reload {
+            all.append(&mut reload.retired);
         }
-        self.listeners.clear();
+        self.close_listeners(all);
         for pid in self.workers.keys() {
             process::signal(*pid, sig);
         }
         self.phase = Phase::Stopping { deadline, killed: false };
+    }
+
+    /// Closes the master's copies of `listeners` (workers close theirs as they exit) and removes the
+    /// socket files this master bound — unless a new master started by USR2 serves on the same sockets.
+    fn close_listeners(&self, listeners: Vec<Listener>) {
+        for l in listeners {
+            if self.new_master.is_none() {
+                l.remove_file();
+            }
+            tracing::info!("Stopped listening at: {}", l.url());
+        }
     }
 
     /// Reaps every exited child, logs how it ended, and notes boot failures.
@@ -790,6 +914,7 @@ impl Arbiter {
         let preloaded = self.preloaded;
         let signals = &self.signals;
         let report_rd = std::os::fd::AsRawFd::as_raw_fd(&self.report_rd);
+        let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();
@@ -798,6 +923,10 @@ impl Arbiter {
             // let the worker (or its app) queue signals into the master or read other workers' reports.
             signals.leave_in_child();
             let _ = nix::unistd::close(report_rd);
+            // Nor the listeners a reload dropped: those must close once the previous generation is gone.
+            for &fd in &retired {
+                let _ = nix::unistd::close(fd);
+            }
             let boot =
                 worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
             worker::run(boot)
@@ -868,7 +997,9 @@ impl Arbiter {
         }
         let queues =
             self.listeners.iter().filter_map(|l| Some((l.url(), metrics::listen_queue(l)?))).collect();
-        metrics::render(&metrics::Snapshot { counters, in_flight, busy, idle, exits: &self.exits, queues })
+        let listen_drops = metrics::listen_drops();
+        let exits = &self.exits;
+        metrics::render(&metrics::Snapshot { counters, in_flight, busy, idle, exits, queues, listen_drops })
     }
 
     fn exit(self) -> i32 {
@@ -907,14 +1038,13 @@ fn set_title(role: &str, config: &Config) {
     }
 }
 
-/// The listening sockets of a fresh start: the ones systemd passed when it socket-activated us
-/// (`--bind` is then ignored), else `--bind`'s, bound under `--umask`, their socket files given to the
-/// workers' `--user`.
-fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
+/// The listening sockets of a fresh start, and whether systemd passed them: the ones systemd passed
+/// when it socket-activated us (`--bind` is then ignored), else `--bind`'s ([`bind_all`]).
+fn open_listeners(config: &Config) -> Result<(Vec<Listener>, bool), StartError> {
     let activated =
         systemd::take_listen_fds().map_err(|error| StartError::Bind { addr: "LISTEN_FDS".into(), error })?;
     if !activated.is_empty() {
-        return activated
+        let listeners = activated
             .iter()
             .map(|passed| {
                 let addr = format!("fd://{} from systemd", passed.fd);
@@ -924,20 +1054,65 @@ fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
                 tracing::info!("Adopted fd {}{name} from systemd socket activation", passed.fd);
                 Ok(listener)
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
+        return Ok((listeners, true));
     }
+    Ok((bind_all(&config.bind, config)?, false))
+}
+
+/// Binds `addrs` under `--umask`, their socket files given to the workers' `--user`. If one fails,
+/// the sockets bound before it are closed and their files removed.
+fn bind_all<'a>(
+    addrs: impl IntoIterator<Item = &'a BindAddr>,
+    config: &Config,
+) -> Result<Vec<Listener>, StartError> {
     let _umask = Umask::set(config.umask);
-    let mut listeners = Vec::with_capacity(config.bind.len());
-    for addr in &config.bind {
-        let bound = Listener::bind(addr, config.backlog, config.reuse_port).and_then(|listener| {
-            if let (Some(identity), Some(path)) = (config.identity, listener.socket_file()) {
-                identity.chown(path)?;
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        match bind_one(addr, config) {
+            Ok(listener) => listeners.push(listener),
+            Err(error) => {
+                for l in &listeners {
+                    l.remove_file();
+                }
+                return Err(bind_error(addr, error));
             }
-            Ok(listener)
-        });
-        listeners.push(bound.map_err(|error| StartError::Bind { addr: addr.to_string(), error })?);
+        }
     }
     Ok(listeners)
+}
+
+fn bind_one(addr: &BindAddr, config: &Config) -> std::io::Result<Listener> {
+    let listener = Listener::bind(addr, config.backlog, config.reuse_port)?;
+    if let (Some(identity), Some(path)) = (config.identity, listener.socket_file())
+        && let Err(e) = identity.chown(path)
+    {
+        listener.remove_file();
+        return Err(e);
+    }
+    Ok(listener)
+}
+
+/// `cannot listen on ADDR: …`
+fn bind_error(addr: &BindAddr, error: std::io::Error) -> StartError {
+    StartError::Bind { addr: addr.to_string(), error }
+}
+
+/// For each wanted endpoint, the index in `have` of a listener that already serves it (each serves one
+/// at most), or `None`: to be bound. Exact addresses choose first, so that `HOST:0` (any port) takes a
+/// listener no exact address wants.
+fn match_listeners(have: &[&Listener], wanted: &[Endpoint]) -> Vec<Option<usize>> {
+    let mut taken = vec![false; have.len()];
+    let mut matched = vec![None; wanted.len()];
+    let mut order: Vec<usize> = (0..wanted.len()).collect();
+    order.sort_by_key(|&i| wanted[i].any_port());
+    for i in order {
+        matched[i] = (0..have.len()).find(|&j| !taken[j] && have[j].serves(&wanted[i]));
+        if let Some(j) = matched[i] {
+            taken[j] = true;
+        }
+    }
+    matched
 }
 
 /// Reads and removes an environment variable meant for this process only.
@@ -961,6 +1136,15 @@ fn adopt_all(fds: &str) -> std::io::Result<Vec<Listener>> {
         .collect()
 }
 
+/// The sockets a binary upgrade hands to the new master.
+struct Handed<'a> {
+    /// The listeners as they are now (after any reload that changed `--bind`).
+    listeners: &'a [Listener],
+    /// They came from systemd socket activation ([`ENV_ACTIVATED`]).
+    activated: bool,
+    metrics: Option<RawFd>,
+}
+
 /// Starts a new master (USR2): the binary `exe` with the original arguments, from the original
 /// directory, inheriting the listening sockets (`RUSTGUN_FD`) and told who its old master is
 /// (`RUSTGUN_PID`). The child starts with an empty signal mask and default handlers (exec resets
@@ -970,16 +1154,18 @@ fn spawn_master(
     exe: &std::path::Path,
     argv: &[OsString],
     cwd: &std::path::Path,
-    listeners: &[Listener],
-    metrics: Option<RawFd>,
+    handed: &Handed<'_>,
     old: Pid,
 ) -> std::io::Result<Pid> {
     use std::os::unix::process::CommandExt;
-    let mut fds: Vec<RawFd> = listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+    let mut fds: Vec<RawFd> = handed.listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
     let list = fds.iter().map(RawFd::to_string).collect::<Vec<_>>().join(",");
     let mut cmd = std::process::Command::new(exe);
     cmd.args(argv.iter().skip(1)).current_dir(cwd).env(ENV_FDS, list).env(ENV_PID, old.to_string());
-    if let Some(fd) = metrics {
+    if handed.activated {
+        cmd.env(ENV_ACTIVATED, "1");
+    }
+    if let Some(fd) = handed.metrics {
         cmd.env(ENV_METRICS_FD, fd.to_string());
         fds.push(fd);
     }

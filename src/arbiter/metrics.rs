@@ -4,10 +4,11 @@
 //!
 //! The numbers come from the scoreboard the workers write (no I/O on their request path), plus what the
 //! master knows itself: which workers exited and why, and the listen queue's depth, read from
-//! `/proc/net/tcp` (`rx_queue` of a listening socket is its accept queue).
+//! `/proc/net/tcp` (`rx_queue` of a listening socket is its accept queue), and the connections the
+//! kernel dropped at full listen queues, from `/proc/net/netstat`.
 
 use crate::net::Listener;
-use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US};
+use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US, Refusal};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -28,6 +29,8 @@ pub struct Snapshot<'a> {
     pub exits: &'a super::ExitCounts,
     /// Each listener's URL and accept-queue depth (TCP listeners only).
     pub queues: Vec<(String, u64)>,
+    /// The kernel's `ListenDrops` for this network namespace, when readable.
+    pub listen_drops: Option<u64>,
 }
 
 /// The metrics listener.
@@ -137,6 +140,16 @@ pub fn listen_queue(listener: &Listener) -> Option<u64> {
     })
 }
 
+/// The kernel's `TcpExt: ListenDrops` from `/proc/net/netstat`: connection attempts dropped at a full
+/// (or failing) listen queue, summed over the network namespace.
+pub fn listen_drops() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut rows = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (rows.next()?, rows.next()?);
+    let at = names.split_whitespace().position(|n| n == "ListenDrops")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -191,6 +204,26 @@ pub fn render(s: &Snapshot<'_>) -> String {
     }
     family(&mut out, "rustgun_connections_accepted_total", "counter", "Connections accepted by the workers.");
     let _ = writeln!(out, "rustgun_connections_accepted_total {}", c.accepted);
+    family(
+        &mut out,
+        "rustgun_connections_refused_total",
+        "counter",
+        "Connections the workers closed unserved, by reason: proxy (PROXY header from a peer outside \
+         --proxy-allow-ips, or malformed), tls (TLS handshake failed).",
+    );
+    for (label, n) in Refusal::LABELS.iter().zip(&c.refused) {
+        let _ = writeln!(out, "rustgun_connections_refused_total{{reason=\"{label}\"}} {n}");
+    }
+    if let Some(drops) = s.listen_drops {
+        family(
+            &mut out,
+            "rustgun_listen_drops_total",
+            "counter",
+            "Connection attempts the kernel dropped because a listen queue was full, in this network \
+             namespace (every listening socket's, not only rustgun's: Linux counts no further).",
+        );
+        let _ = writeln!(out, "rustgun_listen_drops_total {drops}");
+    }
     family(
         &mut out,
         "rustgun_listen_queue_depth",

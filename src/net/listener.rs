@@ -1,5 +1,6 @@
 //! Listening sockets: `--bind` parsing, binding with SO_REUSEADDR and a backlog, adopting inherited
-//! descriptors, and accepting.
+//! descriptors, telling whether a socket already serves an address (a reload keeps those), and
+//! accepting.
 
 use super::stream::{Peer, Stream};
 use nix::sys::socket::{
@@ -54,6 +55,33 @@ impl std::str::FromStr for BindAddr {
     }
 }
 
+impl BindAddr {
+    /// Where this address listens, resolved now: what [`Listener::serves`] compares.
+    pub fn endpoint(&self) -> io::Result<Endpoint> {
+        match self {
+            BindAddr::Tcp(spec) => resolve(spec).map(Endpoint::Tcp),
+            BindAddr::Unix(path) => Ok(Endpoint::Unix(path.clone())),
+            BindAddr::Fd(fd) => Ok(Endpoint::Fd(*fd)),
+        }
+    }
+}
+
+/// A `--bind` value resolved: the socket address, the socket file or the descriptor it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Port 0 asks for any free port: a listener on the same IP, at whatever port, serves it.
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    Fd(RawFd),
+}
+
+impl Endpoint {
+    /// `HOST:0`: served by a listener on any port of HOST.
+    pub fn any_port(&self) -> bool {
+        matches!(self, Endpoint::Tcp(a) if a.port() == 0)
+    }
+}
+
 impl fmt::Display for BindAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -89,13 +117,11 @@ impl Listener {
     /// the port, and each worker listens on its own socket ([`Listener::for_worker`]).
     pub fn bind(addr: &BindAddr, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         match addr {
-            BindAddr::Tcp(spec) => {
-                let resolved = spec
-                    .to_socket_addrs()?
-                    .next()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))?;
-                bind_tcp(resolved, backlog, if reuse_port { ReusePort::Reserve } else { ReusePort::Off })
-            }
+            BindAddr::Tcp(spec) => bind_tcp(
+                resolve(spec)?,
+                backlog,
+                if reuse_port { ReusePort::Reserve } else { ReusePort::Off },
+            ),
             BindAddr::Unix(path) => bind_unix(path, backlog),
             BindAddr::Fd(fd) => Listener::adopt(*fd),
         }
@@ -187,6 +213,20 @@ impl Listener {
         }
     }
 
+    /// Whether this socket already listens where `wanted` asks: the same IP and port (any port for port
+    /// 0), the same socket file (by name, or by inode for another spelling of its path), or the same
+    /// descriptor.
+    pub fn serves(&self, wanted: &Endpoint) -> bool {
+        match (self, wanted) {
+            (_, Endpoint::Fd(fd)) => self.as_fd().as_raw_fd() == *fd,
+            (Listener::Tcp(l), Endpoint::Tcp(want)) => l
+                .local_addr()
+                .is_ok_and(|have| have.ip() == want.ip() && (want.port() == 0 || have.port() == want.port())),
+            (Listener::Unix(_, path, _), Endpoint::Unix(want)) => path == want || same_file(path, want),
+            _ => false,
+        }
+    }
+
     /// The socket file of a unix listener this process bound (not of an inherited one).
     pub fn socket_file(&self) -> Option<&Path> {
         match self {
@@ -195,8 +235,8 @@ impl Listener {
         }
     }
 
-    /// Removes the socket file of a unix listener this process bound; called by the master on its
-    /// final exit.
+    /// Removes the socket file of a unix listener this process bound; called by the master when it
+    /// stops listening there (a reload that drops the address, its final exit).
     pub fn remove_file(&self) {
         if let Some(path) = self.socket_file() {
             let _ = std::fs::remove_file(path);
@@ -221,6 +261,22 @@ enum ReusePort {
     Reserve,
     /// Set, bound and listening: a worker's own socket.
     Listen,
+}
+
+/// `HOST:PORT`'s first address, the one it is bound to.
+fn resolve(spec: &str) -> io::Result<SocketAddr> {
+    spec.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))
+}
+
+/// Whether two paths name one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: ReusePort) -> io::Result<Listener> {
@@ -280,5 +336,36 @@ mod tests {
         assert!("8000".parse::<BindAddr>().is_err());
         assert!("host:port".parse::<BindAddr>().is_err());
         assert!("unix:".parse::<BindAddr>().is_err());
+    }
+
+    fn endpoint(s: &str) -> Endpoint {
+        s.parse::<BindAddr>().unwrap().endpoint().unwrap()
+    }
+
+    #[test]
+    fn a_listener_serves_its_own_address_however_written() {
+        let tcp = Listener::bind(&"127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+        let port = tcp.local().1;
+        assert!(tcp.serves(&endpoint(&format!("127.0.0.1:{port}"))));
+        assert!(tcp.serves(&endpoint("127.0.0.1:0")), "port 0: any port of that IP");
+        assert!(endpoint("127.0.0.1:0").any_port() && !endpoint("127.0.0.1:1").any_port());
+        assert!(!tcp.serves(&endpoint(&format!("127.0.0.2:{port}"))));
+        assert!(!tcp.serves(&endpoint(&format!("127.0.0.1:{}", port.wrapping_add(1).max(1)))));
+        assert!(tcp.serves(&Endpoint::Fd(tcp.as_fd().as_raw_fd())));
+        assert!(!tcp.serves(&endpoint("unix:/tmp/x.sock")));
+
+        let dir = std::env::temp_dir().join(format!("rg-serves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let unix = Listener::bind(&BindAddr::Unix(path.clone()), 16, false).unwrap();
+        assert!(unix.serves(&Endpoint::Unix(path.clone())));
+        let alias = dir.join("alias");
+        let _ = std::fs::remove_file(&alias);
+        std::os::unix::fs::symlink(&dir, &alias).unwrap();
+        assert!(unix.serves(&Endpoint::Unix(alias.join("s.sock"))), "the same file, spelt otherwise");
+        assert!(!unix.serves(&Endpoint::Unix(dir.join("other.sock"))));
+        assert!(!unix.serves(&endpoint("127.0.0.1:0")));
+        unix.remove_file();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

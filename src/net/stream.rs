@@ -66,6 +66,11 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
+    /// Whether this is a TLS connection whose handshake failed: nothing was served on it.
+    pub fn handshake_failed(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.handshake_failed())
+    }
+
     /// The URL scheme requests on this connection came in with: `https` over TLS, else `http`.
     pub fn url_scheme(&self) -> &'static str {
         if self.is_tls() { "https" } else { "http" }

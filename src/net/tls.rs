@@ -255,6 +255,11 @@ impl TlsStream {
         self.conn.is_handshaking()
     }
 
+    /// Whether the handshake failed (a protocol error or an alert, not a client that just left).
+    pub(super) fn handshake_failed(&self) -> bool {
+        self.failed && self.conn.is_handshaking()
+    }
+
     /// The poll events to wait for when the caller wants `events`: ciphertext still queued for the
     /// socket (a handshake flight, an alert) needs it writable as well.
     pub(super) fn interest(&self, events: PollFlags) -> PollFlags {

@@ -30,6 +30,21 @@ pub const DURATION_BOUNDS_US: [u64; 11] =
 pub const LINE_MAX: usize = 104;
 const LINE_WORDS: usize = LINE_MAX / 8;
 
+/// Why a worker closed a connection without serving it, as `rustgun_connections_refused_total`'s
+/// `reason` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--proxy-protocol`: the sender is not in `--proxy-allow-ips`, or its PROXY header is malformed.
+    Proxy = 0,
+    /// The TLS handshake failed.
+    Tls = 1,
+}
+
+impl Refusal {
+    /// Every reason's label, indexed by the discriminant.
+    pub const LABELS: [&'static str; 2] = ["proxy", "tls"];
+}
+
 /// Why a worker is leaving of its own accord (the master cannot tell it from its exit code alone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retired {
@@ -56,6 +71,8 @@ pub struct Lane {
     line: [AtomicU64; LINE_WORDS],
     /// Connections accepted.
     accepted: AtomicU64,
+    /// Connections closed unserved, by [`Refusal`].
+    refused: [AtomicU64; Refusal::LABELS.len()],
     /// Requests completed.
     requests: AtomicU64,
     /// Requests by status class: 1xx … 5xx.
@@ -70,6 +87,7 @@ pub struct Lane {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub accepted: u64,
+    pub refused: [u64; Refusal::LABELS.len()],
     pub requests: u64,
     pub status: [u64; 5],
     pub duration: [u64; DURATION_BOUNDS_US.len() + 1],
@@ -79,6 +97,9 @@ pub struct Counters {
 impl Counters {
     pub fn add(&mut self, other: &Counters) {
         self.accepted += other.accepted;
+        for (a, b) in self.refused.iter_mut().zip(other.refused) {
+            *a += b;
+        }
         self.requests += other.requests;
         for (a, b) in self.status.iter_mut().zip(other.status) {
             *a += b;
@@ -111,6 +132,12 @@ impl Lane {
 
     pub fn accepted(&self) {
         self.accepted.store(self.accepted.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// A connection is closed unserved, for `why`.
+    pub fn refused(&self, why: Refusal) {
+        let c = &self.refused[why as usize];
+        c.store(c.load(Relaxed) + 1, Relaxed);
     }
 
     /// A request starts: keep (the start of) its request line for the master's timeout report.
@@ -167,6 +194,7 @@ impl Lane {
     pub fn counters(&self) -> Counters {
         Counters {
             accepted: self.accepted.load(Relaxed),
+            refused: self.refused.each_ref().map(|c| c.load(Relaxed)),
             requests: self.requests.load(Relaxed),
             status: self.status.each_ref().map(|c| c.load(Relaxed)),
             duration: self.duration.each_ref().map(|c| c.load(Relaxed)),
@@ -178,7 +206,7 @@ impl Lane {
         self.since.store(0, Relaxed);
         self.line_len.store(0, Relaxed);
         let all = [&self.accepted, &self.requests, &self.duration_sum_us];
-        let arrays = self.status.iter().chain(&self.duration).chain(&self.line);
+        let arrays = self.status.iter().chain(&self.duration).chain(&self.line).chain(&self.refused);
         for c in all.into_iter().chain(arrays) {
             c.store(0, Relaxed);
         }

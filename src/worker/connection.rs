@@ -16,7 +16,7 @@ use crate::http::{Error as HttpError, ErrorKind};
 use crate::logging::access::Record;
 use crate::net::Stream;
 use crate::net::stream::Interrupted;
-use crate::sys::scoreboard::Lane;
+use crate::sys::scoreboard::{Lane, Refusal};
 use nix::poll::PollFlags;
 use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
 use std::os::fd::AsFd;
@@ -731,6 +731,7 @@ pub(super) fn take_proxy_header(
     use crate::http::proxy::{Parsed, parse};
     if !ctx.settings.proxy_allow_ips.trusts(info.peer_ip) {
         let why = "PROXY protocol from a peer not in --proxy-allow-ips";
+        ctx.count_refused(io.beat, Refusal::Proxy);
         refuse_status(io, shared, info, ctx, 403, &why, started);
         return ProxyStart::Refused;
     }
@@ -742,6 +743,7 @@ pub(super) fn take_proxy_header(
         }
         Ok(Parsed::Incomplete) => ProxyStart::Incomplete,
         Err(e) => {
+            ctx.count_refused(io.beat, Refusal::Proxy);
             refuse_status(io, shared, info, ctx, e.status(), &e, started);
             ProxyStart::Refused
         }
@@ -833,10 +835,19 @@ pub(super) fn exchange<'a, 'c: 'a>(
 /// Serves requests on `stream` until the connection ends, waiting (with deadlines) whenever the client
 /// is slow: the loop of the `sync` and `threads` classes. Returns how many requests it served.
 pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
+    let lane = ctx.lane(bufs.shared.lane);
+    let served = serve_stream(&mut stream, bufs, ctx, lane);
+    if stream.handshake_failed() {
+        ctx.count_refused(lane, Refusal::Tls);
+    }
+    served
+}
+
+fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane: Option<&Lane>) -> u64 {
     let Buffers { rbuf, out, shared, info } = bufs;
     let settings = ctx.settings;
-    let mut io = Io::new(&mut stream, rbuf, out, settings.io_timeout);
-    io.beat = ctx.lane(shared.lane);
+    let mut io = Io::new(stream, rbuf, out, settings.io_timeout);
+    io.beat = lane;
     if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
         io.close(true);
         return 0;

@@ -14,7 +14,7 @@ use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
 use crate::logging::access::AccessLog;
 use crate::net::{Listener, Peer};
-use crate::sys::scoreboard::{Lane, Retired, SlotRef};
+use crate::sys::scoreboard::{Lane, Refusal, Retired, SlotRef};
 use connection::Buffers;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustgun_abi::{RG_REQ_MULTIPROCESS, RG_REQ_MULTITHREAD};
@@ -76,6 +76,14 @@ impl<'a> Context<'a> {
     /// Scoreboard lane `i` (each serving thread owns one), when the worker has a slot.
     pub fn lane(&self, i: usize) -> Option<&'a Lane> {
         self.slot.and_then(|s| s.lane(i))
+    }
+
+    /// Counts a connection closed unserved for `why`, on the calling thread's `lane` (the event loop's
+    /// when it has none of its own).
+    pub fn count_refused(&self, lane: Option<&Lane>, why: Refusal) {
+        if let Some(lane) = lane.or_else(|| self.lane(0)) {
+            lane.refused(why);
+        }
     }
 
     /// Whether the request being answered is the last before `--max-requests` retires the worker: its

@@ -874,17 +874,20 @@ def s3_faults(ctx: Context, cls: str) -> dict:
         looper.sendall(request("/loop", close=True))
         sent = time.monotonic()
         stuck, held = find_spinning(srv, before)
-        # What each worker holds now (the stuck one no longer accepts), in case the CPU pick was wrong.
-        holding = {p: len([i for i in socket_inodes(p) if i not in srv.listen]) for p in before}
+        # The most connections each worker held while the stuck one waited for its kill (under `threads`
+        # its other threads go on accepting), in case the CPU pick was wrong too.
+        holding = {p: 0 for p in before}
         ok_before = load.ok
         line = None
         deadline = sent + t + 10
         while time.monotonic() < deadline and line is None:
+            for p in before:
+                holding[p] = max(holding[p], len([i for i in socket_inodes(p) if i not in srv.listen]))
             for l in srv.log_lines():
                 m = re.search(r"\(pid: (\d+)\)", l)
                 if m and int(m.group(1)) in before and re.search(r"was sent|[Tt]imeout|TIMEOUT", l):
                     line, stuck = l, int(m.group(1))
-                    held = holding.get(stuck, held)
+                    held = max(held, holding.get(stuck, 0))
                     break
             time.sleep(0.05)
         killed_after = time.monotonic() - sent

@@ -1,10 +1,12 @@
-//! The operator's signals under load: HUP reloads (a rebuilt app library is served, no request fails),
-//! USR1 reopens moved log files, WINCH parks the workers, USR2 + WINCH + QUIT upgrades the binary with
-//! no request failing, and `--reload` reloads when the library file changes.
+//! The operator's signals under load: HUP reloads (a rebuilt app library is served, no request fails;
+//! a changed `bind` in the config file is rebound), USR1 reopens moved log files, WINCH parks the
+//! workers, USR2 + WINCH + QUIT upgrades the binary with no request failing, and `--reload` reloads
+//! when the library file changes.
 
 use crate::load::Load;
-use crate::procs::{Bare, TempDir, live_children, poll_for, unix_get};
+use crate::procs::{Bare, TempDir, live_children, poll_for, tcp_get, unix_get};
 use crate::support::{Server, WAIT, worker_class};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
 /// Compiles the C hello app with `body` (13 bytes, the app's Content-Length) into `dir/lib{name}.so`.
@@ -147,7 +149,12 @@ fn usr2_then_winch_then_quit_upgrades_the_binary_with_no_failed_request() {
     server.signal(libc::SIGWINCH);
     poll_for(WAIT, || (live_children(old) == [new]).then_some(()))
         .unwrap_or_else(|| panic!("the old workers did not stop: {:?}", live_children(old)));
-    assert!(old_workers.iter().all(|w| crate::support::stat(*w).is_none_or(|s| s.1 != old)));
+    // Gone, or exited and not yet reaped (a zombie is not a live child).
+    assert!(
+        old_workers
+            .iter()
+            .all(|w| crate::support::stat(*w).is_none_or(|(state, ppid)| ppid != old || state == 'Z'))
+    );
     load.wait_for_more(50);
 
     server.signal(libc::SIGQUIT);
@@ -198,4 +205,194 @@ fn a_reload_whose_library_cannot_load_keeps_the_old_workers_serving() {
         panic!("the old workers {before:?} should be alone: {:?}", live_children(server.pid))
     });
     assert_eq!(server.get("/").text(), "still serving");
+}
+
+/// Writes the config file a rebind story reloads: `app`, two workers, the suite's worker class, and
+/// `bind`.
+fn write_config(path: &Path, app: &str, bind: &[&str]) {
+    let bind: Vec<String> = bind.iter().map(|b| format!("{b:?}")).collect();
+    let text = format!(
+        "app = {app:?}\nworkers = 2\nworker-class = {:?}\nbind = [{}]\n",
+        worker_class(),
+        bind.join(", ")
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// `rustgun -c FILE`, ready with its two workers.
+fn start_with_config(path: &Path) -> Bare {
+    let config = path.display().to_string();
+    let class = worker_class();
+    let mut args = vec!["-c", config.as_str()];
+    if class == "threads" {
+        args.extend(["--threads", "4"]);
+    }
+    let server = Bare::spawn(&args, &[]);
+    server.wait_for_log("Ready: 2 workers");
+    server
+}
+
+fn signal(server: &Bare, sig: i32) {
+    // SAFETY: kill(2) on the master this test started.
+    unsafe { libc::kill(server.pid, sig) };
+}
+
+/// HUP, then wait for the `n`th reload to finish.
+fn reload(server: &Bare, n: usize) {
+    signal(server, libc::SIGHUP);
+    poll_for(WAIT, || {
+        (server.log().iter().filter(|l| l.contains("Reloaded: 2 workers")).count() >= n).then_some(())
+    })
+    .unwrap_or_else(|| panic!("reload {n} did not finish; log:\n{}", server.log().join("\n")));
+}
+
+/// The TCP addresses of the `Listening at: http://…` lines so far, in order.
+fn tcp_listening(server: &Bare) -> Vec<SocketAddr> {
+    let lines = server.log();
+    let urls = lines.iter().filter_map(|l| l.split("Listening at: http://").nth(1));
+    urls.filter_map(|u| u.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn hup_with_a_new_unix_bind_serves_the_new_socket_and_removes_the_old_file() {
+    let (dir, hello) = (TempDir::new("rebind-unix"), crate::procs::lib("hello"));
+    let (a, b, config) = (dir.join("a.sock"), dir.join("b.sock"), dir.join("rustgun.toml"));
+    let (bind_a, bind_b) = (format!("unix:{}", a.display()), format!("unix:{}", b.display()));
+    write_config(&config, &hello, &[&bind_a]);
+    let server = start_with_config(&config);
+    assert_eq!(unix_get(&a, "/").map(|r| r.status), Some(200));
+    assert!(!b.exists());
+
+    write_config(&config, &hello, &[&bind_b]);
+    reload(&server, 1);
+    assert_eq!(unix_get(&b, "/").map(|r| r.status), Some(200), "the new socket serves");
+    server.wait_for_log(&format!("Listening at: {bind_b}"));
+    server.wait_for_log(&format!("Stopped listening at: {bind_a}"));
+    assert!(!a.exists(), "the dropped socket's file is removed");
+    assert!(std::os::unix::net::UnixStream::connect(&a).is_err());
+    for i in 0..5 {
+        assert_eq!(unix_get(&b, &format!("/{i}")).map(|r| r.status), Some(200));
+    }
+}
+
+#[test]
+fn hup_adding_then_dropping_a_tcp_address_keeps_the_unchanged_one_open_and_closes_the_dropped_one() {
+    let (dir, hello) = (TempDir::new("rebind-tcp"), crate::procs::lib("hello"));
+    let config = dir.join("rustgun.toml");
+    // Ports are learnt from the log, never guessed: `127.0.0.1:0` binds a free one.
+    write_config(&config, &hello, &["127.0.0.1:0"]);
+    let server = start_with_config(&config);
+    let a = tcp_listening(&server)[0];
+    assert_eq!(tcp_get(a, "/").map(|r| r.status), Some(200));
+
+    // A again, spelt with its port now (an unchanged address however written), plus a new one.
+    let load = Load::start(a, 4, "/", 50_000);
+    load.wait_for_more(50);
+    write_config(&config, &hello, &[&a.to_string(), "127.0.0.1:0"]);
+    reload(&server, 1);
+    load.wait_for_more(50);
+    let report = load.stop();
+    assert!(report.failed.is_empty(), "requests to the kept address failed: {:?}", report.failed);
+    let listening = tcp_listening(&server);
+    assert_eq!(listening.len(), 2, "one new `Listening at:` line: {listening:?}");
+    let b = listening[1];
+    assert_ne!(a, b);
+    assert_eq!(tcp_get(b, "/").map(|r| r.status), Some(200), "the added address serves");
+    assert_eq!(tcp_get(a, "/").map(|r| r.status), Some(200), "the kept address serves");
+
+    write_config(&config, &hello, &[&b.to_string()]);
+    reload(&server, 2);
+    server.wait_for_log(&format!("Stopped listening at: http://{a}"));
+    assert_eq!(tcp_get(b, "/").map(|r| r.status), Some(200));
+    // Once the previous workers have exited nothing holds A: connections are refused.
+    let refused = poll_for(WAIT, || {
+        TcpStream::connect(a).err().filter(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
+    assert!(refused.is_some(), "{a} still accepts connections after it was dropped from bind");
+    assert_eq!(tcp_get(b, "/").map(|r| r.status), Some(200));
+}
+
+#[test]
+fn hup_naming_an_address_that_cannot_be_bound_keeps_the_configuration_and_serves_on() {
+    let (dir, hello) = (TempDir::new("rebind-fail"), crate::procs::lib("hello"));
+    let (a, c, config) = (dir.join("a.sock"), dir.join("c.sock"), dir.join("rustgun.toml"));
+    let (bind_a, bind_c) = (format!("unix:{}", a.display()), format!("unix:{}", c.display()));
+    write_config(&config, &hello, &[&bind_a]);
+    let server = start_with_config(&config);
+    assert_eq!(unix_get(&a, "/").map(|r| r.status), Some(200));
+
+    // C binds, then the port this test holds cannot: nothing of the new list may stay.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    write_config(&config, &hello, &[&bind_a, &bind_c, &taken_addr]);
+    reload(&server, 1);
+    let log = server.log();
+    let errors = crate::procs::error_lines(&log);
+    assert_eq!(errors.len(), 1, "one error line: {errors:#?}");
+    assert!(
+        errors[0]
+            .contains(&format!("Reload: keeping the current configuration: cannot listen on {taken_addr}:")),
+        "{}",
+        errors[0]
+    );
+    assert!(!c.exists(), "the address bound before the failure is closed again");
+    assert!(!log.iter().any(|l| l.contains(&format!("Listening at: {bind_c}"))), "{log:#?}");
+    for i in 0..5 {
+        assert_eq!(unix_get(&a, &format!("/{i}")).map(|r| r.status), Some(200), "the old socket serves on");
+    }
+    drop(taken); // held until here: the address stays unbindable throughout
+}
+
+#[test]
+fn a_reload_to_a_new_bind_whose_workers_cannot_boot_goes_back_to_the_old_listener() {
+    let (dir, hello) = (TempDir::new("rebind-abandon"), crate::procs::lib("hello"));
+    let (a, b, config) = (dir.join("a.sock"), dir.join("b.sock"), dir.join("rustgun.toml"));
+    let (bind_a, bind_b) = (format!("unix:{}", a.display()), format!("unix:{}", b.display()));
+    let broken = dir.join("libbroken.so");
+    std::fs::write(&broken, b"not an ELF file").unwrap();
+    write_config(&config, &hello, &[&bind_a]);
+    let server = start_with_config(&config);
+
+    write_config(&config, &broken.display().to_string(), &[&bind_b]);
+    signal(&server, libc::SIGHUP);
+    server.wait_for_log(&format!("Listening at: {bind_b}"));
+    server.wait_for_log("Reload failed:");
+    server.wait_for_log(&format!("Stopped listening at: {bind_b}"));
+    assert!(!b.exists(), "the address the failed reload added is closed again");
+    for i in 0..5 {
+        assert_eq!(unix_get(&a, &format!("/{i}")).map(|r| r.status), Some(200), "the old socket serves on");
+    }
+}
+
+#[test]
+fn usr2_after_a_rebind_hands_the_new_listener_to_the_new_master() {
+    let (dir, hello) = (TempDir::new("rebind-usr2"), crate::procs::lib("hello"));
+    let (a, b, config) = (dir.join("a.sock"), dir.join("b.sock"), dir.join("rustgun.toml"));
+    let (bind_a, bind_b) = (format!("unix:{}", a.display()), format!("unix:{}", b.display()));
+    write_config(&config, &hello, &[&bind_a]);
+    let server = start_with_config(&config);
+    write_config(&config, &hello, &[&bind_b]);
+    reload(&server, 1);
+    server.wait_for_log(&format!("Stopped listening at: {bind_a}"));
+
+    signal(&server, libc::SIGUSR2);
+    let upgrading = server.wait_for_log("Upgrading:");
+    assert!(upgrading.contains("adopted 1 sockets"), "{upgrading}");
+    let new_master_listening = |l: &String| {
+        l.contains(&format!("Listening at: {bind_b} (")) && !l.contains(&format!("({})", server.pid))
+    };
+    poll_for(WAIT, || server.log().iter().any(new_master_listening).then_some(())).unwrap_or_else(|| {
+        panic!("the new master does not listen at {bind_b}:\n{}", server.log().join("\n"))
+    });
+    poll_for(WAIT, || {
+        (server.log().iter().filter(|l| l.contains("Ready: 2 workers")).count() >= 2).then_some(())
+    })
+    .expect("the new master's workers are ready");
+    // Only the new master's workers are left to answer on B.
+    signal(&server, libc::SIGWINCH);
+    poll_for(WAIT, || (live_children(server.pid).len() == 1).then_some(()))
+        .unwrap_or_else(|| panic!("the old workers did not stop: {:?}", live_children(server.pid)));
+    for i in 0..5 {
+        assert_eq!(unix_get(&b, &format!("/{i}")).map(|r| r.status), Some(200));
+    }
 }

@@ -178,9 +178,21 @@ pub fn wait_for_accepted(workers: &[i32], listeners: usize) -> i32 {
 /// `GET target` with `Connection: close` over the unix socket at `path`; None if it cannot connect
 /// or gets no complete response.
 pub fn unix_get(path: &Path, target: &str) -> Option<Response> {
-    let mut s = UnixStream::connect(path).ok()?;
+    let s = UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let req = format!("GET {target} HTTP/1.1\r\nHost: unix\r\nConnection: close\r\n\r\n");
+    get_and_close(s, target)
+}
+
+/// `GET target` with `Connection: close` over TCP to `addr`; None if the connection is refused or no
+/// complete response comes.
+pub fn tcp_get(addr: std::net::SocketAddr, target: &str) -> Option<Response> {
+    let s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    get_and_close(s, target)
+}
+
+fn get_and_close(mut s: impl Read + Write, target: &str) -> Option<Response> {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).ok()?;
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);

@@ -280,7 +280,8 @@ fn a_proxy_header_holds_for_every_request_on_the_connection_even_when_split() {
 
 #[test]
 fn malformed_proxy_headers_get_400_and_a_close() {
-    let server = Server::builder("environ").arg("--proxy-protocol").start();
+    let server =
+        Server::builder("environ").args(&["--proxy-protocol", "--metrics-bind", "127.0.0.1:0"]).start();
     let request = get("");
     for (what, header) in [
         ("no header", Vec::new()),
@@ -304,6 +305,10 @@ fn malformed_proxy_headers_get_400_and_a_close() {
     conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
     conn.assert_closed();
     server.wait_for_log("Invalid request from ip=127.0.0.1: malformed PROXY v1 line");
+    // The ten refused are counted; the one that left is not.
+    let m = server.metrics();
+    assert_eq!(m["rustgun_connections_refused_total{reason=\"proxy\"}"], 10.0, "{m:?}");
+    assert_eq!(m["rustgun_connections_refused_total{reason=\"tls\"}"], 0.0, "{m:?}");
 }
 
 #[test]

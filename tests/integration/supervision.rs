@@ -103,31 +103,9 @@ fn process_titles_name_the_master_and_the_workers() {
     assert_eq!(cmdline(plain.pid), format!("rustgun: master [{app}:app]"));
 }
 
-/// Scrapes the master's metrics listener; the value of each sample line, by its name and labels.
-fn scrape(url: &str) -> std::collections::BTreeMap<String, f64> {
-    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n").unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("a response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_string(), v.parse().unwrap_or_else(|_| panic!("bad sample {l:?}")))
-        })
-        .collect()
-}
-
 #[test]
 fn metrics_are_scraped_from_the_master_while_requests_run() {
     let server = Server::builder("chaos").workers(2).args(&["--metrics-bind", "127.0.0.1:0"]).start();
-    let line = server.wait_for_log("Metrics at: ");
-    let url = line.split("Metrics at: ").nth(1).unwrap().trim().to_string();
     for _ in 0..10 {
         assert_eq!(server.get("/ok").status, 200);
     }
@@ -138,7 +116,7 @@ fn metrics_are_scraped_from_the_master_while_requests_run() {
     let load = Load::start(server.addr, 2, "/ok", 100_000);
     load.wait_for_more(20);
     let m = poll_for(WAIT, || {
-        let m = scrape(&url);
+        let m = server.metrics();
         (m.get("rustgun_requests_in_flight").copied().unwrap_or(0.0) >= 1.0).then_some(m)
     })
     .expect("the slow request shows as in flight");
@@ -155,6 +133,11 @@ fn metrics_are_scraped_from_the_master_while_requests_run() {
     assert!(m["rustgun_connections_accepted_total"] >= 11.0, "{m:?}");
     let queue = format!("rustgun_listen_queue_depth{{listener=\"http://{}\"}}", server.addr);
     assert!(m.contains_key(&queue), "no {queue} in {m:?}");
+    assert!(m.contains_key("rustgun_listen_drops_total"), "{m:?}");
+    for reason in ["proxy", "tls"] {
+        let refused = format!("rustgun_connections_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(m.get(&refused), Some(&0.0), "{m:?}");
+    }
     let report = load.stop();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
 
@@ -163,7 +146,7 @@ fn metrics_are_scraped_from_the_master_while_requests_run() {
     // SAFETY: kill(2) on a worker of the server this test started.
     unsafe { libc::kill(victim, libc::SIGKILL) };
     server.wait_for_log(&format!("(pid: {victim}) was sent SIGKILL"));
-    let m = scrape(&url);
+    let m = server.metrics();
     assert_eq!(
         m.get("rustgun_worker_exits_total{reason=\"signal\",signal=\"SIGKILL\"}"),
         Some(&1.0),

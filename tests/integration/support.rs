@@ -164,6 +164,29 @@ impl Server {
         Server::builder(app_name).start()
     }
 
+    /// Scrapes the master's `--metrics-bind` listener (named in its log); each sample's value, by its
+    /// name and labels.
+    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let line = self.wait_for_log("Metrics at: ");
+        let url = line.split("Metrics at: ").nth(1).unwrap().trim();
+        let addr = url.trim_start_matches("http://").trim_end_matches("/metrics");
+        let mut s = TcpStream::connect(addr).expect("connect to the metrics listener");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").expect("a response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').unwrap();
+                (k.to_string(), v.parse().unwrap_or_else(|_| panic!("bad sample {l:?}")))
+            })
+            .collect()
+    }
+
     /// Every error-log line so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lines.lock().unwrap().clone()

@@ -309,7 +309,7 @@ fn bad_tls_files_stop_the_master_naming_the_file() {
 #[test]
 fn plain_http_on_the_tls_port_gets_no_http_response() {
     let pki = Pki::new("tls-plain");
-    let server = pki.server("hello", &[]);
+    let server = pki.server("hello", &["--metrics-bind", "127.0.0.1:0"]);
     for _ in 0..3 {
         let reply = server.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         assert!(
@@ -322,6 +322,10 @@ fn plain_http_on_the_tls_port_gets_no_http_response() {
     }
     assert_eq!(pki.curl_ok(&server, &[], &["/"]).0, "Hello, World!");
     assert_eq!(server.worker_pids().len(), 1, "the worker survived");
+    // Each failed handshake counts as a refused connection; curl's good one does not.
+    let m = server.metrics();
+    assert_eq!(m["rustgun_connections_refused_total{reason=\"tls\"}"], 3.0, "{m:?}");
+    assert_eq!(m["rustgun_connections_accepted_total"], 4.0, "{m:?}");
 }
 
 #[test]
