@@ -8,10 +8,10 @@ use nix::sys::socket::{
 };
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 /// One `--bind` value.
@@ -148,6 +148,8 @@ impl Listener {
             let path = local.as_unix_addr().and_then(|u| u.path()).map(Path::to_path_buf).unwrap_or_default();
             Listener::Unix(UnixListener::from(owned), path, SocketFile::Inherited)
         } else {
+            // Accepted connections inherit it (see `accept_nonblocking`).
+            socket::setsockopt(&owned, sockopt::TcpNoDelay, &true)?;
             Listener::Tcp(TcpListener::from(owned))
         };
         listener.set_nonblocking()?;
@@ -173,18 +175,15 @@ impl Listener {
 
     /// Accepts one connection without blocking; `Ok(None)` when another worker took it first.
     pub fn accept(&self) -> io::Result<Option<(Stream, Peer)>> {
-        let result = match self {
-            Listener::Tcp(l) => l.accept().map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), Peer::Tcp(peer))
-            }),
-            Listener::Unix(l, ..) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
-        };
-        match result {
-            Ok((stream, peer)) => {
-                stream.set_nonblocking()?;
-                Ok(Some((stream, peer)))
-            }
+        match accept_nonblocking(self.as_fd()) {
+            Ok((fd, peer)) => Ok(Some(match self {
+                Listener::Tcp(_) => {
+                    let peer = peer.as_ref().and_then(inet_addr);
+                    let peer = peer.ok_or_else(|| io::Error::other("accept gave no IP peer address"))?;
+                    (Stream::Tcp(TcpStream::from(fd)), Peer::Tcp(peer))
+                }
+                Listener::Unix(..) => (Stream::Unix(UnixStream::from(fd)), Peer::Unix),
+            })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(None),
             Err(e) => Err(e),
@@ -253,6 +252,32 @@ impl AsFd for Listener {
     }
 }
 
+/// accept(2) that hands the connection over already non-blocking and close-on-exec (`accept4` flags),
+/// and, over TCP, with TCP_NODELAY inherited from the listener: two system calls per connection fewer
+/// than setting both afterwards. Returns the descriptor and the peer's address.
+fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SockaddrStorage>)> {
+    // SAFETY: `sockaddr_storage` is plain data, for which all zeroes is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: `addr` and `len` are valid for writes and `len` holds `addr`'s size; the result is checked.
+    let fd = unsafe { libc::accept4(listener.as_raw_fd(), (&raw mut addr).cast(), &mut len, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: the kernel wrote a socket address of `len` bytes (at most the storage's size) into `addr`.
+    let peer = unsafe { SockaddrStorage::from_raw((&raw const addr).cast(), Some(len)) };
+    Ok((fd, peer))
+}
+
+/// An IPv4 or IPv6 socket address as std's type.
+fn inet_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    let v4 = addr.as_sockaddr_in().map(|a| SocketAddr::from(std::net::SocketAddrV4::from(*a)));
+    v4.or_else(|| addr.as_sockaddr_in6().map(|a| SocketAddr::from(std::net::SocketAddrV6::from(*a))))
+}
+
 /// How a TCP socket uses SO_REUSEPORT.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReusePort {
@@ -290,6 +315,8 @@ fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: ReusePort) -> io::Result
     if reuse_port != ReusePort::Off {
         socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
     }
+    // Accepted connections inherit it (see `accept_nonblocking`).
+    socket::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     if reuse_port != ReusePort::Reserve {
         socket::listen(&fd, backlog_of(backlog))?;
@@ -340,6 +367,21 @@ mod tests {
 
     fn endpoint(s: &str) -> Endpoint {
         s.parse::<BindAddr>().unwrap().endpoint().unwrap()
+    }
+
+    #[test]
+    fn accepted_connections_come_non_blocking_with_nodelay_and_their_peer() {
+        let tcp = Listener::bind(&"127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+        assert!(tcp.accept().unwrap().is_none(), "nothing to accept yet");
+        let client = std::net::TcpStream::connect(("127.0.0.1", tcp.local().1)).unwrap();
+        let (stream, peer) = tcp.accept().unwrap().expect("a connection");
+        let Peer::Tcp(peer) = peer else { panic!("a TCP peer, not {peer:?}") };
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(socket::getsockopt(&stream, sockopt::TcpNoDelay).unwrap(), "TCP_NODELAY inherited");
+        let flags = nix::fcntl::fcntl(stream.as_fd().as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_ne!(flags & libc::O_NONBLOCK, 0, "non-blocking");
+        let fd_flags = nix::fcntl::fcntl(stream.as_fd().as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
     }
 
     #[test]

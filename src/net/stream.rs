@@ -42,14 +42,6 @@ pub enum Interrupted {
 }
 
 impl Stream {
-    pub(super) fn set_nonblocking(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nonblocking(true),
-            Stream::Unix(s) => s.set_nonblocking(true),
-            Stream::Tls(s) => s.set_nonblocking(),
-        }
-    }
-
     /// Wraps the connection in TLS when `tls` is given (the handshake starts with the first read);
     /// returns it unchanged otherwise.
     pub fn secure(self, tls: Option<&Arc<ServerConfig>>) -> io::Result<Stream> {

@@ -237,13 +237,6 @@ impl TlsStream {
         Ok(TlsStream { conn, sock, eof: false, failed: false, closing: false, held: 0, buffered: 0 })
     }
 
-    pub(super) fn set_nonblocking(&self) -> io::Result<()> {
-        match &self.sock {
-            Socket::Tcp(s) => s.set_nonblocking(true),
-            Socket::Unix(s) => s.set_nonblocking(true),
-        }
-    }
-
     /// Whether decrypted input is waiting inside the stream (a read smaller than a TLS record leaves
     /// the rest there): the socket will not signal it, so read before waiting.
     pub(super) fn has_buffered_input(&self) -> bool {

@@ -829,7 +829,9 @@ pub(super) fn exchange<'a, 'c: 'a>(
     }
     ctx.count_request(lane, call.resp.status, started);
     call.io.body_pending = !call.decoder.is_done();
-    if call.keep_alive && !call.io.dead && !ctx.stopping() { After::KeepAlive } else { After::Close }
+    // What the response announced holds, even if a stop came since: a client told "keep-alive" may send
+    // its next request at once, and the idle wait gives it the stop's grace.
+    if call.keep_alive && !call.io.dead { After::KeepAlive } else { After::Close }
 }
 
 /// Serves requests on `stream` until the connection ends, waiting (with deadlines) whenever the client

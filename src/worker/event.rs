@@ -327,8 +327,8 @@ impl Loop<'_, '_> {
     }
 
     fn close(&mut self, token: usize) {
+        // Closing the descriptor (its only one) takes it out of the epoll set: no EPOLL_CTL_DEL needed.
         if let Some(mut conn) = self.conns[token].take() {
-            let _ = self.epoll.delete(conn.stream.as_fd());
             if conn.stream.handshake_failed() {
                 self.ctx.count_refused(None, Refusal::Tls);
             }
@@ -486,10 +486,9 @@ impl Loop<'_, '_> {
                     }
                     match then {
                         // Nothing more to read from a client that sent its whole request: close now.
-                        After::Close if !conn.linger && conn.rbuf.is_empty() => {
-                            conn.stream.shutdown_write();
-                            return self.close(token);
-                        }
+                        // (Closing sends the FIN, and TLS's close_notify; a shutdown first would be
+                        // one more system call for nothing.)
+                        After::Close if !conn.linger && conn.rbuf.is_empty() => return self.close(token),
                         After::Close => {
                             conn.stream.shutdown_write();
                             conn.phase = Phase::Lingering;

@@ -357,31 +357,40 @@ fn accept_loop(id: u32, lane: usize, listeners: &[&Listener], ctx: &Context<'_>,
         .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
         .chain(std::iter::once(PollFd::new(ctx.stop_fd, PollFlags::POLLIN)))
         .collect();
+    // After serving a connection, try every listener again before waiting: under load a queue is
+    // rarely empty, and a poll that would return at once is one system call per connection.
+    let mut again = false;
     while !ctx.stopping() {
-        if let Some(lane) = beat {
-            lane.waiting();
-        }
-        let polled = poll(&mut fds, PollTimeout::from(1000u16));
-        if let Some(lane) = beat {
-            lane.awake();
-        }
-        match polled {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!("poll on listeners failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+        if !again {
+            if let Some(lane) = beat {
+                lane.waiting();
+            }
+            let polled = poll(&mut fds, PollTimeout::from(1000u16));
+            if let Some(lane) = beat {
+                lane.awake();
+            }
+            match polled {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("poll on listeners failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
             }
         }
-        let ready: Vec<usize> =
-            (0..listeners.len()).filter(|&i| fds[i].revents().is_some_and(|r| !r.is_empty())).collect();
-        for i in ready {
+        let polled_ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let mut accepted = false;
+        for i in 0..listeners.len() {
             if ctx.stopping() {
                 break;
             }
+            if !again && !polled_ready(i) {
+                continue;
+            }
             match listeners[i].accept() {
                 Ok(Some((stream, peer))) => {
+                    accepted = true;
                     if let Some(lane) = beat {
                         lane.accepted();
                     }
@@ -404,6 +413,7 @@ fn accept_loop(id: u32, lane: usize, listeners: &[&Listener], ctx: &Context<'_>,
                 Err(e) => tracing::warn!("accept failed: {e}"),
             }
         }
+        again = accepted;
     }
 }
 
