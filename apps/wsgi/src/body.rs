@@ -98,7 +98,7 @@ impl PyBody {
 
     /// Gets the next chunk from the app (queued `write()`s first); `false` at the end.
     fn pull(&mut self) -> io::Result<bool> {
-        Python::attach(|py| {
+        crate::attach(|py| {
             self.chunk = None;
             loop {
                 let queued = match self.responder.try_borrow_mut(py) {
@@ -158,7 +158,7 @@ impl BodySource for PyBody {
 
 impl Drop for PyBody {
     fn drop(&mut self) {
-        Python::attach(|py| {
+        crate::attach(|py| {
             self.chunk = None;
             self.iter = None;
             if let Ok(mut responder) = self.responder.try_borrow_mut(py) {

@@ -83,6 +83,33 @@ pub(crate) fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyB
     }
 }
 
+/// `Python::attach` for a thread the server called the bridge on. The first time on a thread it gives
+/// the thread a Python thread state for good: otherwise every attach on a thread Python did not
+/// create (the `threads` class, the event pool) makes a fresh thread state and destroys it on
+/// release — a large part of a small request's cost.
+pub(crate) fn attach<F, R>(f: F) -> R
+where
+    F: for<'py> FnOnce(Python<'py>) -> R,
+{
+    thread_local! {
+        static KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    KEPT.with(|kept| {
+        // SAFETY: the interpreter was started before any request (`start_interpreter`). Only when this
+        // thread does not hold the GIL: Ensure gives it a thread state (count 1) and the GIL, and
+        // SaveThread hands the GIL back while the state stays, so later Ensure/Release pairs (inside
+        // `Python::attach`) only take and release the GIL. The state lives as long as the thread.
+        if !kept.get() && unsafe { pyo3::ffi::PyGILState_Check() } == 0 {
+            unsafe {
+                pyo3::ffi::PyGILState_Ensure();
+                pyo3::ffi::PyEval_SaveThread();
+            }
+            kept.set(true);
+        }
+    });
+    Python::attach(f)
+}
+
 /// Makes libpython's symbols global and starts the interpreter (once per process).
 fn start_interpreter() {
     // The library is loaded RTLD_LOCAL, and CPython's extension modules (`_json`, `_ssl`, …) of a
@@ -114,9 +141,16 @@ const ERROR_PAGE: &str = "<html>\n  <head>\n    <title>Internal Server Error</ti
 enum Flow {
     /// Everything was written in `handle`.
     Done,
+    /// A small body already in memory (a list or tuple), written once the GIL is released: one
+    /// release fewer per request, which is what a `threads` worker's Python threads contend on.
+    Write(Vec<u8>),
     /// The server pulls the rest.
     Pull(PyBody),
 }
+
+/// The largest in-memory body copied out to be written after the GIL is released; larger ones are
+/// written piece by piece, each without the GIL.
+const WRITE_AFTER_MAX: usize = 64 * 1024;
 
 /// The app the master imported under `--preload`; every worker inherits it through fork.
 static PRELOADED: OnceLock<Bridge> = OnceLock::new();
@@ -208,12 +242,13 @@ impl Bridge {
         Ok(environ)
     }
 
+    /// Runs the app for one request; returns the body bytes left to write once the GIL is released.
     fn serve(
         &self,
         py: Python<'_>,
         req: &mut Request<'_>,
         resp: &mut ResponseWriter<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<u8>, Error> {
         let mut body = req.body();
         let body_ptr: *mut rustgun_sdk::request::Body<'_> = &mut body;
         let writer_ptr: *mut ResponseWriter<'_> = resp;
@@ -226,18 +261,19 @@ impl Bridge {
         let request = format!("{} {}", req.method(), String::from_utf8_lossy(req.target()));
         let environ = self.environ(py, req, &input)?;
         match self.run(py, &environ, &input, &responder, &request) {
-            Ok(Flow::Done) => Ok(()),
+            Ok(Flow::Done) => Ok(Vec::new()),
+            Ok(Flow::Write(body)) => Ok(body),
             Ok(Flow::Pull(body)) => {
                 let mut r = responder.borrow_mut();
                 r.pulling = true;
                 let registered = r.writer().map(|w| w.set_body(body));
                 match registered {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(())) => Ok(Vec::new()),
                     Ok(Err(e)) => Err(e.into()),
                     Err(e) => Err(e.into()),
                 }
             }
-            Err(e) => self.fail(py, &responder, &request, e),
+            Err(e) => self.fail(py, &responder, &request, e).map(|()| Vec::new()),
         }
     }
 
@@ -269,22 +305,25 @@ impl Bridge {
             drop(closer);
             return Ok(Flow::Done);
         }
-        // A list or tuple is already in memory: write it out.
-        if let Ok(list) = result.cast::<PyList>() {
-            for item in list.iter() {
-                send(&item)?;
-            }
+        // A list or tuple is already in memory: write it out, after the GIL is released when small.
+        let items: Option<Vec<Bound<'_, PyAny>>> = match result.cast::<PyList>() {
+            Ok(list) => Some(list.iter().collect()),
+            Err(_) => result.cast::<PyTuple>().ok().map(|tuple| tuple.iter().collect()),
+        };
+        if let Some(items) = items {
+            let chunks = items.iter().map(bytes_of).collect::<PyResult<Vec<_>>>()?;
             started()?;
+            let total: usize = chunks.iter().map(|c| c.as_bytes().len()).sum();
+            let flow = if total <= WRITE_AFTER_MAX {
+                Flow::Write(chunks.iter().flat_map(|c| c.as_bytes()).copied().collect())
+            } else {
+                for chunk in &chunks {
+                    send(chunk.as_any())?;
+                }
+                Flow::Done
+            };
             drop(closer);
-            return Ok(Flow::Done);
-        }
-        if let Ok(tuple) = result.cast::<PyTuple>() {
-            for item in tuple.iter() {
-                send(&item)?;
-            }
-            started()?;
-            drop(closer);
-            return Ok(Flow::Done);
+            return Ok(flow);
         }
         // Anything else: pull until the first non-empty chunk (a generator calls start_response in
         // its first step), then let the server pull the rest.
@@ -404,7 +443,11 @@ fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> 
 
 impl App for Bridge {
     fn handle(&self, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
-        Python::attach(|py| self.serve(py, req, resp))
+        let rest = attach(|py| self.serve(py, req, resp))?;
+        if !rest.is_empty() {
+            resp.write(&rest)?;
+        }
+        Ok(())
     }
 
     fn shutdown(&mut self) {
