@@ -5,7 +5,7 @@
 use std::io;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyIterator};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 use rustgun_sdk::BodySource;
 
 use crate::objects::Responder;
@@ -16,8 +16,11 @@ use crate::{bytes_of, log_exception};
 pub struct Closer(Option<Py<PyAny>>);
 
 impl Closer {
-    pub fn new(result: Py<PyAny>) -> Closer {
-        Closer(Some(result))
+    /// A plain list or tuple has no `close()`: asking for it would raise (and format) an
+    /// AttributeError on every request, so it gets no closer.
+    pub fn new(result: &Bound<'_, PyAny>) -> Closer {
+        let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+        Closer((!plain).then(|| result.clone().unbind()))
     }
 }
 

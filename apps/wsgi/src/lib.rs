@@ -287,7 +287,7 @@ impl Bridge {
         request: &str,
     ) -> PyResult<Flow> {
         let result = self.app.bind(py).call1((environ, responder))?;
-        let closer = Closer::new(result.clone().unbind());
+        let closer = Closer::new(&result);
         let send = |chunk: &Bound<'_, PyAny>| -> PyResult<()> {
             let bytes = bytes_of(chunk)?;
             responder.borrow_mut().send(py, bytes.as_bytes())
