@@ -9,8 +9,8 @@
 //! registered with `EPOLLEXCLUSIVE`, so one connection wakes one worker, not all of them.
 //!
 //! Not here: the exchange itself (`connection`), timeouts' values (`config`). An app call that reads a
-//! body still in flight, or streams a very large push body, waits inline with the blocking helpers'
-//! deadlines; pull-mode bodies are pulled as the socket drains.
+//! body still in flight, or streams a body larger than the output buffer (pushed, or pulled with
+//! `set_body`) to a client that reads slowly, waits inline with the blocking helpers' deadlines.
 
 use super::connection::{self, After, Io, ProxyStart, ReadBuf, STOP_GRACE, Shared};
 use super::{Context, describe_connection};
