@@ -252,6 +252,12 @@ impl AsFd for Listener {
     }
 }
 
+/// Whether an accept failed for lack of descriptors or memory: the connection stays queued, and the
+/// caller should back off rather than spin on a listener that stays ready.
+pub fn out_of_resources(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
 /// accept(2) that hands the connection over already non-blocking and close-on-exec (`accept4` flags),
 /// and, over TCP, with TCP_NODELAY inherited from the listener: two system calls per connection fewer
 /// than setting both afterwards. Returns the descriptor and the peer's address.

@@ -7,5 +7,5 @@ pub mod listener;
 pub mod stream;
 pub mod tls;
 
-pub use listener::{BindAddr, Listener};
+pub use listener::{BindAddr, Listener, out_of_resources};
 pub use stream::{Peer, Stream};

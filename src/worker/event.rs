@@ -274,12 +274,7 @@ impl Loop<'_, '_> {
                     self.add(stream, info);
                 }
                 Ok(None) => break,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
+                Err(e) if crate::net::out_of_resources(&e) => {
                     tracing::error!("accept failed: {e}; pausing accepts");
                     // Stop watching the listener until the next sweep, instead of spinning on it.
                     self.set_accepting(false);

@@ -400,12 +400,7 @@ fn accept_loop(id: u32, lane: usize, listeners: &[&Listener], ctx: &Context<'_>,
                     connection::serve(stream, &mut bufs, ctx);
                 }
                 Ok(None) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
+                Err(e) if crate::net::out_of_resources(&e) => {
                     // Out of descriptors or memory: back off instead of spinning on a ready listener.
                     tracing::error!("accept failed: {e}; backing off");
                     std::thread::sleep(Duration::from_millis(100));

@@ -21,8 +21,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The longest a short scenario may run; the driver bounds each of its own waits well within it.
 const BOUND: Duration = Duration::from_secs(240);
 
-/// Runs scenario `n` on this suite's worker class; `xfail` names known bugs to report without failing.
-fn scenario(n: u32, xfail: &[&str]) {
+/// Runs scenario `n` on this suite's worker class.
+fn scenario(n: u32) {
     use std::os::unix::process::CommandExt;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("chaos");
@@ -33,9 +33,6 @@ fn scenario(n: u32, xfail: &[&str]) {
     let mut cmd = Command::new("python3");
     cmd.arg(driver).args(["--short", "--classes", &class, "--scenarios", &n.to_string()]);
     cmd.args(["--bin", binary, "--lib", &lib]);
-    for bug in xfail {
-        cmd.args(["--xfail", bug]);
-    }
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
@@ -75,42 +72,40 @@ fn scenario(n: u32, xfail: &[&str]) {
 
 #[test]
 fn chaos_1_sigkill_every_200ms_fails_only_the_requests_in_flight_on_killed_workers() {
-    scenario(1, &[]);
+    scenario(1);
 }
 
 #[test]
 fn chaos_2_hup_usr2_winch_quit_and_ttin_ttou_storms_fail_no_request() {
-    scenario(2, &[]);
+    scenario(2);
 }
 
 #[test]
 fn chaos_3_panic_abort_and_loop_cost_only_their_own_worker() {
-    scenario(3, &[]);
+    scenario(3);
 }
 
 #[test]
 fn chaos_4_slowloris_connections_do_not_starve_other_clients() {
-    scenario(4, &[]);
+    scenario(4);
 }
 
 #[test]
 fn chaos_5_large_bodies_stay_under_64_mib_and_stalled_clients_time_out() {
-    scenario(5, &[]);
+    scenario(5);
 }
 
 #[test]
 fn chaos_6_requests_in_a_row_leak_no_memory_and_no_descriptors() {
-    scenario(6, &[]);
+    scenario(6);
 }
 
 #[test]
 fn chaos_7_operational_faults_give_a_clear_error_or_degrade_gracefully() {
-    // Known bug: an error log whose writes fail (a full disk) makes tracing-subscriber's fallback
-    // `eprintln!` panic, and the master exits 101. Remove once src/logging swallows write errors.
-    scenario(7, &[]);
+    scenario(7);
 }
 
 #[test]
 fn chaos_8_hostile_bytes_get_valid_responses_or_closes_and_crash_no_worker() {
-    scenario(8, &[]);
+    scenario(8);
 }

@@ -303,9 +303,6 @@ fn an_app_that_raises_gets_a_500_and_the_worker_lives() {
 
 #[test]
 fn an_app_that_cannot_be_imported_halts_the_server_with_one_error_line() {
-    let venv = pyenv().display().to_string();
-    let apps = apps_dir();
-    let wsgi_lib = lib("wsgi");
     for (spec, names) in [
         (
             "broken_import:application",
@@ -314,19 +311,12 @@ fn an_app_that_cannot_be_imported_halts_the_server_with_one_error_line() {
         ("no_such_module:app", &["no_such_module", "ModuleNotFoundError"][..]),
         ("probe:no_such_callable", &["probe:no_such_callable", "AppImportError", "no_such_callable"][..]),
     ] {
-        let args =
-            [wsgi_lib.as_str(), "--bind", "127.0.0.1:0", "--workers", "2", "--", "--pythonpath", &apps, spec];
-        let mut bare = Bare::spawn(&args, &[("VIRTUAL_ENV", &venv)]);
-        let code = bare.wait_exit();
-        let log = bare.log();
+        let (log, error) = boot_failure(&[], spec);
         let all = log.join("\n");
-        assert_eq!(code, Some(4), "exit code; log:\n{all}");
-        let errors = error_lines(&log);
-        assert_eq!(errors.len(), 1, "exactly one ERROR line; log:\n{all}");
         for name in names {
-            assert!(errors[0].contains(name), "{name:?} missing from {}", errors[0]);
+            assert!(error.contains(name), "{name:?} missing from {error}");
         }
-        assert!(errors[0].contains("[master]"), "{}", errors[0]);
+        assert!(error.contains("[master]"), "{error}");
         let booted = log.iter().filter(|l| l.contains("Booting worker")).count();
         assert!(booted <= 4, "{booted} workers booted for 2: a respawn storm\n{all}");
         if spec.starts_with("broken_import") {
@@ -467,21 +457,19 @@ fn preload_imports_the_app_once_in_the_master() {
 
 #[test]
 fn preload_of_an_app_that_cannot_be_imported_halts_before_any_worker() {
-    let venv = pyenv().display().to_string();
-    let apps = apps_dir();
-    let wsgi_lib = lib("wsgi");
-    let args = [
-        wsgi_lib.as_str(),
-        "--preload",
-        "--bind",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-        "--",
-        "--pythonpath",
-        &apps,
-        "broken_import:application",
-    ];
+    let (log, error) = boot_failure(&["--preload"], "broken_import:application");
+    assert!(error.contains("broken_import") && error.contains("ModuleNotFoundError"), "{error}");
+    let all = log.join("\n");
+    assert!(!all.contains("Booting worker"), "no worker may start:\n{all}");
+}
+
+/// Starts the bridge with 2 workers, `extra` server options and the app `spec`, which must fail to
+/// boot: exit 4 with exactly one ERROR line. Returns the whole log and that line.
+fn boot_failure(extra: &[&str], spec: &str) -> (Vec<String>, String) {
+    let (venv, apps, wsgi_lib) = (pyenv().display().to_string(), apps_dir(), lib("wsgi"));
+    let mut args = vec![wsgi_lib.as_str()];
+    args.extend_from_slice(extra);
+    args.extend(["--bind", "127.0.0.1:0", "--workers", "2", "--", "--pythonpath", &apps, spec]);
     let mut bare = Bare::spawn(&args, &[("VIRTUAL_ENV", &venv)]);
     let code = bare.wait_exit();
     let log = bare.log();
@@ -489,12 +477,8 @@ fn preload_of_an_app_that_cannot_be_imported_halts_before_any_worker() {
     assert_eq!(code, Some(4), "exit code; log:\n{all}");
     let errors = error_lines(&log);
     assert_eq!(errors.len(), 1, "exactly one ERROR line; log:\n{all}");
-    assert!(
-        errors[0].contains("broken_import") && errors[0].contains("ModuleNotFoundError"),
-        "{}",
-        errors[0]
-    );
-    assert!(!all.contains("Booting worker"), "no worker may start:\n{all}");
+    let error = errors[0].clone();
+    (log, error)
 }
 
 /// ABI 1.1 appended `preload` to the descriptor: a library built against the 1.0 header (a 40-byte
