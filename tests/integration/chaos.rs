@@ -11,7 +11,7 @@
 //! hits a bug named with `--xfail` reports it (run with `--nocapture` to see either).
 
 use crate::procs::TempDir;
-use crate::support::{app, worker_class};
+use crate::support::{app, pyenv, worker_class};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -30,14 +30,14 @@ fn scenario(n: u32) {
     let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chaos/chaos.py");
     let class = worker_class();
     let (binary, lib) = (env!("CARGO_BIN_EXE_rustgun"), app("chaos"));
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(pyenv().join("bin/python"));
     cmd.arg(driver).args(["--short", "--classes", &class, "--scenarios", &n.to_string()]);
     cmd.args(["--bin", binary, "--lib", &lib]);
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("stderr file"))
         .process_group(0);
-    let mut child = cmd.spawn().expect("run python3 tests/chaos/chaos.py");
+    let mut child = cmd.spawn().expect("run tests/chaos/chaos.py with target/pyenv's python");
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the driver") {

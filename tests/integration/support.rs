@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long any wait in a test may take before it fails.
@@ -426,9 +426,55 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-/// Runs a Python snippet with `python3 -c`, passing `args`; returns its stdout (asserting success).
+/// The virtual environment every Python client and app of the tests runs from: `target/pyenv` (or
+/// `RUSTGUN_TEST_PYENV`), which `make setup` (run by `make test`) fills with `tests/requirements.txt`.
+/// Fails the test with the fix when it is missing or holds other versions.
+pub fn pyenv() -> PathBuf {
+    const CHECK: &str = r##"
+import importlib.metadata as m, sys
+wrong = []
+for line in open(sys.argv[1]):
+    req = line.split("#")[0].strip()
+    if req:
+        name, _, want = (s.strip() for s in req.partition("=="))
+        try:
+            have = m.version(name)
+        except m.PackageNotFoundError:
+            have = "missing"
+        if want and have != want:
+            wrong.append(f"{name} {have} (wants {want})")
+sys.exit(", ".join(wrong) or None)
+"##;
+    static CHECKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("RUSTGUN_TEST_PYENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/pyenv"));
+        let requirements = root.join("tests/requirements.txt");
+        match Command::new(dir.join("bin/python")).arg("-c").arg(CHECK).arg(&requirements).output() {
+            Ok(out) if out.status.success() => Ok(dir),
+            found => Err(format!(
+                "the tests need the virtual environment {} with {}: run `make setup` (bash scripts/setup){}",
+                dir.display(),
+                requirements.display(),
+                match found {
+                    Ok(out) => format!("; it has {}", String::from_utf8_lossy(&out.stderr).trim()),
+                    Err(e) => format!("; {}: {e}", dir.join("bin/python").display()),
+                }
+            )),
+        }
+    });
+    match checked {
+        Ok(dir) => dir.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// Runs a Python snippet with [`pyenv`]'s `python -c`, passing `args`; returns its stdout (asserting
+/// success).
 pub fn python(code: &str, args: &[&str]) -> String {
-    let (status, out, err) = run(Command::new("python3").arg("-c").arg(code).args(args));
+    let (status, out, err) = run(Command::new(pyenv().join("bin/python")).arg("-c").arg(code).args(args));
     assert_eq!(status, 0, "python failed:\n{err}");
     out
 }

@@ -3,45 +3,16 @@
 //! memory flat; failures (an app that raises, one that cannot be imported). The differential test
 //! against gunicorn lives in `wsgi/differential.rs`.
 //!
-//! Flask, Django and gunicorn come from the virtual environment `make pyenv` creates in
-//! `target/pyenv` (or `RUSTGUN_TEST_PYENV`); without it these tests fail and say how to make it.
+//! Flask, Django and gunicorn come from the tests' virtual environment, `support::pyenv()`
+//! (`target/pyenv`, which `make setup` creates); without it these tests fail and say how to make it.
 
 mod differential;
 
 use crate::procs::{Bare, TempDir, error_lines, lib, poll_for};
-use crate::support::{Builder, Response, Server, WAIT, worker_class};
+use crate::support::{Builder, Response, Server, WAIT, pyenv, worker_class};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The virtual environment with Flask, Django and gunicorn; fails the test with the fix when missing.
-pub fn pyenv() -> PathBuf {
-    static CHECKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let checked = CHECKED.get_or_init(|| {
-        let dir = std::env::var_os("RUSTGUN_TEST_PYENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv"));
-        let python = dir.join("bin/python");
-        let ok = std::process::Command::new(&python)
-            .args(["-c", "import flask, django, gunicorn"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            Ok(dir)
-        } else {
-            Err(format!(
-                "the WSGI tests need Flask, Django and gunicorn in the virtual environment {}: run `make pyenv` \
-                 (python3 -m venv target/pyenv && target/pyenv/bin/pip install flask django gunicorn)",
-                dir.display()
-            ))
-        }
-    });
-    match checked {
-        Ok(dir) => dir.clone(),
-        Err(why) => panic!("{why}"),
-    }
-}
 
 /// `tests/wsgi_apps`, where the test apps live.
 pub fn apps_dir() -> String {
