@@ -97,6 +97,11 @@ pub struct Config {
     #[arg(long = "limit-request-field-size", visible_alias = "limit-request-field_size", default_value_t = 8190, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub limit_request_field_size: u64,
 
+    /// Largest request head in bytes, request line and header fields together; larger → 431. Bounds
+    /// what one connection's unfinished head may take of a worker's memory.
+    #[arg(long = "limit-request-head", default_value_t = crate::http::parse::DEFAULT_HEAD_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=4 * 1024 * 1024))]
+    pub limit_request_head: u64,
+
     /// Largest request body in bytes (0 = no limit); larger → 413.
     #[arg(long = "limit-request-body", default_value_t = 0)]
     pub limit_request_body: u64,
@@ -367,6 +372,7 @@ impl Config {
                 request_line: self.limit_request_line as usize,
                 fields: self.limit_request_fields as usize,
                 field_size: self.limit_request_field_size as usize,
+                head: self.limit_request_head as usize,
                 header_map: match self.header_map {
                     HeaderMapArg::Drop => HeaderMap::Drop,
                     HeaderMapArg::Refuse => HeaderMap::Refuse,

@@ -14,13 +14,22 @@ pub struct Limits {
     pub fields: usize,
     /// Longest header line, name + `: ` + value (`--limit-request-field-size`).
     pub field_size: usize,
+    /// Most bytes of a whole head, request line and fields together (`--limit-request-head`): what
+    /// one connection's unfinished head may hold of a worker's memory.
+    pub head: usize,
     /// What to do with header names containing `_` (`--header-map`).
     pub header_map: HeaderMap,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { request_line: 4094, fields: 100, field_size: 8190, header_map: HeaderMap::Drop }
+        Limits {
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
+            head: DEFAULT_HEAD_LIMIT,
+            header_map: HeaderMap::Drop,
+        }
     }
 }
 
@@ -30,11 +39,17 @@ impl Limits {
     }
 
     /// The most bytes a head may take (leading empty lines included) before it is refused as too
-    /// large: room for the longest request line and the most fields of the longest size.
-    fn head_max(&self) -> usize {
-        self.request_line_max() + 2 + self.fields * (self.field_size + 2) + 2
+    /// large: room for the longest request line and the most fields of the longest size, and never
+    /// more than the total head limit.
+    pub fn head_max(&self) -> usize {
+        let fields = self.request_line_max() + 2 + self.fields * (self.field_size + 2) + 2;
+        fields.min(self.head.max(1))
     }
 }
+
+/// `--limit-request-head`'s default: 64 KiB, eight times gunicorn's longest header line and twice
+/// nginx's `large_client_header_buffers` (4 × 8 KiB).
+pub const DEFAULT_HEAD_LIMIT: usize = 64 * 1024;
 
 /// Header names containing `_` are ambiguous once mapped into a CGI environ (`X_Auth` and `X-Auth`
 /// both become `HTTP_X_AUTH`), so by default they never reach the environ.
@@ -582,7 +597,7 @@ mod tests {
     /// leading empty lines or padded whitespace was 431 in pieces and served whole.
     #[test]
     fn regression_limits_do_not_depend_on_segmentation() {
-        let small = Limits { request_line: 16, fields: 2, field_size: 20, header_map: HeaderMap::Drop };
+        let small = Limits { request_line: 16, fields: 2, field_size: 20, ..Limits::default() };
         let padded = format!("GET / HTTP/1.1\r\nHost:{}h\r\n\r\n", " ".repeat(60));
         let leading = format!("{}GET / HTTP/1.1\r\nHost: h\r\n\r\n", "\r\n".repeat(30));
         for (req, want) in [
@@ -615,5 +630,29 @@ mod tests {
         assert_eq!(status(format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n").as_bytes()), 431);
         let ok: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
         assert_eq!(status(format!("GET / HTTP/1.1\r\nHost: h\r\n{ok}\r\n").as_bytes()), 200);
+    }
+
+    /// Fields each within their own limits can still add up to more than a worker should hold for
+    /// one connection: the whole head has a limit of its own, decided at the same byte however the
+    /// head arrives.
+    #[test]
+    fn the_whole_head_has_a_limit() {
+        let limits = Limits { head: 1024, ..Limits::default() };
+        let fields =
+            |n: usize| -> String { (0..n).map(|i| format!("X-{i:02}: {}\r\n", "v".repeat(100))).collect() };
+        // Nine field lines of 108 bytes (CRLF included) after the request line and Host: 999 bytes.
+        let within = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", fields(9));
+        assert_eq!(within.len(), 999);
+        assert_eq!(status_with(&limits, within.as_bytes()), 200);
+        let over = format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", fields(10));
+        assert_eq!(over.len(), 1107);
+        assert_eq!(status_with(&limits, over.as_bytes()), 431);
+        for cut in 1..over.len() {
+            let got = status_with(&limits, &over.as_bytes()[..cut]);
+            assert!(got == 0 || got == 431, "cut at {cut}: {got}");
+        }
+        // An unfinished head is refused once it passes the limit, without waiting for its end.
+        assert_eq!(status_with(&limits, &over.as_bytes()[..1025]), 431);
+        assert_eq!(Limits::default().head_max(), DEFAULT_HEAD_LIMIT);
     }
 }

@@ -22,8 +22,8 @@ use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodyS
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Output is flushed once this much is buffered, or before any wait for input.
-const FLUSH_AT: usize = 64 * 1024;
+/// The output buffer's starting capacity: a response head and a small body fit without growing.
+pub(super) const OUT_CAPACITY: usize = 64 * 1024;
 /// Body chunks at least this large skip the output buffer and go straight to the socket.
 const DIRECT_WRITE_AT: usize = 16 * 1024;
 /// Most unread request body we read and discard to keep a connection alive.
@@ -37,7 +37,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// window is answered (with `Connection: close`) instead of being reset unread, so clients that keep
 /// their connections busy never have to resend (RFC 9112 §9.3.1) during a reload or an upgrade.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(1);
-const READ_CHUNK: usize = 16 * 1024;
+pub(super) const READ_CHUNK: usize = 16 * 1024;
 
 /// The read buffer: bytes received but not yet parsed or handed to the app.
 pub(super) struct ReadBuf {
@@ -58,13 +58,17 @@ impl ReadBuf {
         (self.is_empty() && !self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
     }
 
-    /// Lends storage to a buffer that has none.
+    /// Whether the buffer holds storage (lent or its own).
+    pub(super) fn has_storage(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Lends storage to a buffer that has none (the caller checks [`ReadBuf::has_storage`] first).
     pub(super) fn give_storage(&mut self, storage: Vec<u8>) {
-        if self.buf.is_empty() {
-            self.buf = storage;
-            self.start = 0;
-            self.end = 0;
-        }
+        debug_assert!(self.buf.is_empty());
+        self.buf = storage;
+        self.start = 0;
+        self.end = 0;
     }
 
     pub(super) fn new() -> ReadBuf {
@@ -87,7 +91,9 @@ impl ReadBuf {
         }
     }
 
-    /// Free space for at least `READ_CHUNK / 4` more bytes, moving data to the front or growing.
+    /// Free space for at least `READ_CHUNK / 4` more bytes, moving data to the front or growing by
+    /// `READ_CHUNK` (linearly: a head at `--limit-request-head` costs that limit plus one chunk, not
+    /// the next power of two).
     pub(super) fn spare(&mut self) -> &mut [u8] {
         if self.buf.len() - self.end < READ_CHUNK / 4 {
             if self.start > 0 {
@@ -96,7 +102,7 @@ impl ReadBuf {
                 self.start = 0;
             }
             if self.buf.len() - self.end < READ_CHUNK / 4 {
-                self.buf.resize((self.buf.len() * 2).max(READ_CHUNK), 0);
+                self.buf.resize(self.buf.len() + READ_CHUNK, 0);
             }
         }
         &mut self.buf[self.end..]
@@ -168,7 +174,7 @@ impl Default for Buffers {
     fn default() -> Self {
         Buffers {
             rbuf: ReadBuf::new(),
-            out: Vec::with_capacity(FLUSH_AT),
+            out: Vec::with_capacity(OUT_CAPACITY),
             shared: Shared::default(),
             info: ConnInfo::default(),
         }
@@ -406,10 +412,10 @@ impl Call<'_, '_, '_> {
             self.io.out.extend_from_slice(&data[..taken]);
         }
         encoder.end_chunk(taken, self.io.out);
-        if self.io.out.len() >= FLUSH_AT {
-            self.io.flush();
-        }
-        if self.io.dead { Err(RG_E_CLOSED) } else { Ok(()) }
+        // No delay (PEP 3333, docs/abi.md): the block leaves before the app is given control back, so a
+        // stream's reader sees each block when it is written. The head rides along with the first one:
+        // a response written in one piece is still one send.
+        if !self.io.flush() { Err(RG_E_CLOSED) } else { Ok(()) }
     }
 
     /// Pulls a registered pull-mode body until it ends, then closes it (exactly once).
@@ -819,6 +825,9 @@ pub(super) fn exchange<'a, 'c: 'a>(
         ctx.app.handle(&request)
     };
     call.finish(code, scratch);
+    // The end of the body (a chunked terminator) leaves now too: the client may be waiting for it
+    // while we drain, or while the next pipelined request runs.
+    call.io.flush();
     call.drain_body();
     let sent = match &call.reply {
         Reply::Streaming(enc) => enc.sent,

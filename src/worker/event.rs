@@ -12,7 +12,7 @@
 //! body still in flight, or streams a body larger than the output buffer (pushed, or pulled with
 //! `set_body`) to a client that reads slowly, waits inline with the blocking helpers' deadlines.
 
-use super::connection::{self, After, Io, ProxyStart, ReadBuf, STOP_GRACE, Shared};
+use super::connection::{self, After, Io, OUT_CAPACITY, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared};
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
@@ -86,8 +86,9 @@ struct Loop<'a, 'c> {
     accepting: bool,
     stopping: bool,
     shared: Shared,
-    storage: Vec<Vec<u8>>,
-    outs: Vec<Vec<u8>>,
+    /// Read buffers and output buffers of connections that hold no bytes, lent to the next ones.
+    storage: Spares,
+    outs: Spares,
     id: u32,
     flags: u32,
     pool: Option<Pool>,
@@ -118,8 +119,8 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         accepting: false,
         stopping: false,
         shared: Shared::default(),
-        storage: Vec::new(),
-        outs: Vec::new(),
+        storage: Spares::new(READ_CHUNK, READ_CHUNK),
+        outs: Spares::new(0, OUT_CAPACITY),
         id,
         flags,
         pool: None,
@@ -340,10 +341,10 @@ impl Loop<'_, '_> {
     fn recycle(&mut self, conn: &mut Conn) {
         conn.rbuf.clear();
         if let Some(storage) = conn.rbuf.take_storage() {
-            self.storage.push(storage);
+            self.storage.keep(storage);
         }
         if conn.out.is_empty() && conn.out.capacity() > 0 {
-            self.outs.push(std::mem::take(&mut conn.out));
+            self.outs.keep(std::mem::take(&mut conn.out));
         }
     }
 
@@ -410,8 +411,8 @@ impl Loop<'_, '_> {
     /// keep-alive load).
     fn read(&mut self, token: usize) -> Result<bool, ()> {
         let conn = self.conns[token].as_mut().ok_or(())?;
-        if let Some(storage) = self.storage.pop() {
-            conn.rbuf.give_storage(storage);
+        if !conn.rbuf.has_storage() {
+            conn.rbuf.give_storage(self.storage.take());
         }
         loop {
             if conn.phase == Phase::Lingering {
@@ -448,7 +449,7 @@ impl Loop<'_, '_> {
                 Phase::Lingering => return,
                 Phase::Proxy => {
                     if conn.out.capacity() == 0 {
-                        conn.out = self.outs.pop().unwrap_or_else(|| Vec::with_capacity(FLUSH_AT));
+                        conn.out = self.outs.take();
                     }
                     let mut io =
                         Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
@@ -517,7 +518,7 @@ impl Loop<'_, '_> {
                         return;
                     }
                     if conn.out.capacity() == 0 {
-                        conn.out = self.outs.pop().unwrap_or_else(|| Vec::with_capacity(FLUSH_AT));
+                        conn.out = self.outs.take();
                     }
                     if self.pool.is_some() {
                         return self.dispatch(token);
@@ -593,7 +594,7 @@ impl Loop<'_, '_> {
             && conn.out.is_empty()
             && conn.out.capacity() > 0
         {
-            self.outs.push(std::mem::take(&mut conn.out));
+            self.outs.keep(std::mem::take(&mut conn.out));
         }
     }
 
@@ -706,6 +707,44 @@ fn pool_thread(
             return;
         }
         let _ = nix::unistd::write(wake, b"!");
+    }
+}
+
+/// Most spare buffers of each kind a loop keeps: enough for the connections that turn over between
+/// two wake-ups, few enough that a burst leaves no lasting footprint (64 × 64 KiB at most).
+const SPARES_MAX: usize = 64;
+
+/// Buffers lent to connections only while they hold bytes, all of one shape (`len` bytes, starting
+/// `capacity`). Capped in number, and each cut back to that shape before it is kept, so a burst of
+/// large heads or responses leaves no lasting footprint.
+struct Spares {
+    kept: Vec<Vec<u8>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl Spares {
+    fn new(len: usize, capacity: usize) -> Spares {
+        Spares { kept: Vec::new(), len, capacity }
+    }
+
+    /// A kept buffer, or a new one.
+    fn take(&mut self) -> Vec<u8> {
+        self.kept.pop().unwrap_or_else(|| {
+            let mut buf = Vec::with_capacity(self.capacity);
+            buf.resize(self.len, 0);
+            buf
+        })
+    }
+
+    /// Keeps `buf` for the next connection, cut back to the shape, unless enough are kept already.
+    fn keep(&mut self, mut buf: Vec<u8>) {
+        if self.kept.len() >= SPARES_MAX {
+            return;
+        }
+        buf.truncate(self.len);
+        buf.shrink_to(self.capacity);
+        self.kept.push(buf);
     }
 }
 

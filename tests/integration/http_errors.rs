@@ -1,5 +1,5 @@
 //! gunicorn's head limits (`--limit-request-line`, `--limit-request-fields`,
-//! `--limit-request-field-size`): each exceeded limit gets its exact status with `Connection: close`,
+//! `--limit-request-field-size`) and rustgun's total, `--limit-request-head`: each exceeded limit gets its exact status with `Connection: close`,
 //! the connection is closed, the worker goes on serving, and each boundary is still accepted. The RFC
 //! 9110/9112 rules are the rows of the conformance table (`conformance`).
 
@@ -23,6 +23,37 @@ fn get_with_fields(count: usize) -> String {
 fn get_with_field_line(len: usize) -> String {
     // "X: " + value is the field line, without CRLF.
     format!("GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX: {}\r\n\r\n", "v".repeat(len - 3))
+}
+
+/// A head of exactly `total` bytes (final CRLF included) made of header lines of at most 8000 bytes.
+fn get_with_head(total: usize) -> String {
+    let start = "GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n";
+    let mut head = start.to_string();
+    let mut i = 0;
+    while head.len() + 2 < total {
+        // "X-NNNN: " + value + CRLF, the last one cut to land on `total`.
+        let room = total - 2 - head.len();
+        let value = room.min(8000).saturating_sub(10).max(1);
+        head.push_str(&format!("X-{i:04}: {}\r\n", "v".repeat(value)));
+        i += 1;
+    }
+    head.push_str("\r\n");
+    assert_eq!(head.len(), total, "the helper missed its length");
+    head
+}
+
+#[test]
+fn the_whole_head_is_limited_even_when_each_field_is_within_its_own_limits() {
+    let server = Server::start("chaos");
+    assert_serves(&server, "a head of 65536 bytes", get_with_head(65536).as_bytes());
+    assert_refused(&server, "a head of 65537 bytes", get_with_head(65537).as_bytes(), 431);
+    // An unfinished head is answered as soon as it passes the limit: the worker does not hold it.
+    let unfinished = get_with_head(80_000);
+    assert_refused(&server, "70 KiB of a head", &unfinished.as_bytes()[..70_000], 431);
+    assert_serves(&server, "after the refusals", GOOD);
+    let roomy = Server::builder("chaos").args(&["--limit-request-head", "131072"]).start();
+    assert_serves(&roomy, "a head of 100000 bytes", get_with_head(100_000).as_bytes());
+    assert_refused(&roomy, "a head of 131073 bytes", get_with_head(131_073).as_bytes(), 431);
 }
 
 #[test]

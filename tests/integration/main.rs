@@ -21,6 +21,7 @@ mod process_setup;
 mod procs;
 mod proxies;
 mod shutdown;
+mod streaming;
 mod supervision;
 mod systemd;
 mod tls;

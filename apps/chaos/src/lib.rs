@@ -12,7 +12,10 @@
 //! (pull-mode body without a length, so chunked), `/noread` (answers without reading the body),
 //! `/close` (asks for `Connection: close`), `/hop` (sets hop-by-hop headers the server must drop),
 //! `/worker` (which worker and pid served), `/environ?key=K` (one environ value), `/early` (streams
-//! `early:` before it reads the body, then echoes it).
+//! `early:` before it reads the body, then echoes it), `/relay?chunks=N&dir=D` and
+//! `/relay-pull?chunks=N&dir=D` (pushed / pulled blocks `block I`, each written only once the client
+//! has acknowledged the one before by creating the file `D/ack-I`: a conversation that a server which
+//! delays blocks cannot finish).
 //!
 //! Init fails when `fail-init` is among the app arguments (`rustgun libchaos.so -- fail-init`).
 
@@ -37,6 +40,45 @@ impl BodySource for Zeros {
         buf[..n].fill(b'x');
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+/// How long a relay waits for the client's acknowledgement of a block before it gives up.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until the client has acknowledged block `i` (the file `dir/ack-i` exists).
+fn await_ack(dir: &str, i: u64) -> std::io::Result<()> {
+    let path = std::path::Path::new(dir).join(format!("ack-{i}"));
+    let deadline = std::time::Instant::now() + ACK_WAIT;
+    while !path.exists() {
+        if std::time::Instant::now() >= deadline {
+            let why = format!("block {i} never acknowledged");
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// The blocks of `/relay-pull`: block `i` is produced once block `i - 1` is acknowledged.
+struct Relay {
+    dir: String,
+    next: u64,
+    chunks: u64,
+}
+
+impl BodySource for Relay {
+    fn next(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.next == self.chunks {
+            return Ok(0);
+        }
+        if self.next > 0 {
+            await_ack(&self.dir, self.next - 1)?;
+        }
+        let block = format!("block {}\n", self.next);
+        buf[..block.len()].copy_from_slice(block.as_bytes());
+        self.next += 1;
+        Ok(block.len())
     }
 }
 
@@ -83,6 +125,21 @@ impl App for Chaos {
                     }
                     resp.write(format!("chunk {i}\n").as_bytes())?;
                 }
+                Ok(())
+            }
+            b"/relay" => {
+                let (chunks, dir) = (param(req, "chunks", 3), req.query_param("dir").unwrap_or_default());
+                resp.start(200, &TEXT)?;
+                for i in 0..chunks {
+                    resp.write(format!("block {i}\n").as_bytes())?;
+                    await_ack(&dir, i)?;
+                }
+                Ok(())
+            }
+            b"/relay-pull" => {
+                let (chunks, dir) = (param(req, "chunks", 3), req.query_param("dir").unwrap_or_default());
+                resp.start(200, &TEXT)?;
+                resp.set_body(Relay { dir, next: 0, chunks })?;
                 Ok(())
             }
             b"/leak" => {
