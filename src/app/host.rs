@@ -8,6 +8,7 @@ use rustgun_abi::{
     RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_LOG_DEBUG, RG_LOG_ERROR, RG_LOG_INFO,
     RG_LOG_WARN, RG_OK, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader, RgHost, RgStr,
 };
+use std::os::fd::BorrowedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// One request's server side, as the app sees it through the host functions. Errors are `RG_E_*`.
@@ -28,34 +29,12 @@ pub trait Exchange {
     fn set_body(&mut self, source: RgBodySource) -> Result<(), i32>;
     /// The environ entries, built on first use.
     fn environ(&mut self) -> &[RgHeader];
-    /// Sends up to `len` bytes of the file `fd` from `offset` as body bytes: the count sent, less than
-    /// `len` only when the file ended. By default read with `pread(2)` (the file's own offset stays)
-    /// and sent through [`Exchange::write`], which frames them like any body bytes.
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<u64, i32> {
-        let mut buf = vec![0u8; (len.min(FILE_CHUNK as u64) as usize).max(1)];
-        let mut sent = 0u64;
-        while sent < len {
-            let want = (len - sent).min(buf.len() as u64) as usize;
-            let at = i64::try_from(offset + sent).map_err(|_| RG_E_INVALID)?;
-            // SAFETY: pread(2) into a buffer we own, of at least `want` bytes; `fd` is the app's and is
-            // only read.
-            let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, at) };
-            match n {
-                0 => break,
-                n if n > 0 => {
-                    self.write(&buf[..n as usize])?;
-                    sent += n as u64;
-                }
-                _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-                _ => return Err(RG_E_INVALID),
-            }
-        }
-        Ok(sent)
-    }
+    /// Sends up to `len` bytes of `file` from `offset` as body bytes, never moving the file's own
+    /// offset: the count the framing accepted, less than `len` when the file ended first or the
+    /// response takes no more (HEAD, 304, a Content-Length already met), in which case the file is
+    /// not read beyond what was sent.
+    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32>;
 }
-
-/// How much of a file `send_file` reads at a time.
-const FILE_CHUNK: usize = 64 * 1024;
 
 /// The handle behind `RgCall`: a thin pointer to a fat one.
 pub type CallSlot<'a> = &'a mut dyn Exchange;
@@ -189,9 +168,11 @@ unsafe extern "C" fn host_send_file(call: *mut RgCall, fd: i32, offset: u64, len
     if fd < 0 {
         return i64::from(RG_E_INVALID);
     }
-    // SAFETY: `call` is the server's handle; `fd` is the app's open file, only read.
+    // SAFETY: `call` is the server's handle; `fd` is the app's open file, lent for this call and only
+    // read (never closed) through the borrow.
     unsafe {
-        with_exchange(call, i64::from(RG_E_PANIC), |ex| match ex.send_file(fd, offset, len) {
+        let file = BorrowedFd::borrow_raw(fd);
+        with_exchange(call, i64::from(RG_E_PANIC), |ex| match ex.send_file(file, offset, len) {
             Ok(n) => n.min(i64::MAX as u64) as i64,
             Err(code) => i64::from(code),
         })

@@ -309,6 +309,16 @@ impl Encoder {
     pub fn framing(&self) -> Framing {
         self.framing
     }
+
+    /// How many more body bytes the framing takes: none without a body, what a Content-Length still
+    /// owes, else no limit.
+    pub fn room(&self) -> u64 {
+        match self.framing {
+            Framing::NoBody => 0,
+            Framing::Length(_) => self.remaining,
+            Framing::Chunked | Framing::Close => u64::MAX,
+        }
+    }
 }
 
 /// Appends a complete error response (always `Connection: close`).
@@ -381,6 +391,8 @@ mod tests {
         let h = head(200, &[("Content-Length", "5")]).unwrap();
         let s = encode(&h, Version::Http11, true, &["hello"]);
         assert!(s.ends_with("Content-Length: 5\r\n\r\n"), "{s}");
+        assert_eq!(Encoder::new(h.framing(Version::Http11, true)).room(), 0);
+        assert_eq!(Encoder::new(h.framing(Version::Http11, false)).room(), 5);
         let h = head(204, &[("Content-Length", "5")]).unwrap();
         let s = encode(&h, Version::Http11, false, &["hello"]);
         assert!(s.ends_with("GMT\r\n\r\n"), "{s}");
@@ -392,6 +404,7 @@ mod tests {
         let mut enc = Encoder::new(h.framing(Version::Http11, false));
         let mut out = Vec::new();
         assert_eq!(enc.encode(b"ab", &mut out), 2);
+        assert_eq!(enc.room(), 1);
         assert_eq!(enc.finish(&mut out), 1);
         assert_eq!(enc.encode(b"cdef", &mut out), 1);
         assert_eq!(enc.finish(&mut out), 0);

@@ -166,6 +166,38 @@ impl Stream {
         Ok(())
     }
 
+    /// Sends up to `len` bytes of `file` from `offset` with sendfile(2), the kernel copying from the
+    /// page cache straight to the socket, waiting for the socket to drain until `deadline`. Returns
+    /// the count sent, less than `len` only when the file ended. `Ok(None)` over TLS, where the bytes
+    /// must be encrypted first, and for a file sendfile(2) cannot read (a pipe): the caller copies.
+    pub fn send_file_until(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+        deadline: Instant,
+    ) -> io::Result<Option<u64>> {
+        if self.is_tls() {
+            return Ok(None);
+        }
+        let mut sent = 0u64;
+        while sent < len {
+            let mut at = libc::off_t::try_from(offset + sent).map_err(|_| io::ErrorKind::InvalidInput)?;
+            let want = (len - sent).min(SENDFILE_MAX) as usize;
+            match nix::sys::sendfile::sendfile(self.as_fd(), file, Some(&mut at), want) {
+                Ok(0) => break,
+                Ok(n) => sent += n as u64,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    self.wait(PollFlags::POLLOUT, deadline, None).map_err(timeout_error)?;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) if sent == 0 => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(sent))
+    }
+
     /// Waits until the socket is ready for `events`, the deadline passes, or `stop` becomes readable.
     /// Over TLS, queued ciphertext also wakes the wait once the socket is writable, so that the next
     /// `try_read` sends it.
@@ -194,6 +226,10 @@ impl Stream {
         };
     }
 }
+
+/// Most bytes one sendfile(2) call is asked for, so that a huge file goes out in steps that each
+/// check the deadline.
+const SENDFILE_MAX: u64 = 1 << 20;
 
 /// Waits until `fd` is ready for `events`, the deadline passes, or `stop` becomes readable.
 pub(super) fn wait_fd(

@@ -19,7 +19,7 @@ use crate::net::stream::Interrupted;
 use crate::sys::scoreboard::{Lane, Refusal};
 use nix::poll::PollFlags;
 use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The output buffer's starting capacity: a response head and a small body fit without growing.
@@ -352,6 +352,8 @@ struct Call<'a, 'b, 'c> {
     body_error: Option<HttpError>,
     keep_alive: bool,
     overflow_logged: bool,
+    /// The thread's buffer for pulled body chunks and file reads.
+    scratch: &'a mut Vec<u8>,
 }
 
 impl Call<'_, '_, '_> {
@@ -419,8 +421,9 @@ impl Call<'_, '_, '_> {
     }
 
     /// Pulls a registered pull-mode body until it ends, then closes it (exactly once).
-    fn pump_body(&mut self, scratch: &mut [u8]) {
+    fn pump_body(&mut self) {
         let Some(source) = self.body.take() else { return };
+        let mut scratch = std::mem::take(self.scratch);
         if let Some(next) = source.next {
             loop {
                 // SAFETY: the app registered `next` and `state` for this response; `scratch` is a
@@ -439,10 +442,52 @@ impl Call<'_, '_, '_> {
                 }
             }
         }
+        *self.scratch = scratch;
         if let Some(close) = source.close {
             // SAFETY: called exactly once, after the last `next`, as the ABI promises.
             unsafe { close(source.state) };
         }
+    }
+
+    /// Copies `len` bytes of `file` from `offset` into the response through the scratch buffer (TLS,
+    /// chunked framing, or a file sendfile(2) cannot read): the count the framing accepted.
+    fn copy_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+        let mut scratch = std::mem::take(self.scratch);
+        let mut sent = 0u64;
+        let result = loop {
+            if sent == len {
+                break Ok(sent);
+            }
+            let want = (len - sent).min(scratch.len() as u64) as usize;
+            let Ok(at) = i64::try_from(offset + sent) else { break Err(RG_E_INVALID) };
+            match nix::sys::uio::pread(file, &mut scratch[..want], at) {
+                Ok(0) => break Ok(sent),
+                Ok(n) => match self.send_body(&scratch[..n]) {
+                    Ok(()) => sent += n as u64,
+                    Err(code) => break Err(code),
+                },
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => break Err(self.file_failed(e)),
+            }
+        };
+        *self.scratch = scratch;
+        result
+    }
+
+    /// A file could not be read: `RG_E_IO` for a read error (the response is cut, so the connection
+    /// closes), `RG_E_INVALID` for a descriptor that is not a readable file.
+    fn file_failed(&mut self, e: nix::errno::Errno) -> i32 {
+        use nix::errno::Errno;
+        if matches!(e, Errno::EBADF | Errno::EINVAL | Errno::EISDIR | Errno::ESPIPE | Errno::ENXIO) {
+            return RG_E_INVALID;
+        }
+        tracing::error!(
+            "reading the file of {} {} failed: {e}; closing the connection",
+            String::from_utf8_lossy(self.head.method()),
+            String::from_utf8_lossy(self.head.target())
+        );
+        self.keep_alive = false;
+        RG_E_IO
     }
 
     /// Replaces whatever the app did with a complete error response and closes afterwards.
@@ -455,9 +500,9 @@ impl Call<'_, '_, '_> {
     }
 
     /// Completes the response after `handle` returned `code`.
-    fn finish(&mut self, code: i32, scratch: &mut [u8]) {
+    fn finish(&mut self, code: i32) {
         if code == RG_OK {
-            self.pump_body(scratch);
+            self.pump_body();
         } else if let Some(source) = self.body.take() {
             if let Some(close) = source.close {
                 // SAFETY: the body is never pulled after a failed handle; close it exactly once.
@@ -663,6 +708,43 @@ impl Exchange for Call<'_, '_, '_> {
     fn environ(&mut self) -> &[RgHeader] {
         self.view.environ(self.head, self.info, self.ctx.settings.limits.header_map)
     }
+
+    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+        match self.reply {
+            Reply::None => return Err(RG_E_STATE),
+            Reply::Recorded { .. } => self.begin_body(),
+            Reply::Streaming(_) => {}
+        }
+        let Reply::Streaming(encoder) = &mut self.reply else { return Err(RG_E_STATE) };
+        let (framing, len) = (encoder.framing(), len.min(encoder.room()));
+        // What the framing takes no more of is never read (a HEAD of a large file reads nothing);
+        // the head still leaves now.
+        if self.io.dead || !self.io.flush() {
+            return Err(RG_E_CLOSED);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        if framing != Framing::Chunked {
+            let deadline = Instant::now() + self.io.io_timeout;
+            match self.io.waiting(|io| io.stream.send_file_until(file, offset, len, deadline)) {
+                Ok(Some(sent)) => {
+                    // Length and close framing add no bytes of their own: this only counts them.
+                    encoder.begin_chunk(sent as usize, self.io.out);
+                    return Ok(sent);
+                }
+                Ok(None) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    return Err(self.file_failed(nix::errno::Errno::EIO));
+                }
+                Err(_) => {
+                    self.io.dead = true;
+                    return Err(RG_E_CLOSED);
+                }
+            }
+        }
+        self.copy_file(file, offset, len)
+    }
 }
 
 /// What the connection may do after an exchange.
@@ -818,13 +900,14 @@ pub(super) fn exchange<'a, 'c: 'a>(
         body_error: None,
         keep_alive: head.keep_alive,
         overflow_logged: false,
+        scratch,
     };
     let code = {
         let mut slot: CallSlot<'_> = &mut call;
         request.call = call_handle(&mut slot);
         ctx.app.handle(&request)
     };
-    call.finish(code, scratch);
+    call.finish(code);
     // The end of the body (a chunked terminator) leaves now too: the client may be waiting for it
     // while we drain, or while the next pipelined request runs.
     call.io.flush();

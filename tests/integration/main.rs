@@ -20,6 +20,7 @@ mod operations;
 mod process_setup;
 mod procs;
 mod proxies;
+mod send_file;
 mod shutdown;
 mod streaming;
 mod supervision;

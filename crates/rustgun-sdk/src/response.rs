@@ -261,8 +261,9 @@ impl<'a> ResponseWriter<'a> {
     }
 
     /// Sends up to `len` bytes of the open file `fd` from `offset` as body bytes (after `start`),
-    /// through the server's file-sending path (ABI 1.1): the count sent, less than `len` only when the
-    /// file ended. The file's own offset does not move, and it stays open.
+    /// through the server's file-sending path (ABI 1.1, sendfile(2) where it can): the count the
+    /// response accepted, less than `len` when the file ended or the framing takes no more (a HEAD
+    /// request, a Content-Length met). The file's own offset does not move, and it stays open.
     pub fn send_file(
         &mut self,
         fd: std::os::fd::BorrowedFd<'_>,
