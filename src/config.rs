@@ -97,6 +97,16 @@ pub struct Config {
     #[arg(long = "limit-request-field-size", visible_alias = "limit-request-field_size", default_value_t = 8190, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub limit_request_field_size: u64,
 
+    /// Slowest a client may take its response, in bytes a second over --min-rate-period, counted
+    /// while output waits for it (0 = no minimum); a slower one is dropped, as nginx's send_timeout
+    /// and Apache's MinRate drop them. Event class.
+    #[arg(long = "min-rate", default_value_t = 500)]
+    pub min_rate: u64,
+
+    /// Seconds over which --min-rate is measured.
+    #[arg(long = "min-rate-period", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_rate_period: u64,
+
     /// Largest request head in bytes, request line and header fields together; larger → 431. Bounds
     /// what one connection's unfinished head may take of a worker's memory.
     #[arg(long = "limit-request-head", default_value_t = crate::http::parse::DEFAULT_HEAD_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=4 * 1024 * 1024))]
@@ -293,6 +303,9 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub io_timeout: Duration,
     pub limit_request_body: u64,
+    /// `--min-rate` bytes a second over `--min-rate-period`: the slowest a client may take a response.
+    pub min_rate: u64,
+    pub min_rate_period: Duration,
     /// `--forwarded-allow-ips`: whose proxy headers are believed.
     pub forwarded_allow_ips: TrustList,
     /// `--proxy-protocol`: every connection starts with a PROXY header.
@@ -384,6 +397,8 @@ impl Config {
             // --timeout 0 turns the stall limit off; an hour stands in for never.
             io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
             limit_request_body: self.limit_request_body,
+            min_rate: self.min_rate,
+            min_rate_period: Duration::from_secs(self.min_rate_period),
             forwarded_allow_ips: self.forwarded_allow_ips.clone(),
             proxy_protocol: self.proxy_protocol,
             proxy_allow_ips: self.proxy_allow_ips.clone(),

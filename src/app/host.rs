@@ -36,6 +36,42 @@ pub trait Exchange {
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32>;
 }
 
+/// A pull-mode body the app registered with `set_body`: the server pulls it with [`BodySource::next`]
+/// (on one thread at a time, possibly after `handle` returned and on another thread than `handle`'s),
+/// and dropping it calls the app's `close` exactly once, however the response ended (finished, failed,
+/// the client gone, the worker unwinding).
+pub struct BodySource(RgBodySource);
+
+// SAFETY: the ABI lets `next` and `close` run on any one thread at a time (docs/abi.md), and the server
+// holds the source in one place only: moving it to another thread is allowed, sharing it is not.
+unsafe impl Send for BodySource {}
+
+impl BodySource {
+    /// Takes the app's source; `None` when it has no `next`.
+    pub fn new(source: RgBodySource) -> Option<BodySource> {
+        source.next.map(|_| BodySource(source))
+    }
+
+    /// Asks for the next bytes into `buf` (never empty): the count (≥ 1), 0 at the end, or the app's
+    /// negative status. A count larger than `buf` is reported as `RG_E_INVALID`.
+    pub fn next(&mut self, buf: &mut [u8]) -> i64 {
+        let Some(next) = self.0.next else { return 0 };
+        // SAFETY: the app registered `next` and `state` for this response and has not been told to
+        // close them; `buf` is writable for its length during the call.
+        let n = unsafe { next(self.0.state, buf.as_mut_ptr(), buf.len()) };
+        if n > buf.len() as i64 { i64::from(RG_E_INVALID) } else { n }
+    }
+}
+
+impl Drop for BodySource {
+    fn drop(&mut self) {
+        if let Some(close) = self.0.close {
+            // SAFETY: called once, after the last `next`, as the ABI promises; `state` is the app's.
+            unsafe { close(self.0.state) };
+        }
+    }
+}
+
 /// The handle behind `RgCall`: a thin pointer to a fat one.
 pub type CallSlot<'a> = &'a mut dyn Exchange;
 

@@ -214,6 +214,21 @@ pub fn render(s: &Snapshot<'_>) -> String {
     for (label, n) in Refusal::LABELS.iter().zip(&c.refused) {
         let _ = writeln!(out, "rustgun_connections_refused_total{{reason=\"{label}\"}} {n}");
     }
+    family(
+        &mut out,
+        "rustgun_slow_clients_dropped_total",
+        "counter",
+        "Connections dropped for taking their response slower than --min-rate bytes a second over \
+         --min-rate-period.",
+    );
+    let _ = writeln!(out, "rustgun_slow_clients_dropped_total {}", c.too_slow);
+    family(
+        &mut out,
+        "rustgun_event_loop_write_waits_total",
+        "counter",
+        "App writes on an event loop that waited for their client because its output queue was full.",
+    );
+    let _ = writeln!(out, "rustgun_event_loop_write_waits_total {}", c.push_waits);
     if let Some(drops) = s.listen_drops {
         family(
             &mut out,

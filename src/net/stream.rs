@@ -125,6 +125,25 @@ impl Stream {
         }
     }
 
+    /// Writes as much of `out` as the socket takes now and removes it from `out`; `Ok(true)` when all
+    /// of it is gone.
+    pub fn write_some(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        let mut written = 0;
+        let result = loop {
+            if written == out.len() {
+                break Ok(true);
+            }
+            match self.try_write(&out[written..]) {
+                Ok(Some(0)) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(Some(n)) => written += n,
+                Ok(None) => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        out.drain(..written);
+        result
+    }
+
     /// Sends output queued inside the stream (TLS ciphertext) as far as the socket takes it now;
     /// `Ok(true)` when nothing is left. Plain streams queue nothing. While it returns `Ok(false)`,
     /// [`interest`](Stream::interest) includes `POLLOUT`.

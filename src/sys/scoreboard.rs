@@ -81,6 +81,10 @@ pub struct Lane {
     duration: [AtomicU64; DURATION_BOUNDS_US.len() + 1],
     /// The sum of request durations, in microseconds.
     duration_sum_us: AtomicU64,
+    /// An app's write on the event loop that waited for the client (its queue was full).
+    push_waits: AtomicU64,
+    /// Clients dropped for taking a response slower than `--min-rate`.
+    too_slow: AtomicU64,
 }
 
 /// The counters of one lane, or their sum over many.
@@ -92,6 +96,8 @@ pub struct Counters {
     pub status: [u64; 5],
     pub duration: [u64; DURATION_BOUNDS_US.len() + 1],
     pub duration_sum_us: u64,
+    pub push_waits: u64,
+    pub too_slow: u64,
 }
 
 impl Counters {
@@ -108,6 +114,8 @@ impl Counters {
             *a += b;
         }
         self.duration_sum_us += other.duration_sum_us;
+        self.push_waits += other.push_waits;
+        self.too_slow += other.too_slow;
     }
 }
 
@@ -128,6 +136,16 @@ impl Lane {
     /// The thread is back from a wait (or making progress): it is alive now.
     pub fn awake(&self) {
         self.since.store(now_ms(), Relaxed);
+    }
+
+    /// An app's write on the event loop waited for the client: its queue was full.
+    pub fn push_waited(&self) {
+        self.push_waits.store(self.push_waits.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// A client was dropped for reading its response slower than `--min-rate`.
+    pub fn dropped_too_slow(&self) {
+        self.too_slow.store(self.too_slow.load(Relaxed) + 1, Relaxed);
     }
 
     pub fn accepted(&self) {
@@ -199,13 +217,15 @@ impl Lane {
             status: self.status.each_ref().map(|c| c.load(Relaxed)),
             duration: self.duration.each_ref().map(|c| c.load(Relaxed)),
             duration_sum_us: self.duration_sum_us.load(Relaxed),
+            push_waits: self.push_waits.load(Relaxed),
+            too_slow: self.too_slow.load(Relaxed),
         }
     }
 
     fn reset(&self) {
         self.since.store(0, Relaxed);
         self.line_len.store(0, Relaxed);
-        let all = [&self.accepted, &self.requests, &self.duration_sum_us];
+        let all = [&self.accepted, &self.requests, &self.duration_sum_us, &self.push_waits, &self.too_slow];
         let arrays = self.status.iter().chain(&self.duration).chain(&self.line).chain(&self.refused);
         for c in all.into_iter().chain(arrays) {
             c.store(0, Relaxed);

@@ -6,6 +6,7 @@
 //! Protocol decisions come from [`crate::http`]; this file only moves bytes and calls the app.
 
 use super::Context;
+use crate::app::host::BodySource;
 use crate::app::host::{CallSlot, call_handle};
 use crate::app::{ConnInfo, Exchange, RequestView};
 use crate::http::body::Decoder;
@@ -194,7 +195,18 @@ pub(super) struct Io<'a> {
     beat: Option<&'a Lane>,
     /// The last request's body was not read to its end: the client may still be sending it.
     body_pending: bool,
+    /// Output is queued for an event loop rather than waited out (see [`Io::queued`]).
+    queued: bool,
 }
+
+/// A pull-mode body is produced only while less than this is queued for the client: what a stalled
+/// reader can hold of an event worker's memory is this plus one chunk.
+pub(super) const HIGH_WATER: usize = 128 * 1024;
+/// The event loop asks the producer for more once the queue has drained below this.
+pub(super) const LOW_WATER: usize = 32 * 1024;
+/// How much pushed output (an app's `write` on the event loop) may be queued before the write waits
+/// for the client.
+const PUSH_CAP: usize = 1024 * 1024;
 
 /// Why reading more input stopped.
 enum ReadStop {
@@ -211,7 +223,16 @@ impl<'a> Io<'a> {
         out: &'a mut Vec<u8>,
         io_timeout: Duration,
     ) -> Io<'a> {
-        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false, beat: None }
+        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false, beat: None, queued: false }
+    }
+
+    /// Queues output for an event loop: each block is written as far as the socket takes it at once
+    /// and the rest stays in the output buffer for the loop to send when the socket is writable; a
+    /// pull-mode body stops at [`HIGH_WATER`] and is resumed by the loop. Only a pushed write past
+    /// [`PUSH_CAP`] waits for the client.
+    pub(super) fn queued(mut self) -> Self {
+        self.queued = true;
+        self
     }
 
     /// Runs `wait` (a wait on the socket) with the lane marked as waiting.
@@ -256,6 +277,28 @@ impl<'a> Io<'a> {
         !self.dead
     }
 
+    /// Hands buffered output to the socket now (no delay). Blocking I/O waits until all of it is gone;
+    /// queued I/O writes what the socket takes and leaves the rest to the loop, waiting only past
+    /// [`PUSH_CAP`] (logged once per connection, counted in `/metrics`).
+    fn push(&mut self) -> bool {
+        if !self.queued || self.dead {
+            return self.flush();
+        }
+        if self.stream.write_some(self.out).is_err() {
+            self.dead = true;
+            self.out.clear();
+            return false;
+        }
+        if self.out.len() > PUSH_CAP {
+            if let Some(lane) = self.beat {
+                lane.push_waited();
+            }
+            tracing::debug!("a pushed response outgrew the event loop's queue; waiting for the client");
+            return self.flush();
+        }
+        true
+    }
+
     /// Reads more bytes into the read buffer, flushing pending output first (never wait on the
     /// client while it waits on us). `stop` lets an idle wait end early on shutdown.
     fn fill(
@@ -285,6 +328,10 @@ impl<'a> Io<'a> {
     }
 
     fn send(&mut self, data: &[u8]) -> bool {
+        if self.queued {
+            self.out.extend_from_slice(data);
+            return self.push();
+        }
         if !self.flush() {
             return false;
         }
@@ -344,14 +391,7 @@ struct Call<'a, 'b, 'c> {
     info: &'a ConnInfo,
     date: &'a mut DateCache,
     ctx: &'a Context<'c>,
-    decoder: Decoder,
-    reply: Reply,
-    expect: Continue,
-    body: Option<RgBodySource>,
-    /// A malformed or oversized body found while the app read it: its status replaces a 500.
-    body_error: Option<HttpError>,
-    keep_alive: bool,
-    overflow_logged: bool,
+    state: CallState,
     /// The thread's buffer for pulled body chunks and file reads.
     scratch: &'a mut Vec<u8>,
 }
@@ -373,35 +413,35 @@ impl Call<'_, '_, '_> {
                 String::from_utf8_lossy(self.head.target())
             );
             self.fail(500);
-            self.reply = Reply::Streaming(Encoder::new(Framing::NoBody));
+            self.state.reply = Reply::Streaming(Encoder::new(Framing::NoBody));
             return;
         }
         let framing = self.resp.framing(self.head.version, self.head.is_head());
-        self.keep_alive = self.keep_alive
+        self.state.keep_alive = self.state.keep_alive
             && !self.resp.close
             && framing != Framing::Close
-            && self.expect != Continue::Owed
+            && self.state.expect != Continue::Owed
             && !self.ctx.stopping()
             && !self.ctx.last_request();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let date = self.date.get(now);
-        self.resp.write(self.io.out, framing, self.head.version, self.keep_alive, date);
-        self.reply = Reply::Streaming(Encoder::new(framing));
+        self.resp.write(self.io.out, framing, self.head.version, self.state.keep_alive, date);
+        self.state.reply = Reply::Streaming(Encoder::new(framing));
     }
 
     fn send_body(&mut self, data: &[u8]) -> Result<(), i32> {
-        if matches!(self.reply, Reply::Recorded { .. }) {
+        if matches!(self.state.reply, Reply::Recorded { .. }) {
             self.begin_body();
         }
-        let Reply::Streaming(encoder) = &mut self.reply else {
+        let Reply::Streaming(encoder) = &mut self.state.reply else {
             return Err(RG_E_STATE);
         };
         if self.io.dead {
             return Err(RG_E_CLOSED);
         }
         let taken = encoder.begin_chunk(data.len(), self.io.out);
-        if taken < data.len() && encoder.framing() != Framing::NoBody && !self.overflow_logged {
-            self.overflow_logged = true;
+        if taken < data.len() && encoder.framing() != Framing::NoBody && !self.state.overflow_logged {
+            self.state.overflow_logged = true;
             tracing::error!(
                 "app wrote more body than its Content-Length for {} {}; the excess is cut",
                 String::from_utf8_lossy(self.head.method()),
@@ -417,36 +457,36 @@ impl Call<'_, '_, '_> {
         // No delay (PEP 3333, docs/abi.md): the block leaves before the app is given control back, so a
         // stream's reader sees each block when it is written. The head rides along with the first one:
         // a response written in one piece is still one send.
-        if !self.io.flush() { Err(RG_E_CLOSED) } else { Ok(()) }
+        if !self.io.push() { Err(RG_E_CLOSED) } else { Ok(()) }
     }
 
-    /// Pulls a registered pull-mode body until it ends, then closes it (exactly once).
-    fn pump_body(&mut self) {
-        let Some(source) = self.body.take() else { return };
+    /// Pulls a registered pull-mode body until it ends (dropping it closes it), or, on queued I/O,
+    /// until [`HIGH_WATER`] is queued: `true` then, with the source kept for [`resume`].
+    fn pump_body(&mut self) -> bool {
+        let Some(mut source) = self.state.body.take() else { return false };
         let mut scratch = std::mem::take(self.scratch);
-        if let Some(next) = source.next {
-            loop {
-                // SAFETY: the app registered `next` and `state` for this response; `scratch` is a
-                // writable buffer of the given length for the duration of the call.
-                let n = unsafe { next(source.state, scratch.as_mut_ptr(), scratch.len()) };
-                if n == 0 {
-                    break;
-                }
-                if n < 0 || n as usize > scratch.len() {
-                    tracing::error!("app body source failed with status {n}; aborting the response");
-                    self.io.dead = true;
-                    break;
-                }
-                if self.send_body(&scratch[..n as usize]).is_err() {
-                    break;
-                }
+        let parked = loop {
+            if self.io.queued && self.io.out.len() >= HIGH_WATER {
+                break true;
             }
-        }
+            let n = source.next(&mut scratch);
+            if n == 0 {
+                break false;
+            }
+            if n < 0 {
+                tracing::error!("app body source failed with status {n}; aborting the response");
+                self.io.dead = true;
+                break false;
+            }
+            if self.send_body(&scratch[..n as usize]).is_err() {
+                break false;
+            }
+        };
         *self.scratch = scratch;
-        if let Some(close) = source.close {
-            // SAFETY: called exactly once, after the last `next`, as the ABI promises.
-            unsafe { close(source.state) };
+        if parked {
+            self.state.body = Some(source);
         }
+        parked
     }
 
     /// Copies `len` bytes of `file` from `offset` into the response through the scratch buffer (TLS,
@@ -486,30 +526,31 @@ impl Call<'_, '_, '_> {
             String::from_utf8_lossy(self.head.method()),
             String::from_utf8_lossy(self.head.target())
         );
-        self.keep_alive = false;
+        self.state.keep_alive = false;
         RG_E_IO
     }
 
     /// Replaces whatever the app did with a complete error response and closes afterwards.
     fn fail(&mut self, status: u16) {
-        self.keep_alive = false;
+        self.state.keep_alive = false;
         let with_body = !self.head.is_head();
         let date = self.date().to_owned();
         response::write_error(self.io.out, status, &date, with_body);
         self.resp.status = status;
     }
 
-    /// Completes the response after `handle` returned `code`.
-    fn finish(&mut self, code: i32) {
+    /// Completes the response after `handle` returned `code`; `false` when a pull-mode body was
+    /// parked half-way (queued I/O) and the response is completed by [`resume`].
+    fn finish(&mut self, code: i32) -> bool {
         if code == RG_OK {
-            self.pump_body();
-        } else if let Some(source) = self.body.take() {
-            if let Some(close) = source.close {
-                // SAFETY: the body is never pulled after a failed handle; close it exactly once.
-                unsafe { close(source.state) };
+            if self.pump_body() {
+                return false;
             }
+        } else {
+            // The body is never pulled after a failed handle: dropping it closes it.
+            self.state.body = None;
         }
-        match (&mut self.reply, code) {
+        match (&mut self.state.reply, code) {
             (Reply::Streaming(encoder), RG_OK) => {
                 let missing = encoder.finish(self.io.out);
                 if missing > 0 {
@@ -519,7 +560,7 @@ impl Call<'_, '_, '_> {
                         String::from_utf8_lossy(self.head.target())
                     );
                     // Send what the app wrote (the client sees a short body), then close.
-                    self.keep_alive = false;
+                    self.state.keep_alive = false;
                 }
             }
             (Reply::Streaming(_), _) => {
@@ -530,15 +571,15 @@ impl Call<'_, '_, '_> {
             }
             (Reply::Recorded { .. }, RG_OK) => {
                 self.begin_body();
-                if let Reply::Streaming(encoder) = &mut self.reply
+                if let Reply::Streaming(encoder) = &mut self.state.reply
                     && encoder.finish(self.io.out) > 0
                 {
                     tracing::error!("app sent no body but a non-zero Content-Length; closing the connection");
-                    self.keep_alive = false;
+                    self.state.keep_alive = false;
                 }
             }
             (_, _) => {
-                let status = match self.body_error {
+                let status = match self.state.body_error {
                     Some(e) => e.status(),
                     None => {
                         if code == RG_OK {
@@ -552,15 +593,16 @@ impl Call<'_, '_, '_> {
                 self.fail(status);
             }
         }
+        true
     }
 
     /// The body ended before its framing said: a client that left gets nothing more (it cannot read an
     /// answer), one that stalled past `--timeout` gets 408 if nothing was sent yet.
     fn body_cut_short(&mut self, stop: ReadStop) -> i32 {
-        self.keep_alive = false;
+        self.state.keep_alive = false;
         match stop {
             ReadStop::TimedOut => {
-                self.body_error =
+                self.state.body_error =
                     Some(HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"));
             }
             ReadStop::Eof | ReadStop::Failed | ReadStop::Stopping => self.io.dead = true,
@@ -571,22 +613,22 @@ impl Call<'_, '_, '_> {
     /// Reads and discards the body the app left unread, so the next request starts in the right
     /// place; gives up (closing the connection) past a bound.
     fn drain_body(&mut self) {
-        if self.decoder.is_done() || !self.keep_alive || self.io.dead {
+        if self.state.decoder.is_done() || !self.state.keep_alive || self.io.dead {
             return;
         }
-        if self.expect == Continue::Owed {
-            self.keep_alive = false;
+        if self.state.expect == Continue::Owed {
+            self.state.keep_alive = false;
             return;
         }
         let mut drained = 0u64;
         let mut sink = [0u8; 4096];
-        while !self.decoder.is_done() {
+        while !self.state.decoder.is_done() {
             match self.read_body(&mut sink) {
                 // The last read of a chunked body may decode only the terminator and trailers.
-                Ok(0) if self.decoder.is_done() => {}
+                Ok(0) if self.state.decoder.is_done() => {}
                 Ok(n) if n > 0 && drained + (n as u64) <= MAX_DRAIN => drained += n as u64,
                 _ => {
-                    self.keep_alive = false;
+                    self.state.keep_alive = false;
                     return;
                 }
             }
@@ -596,13 +638,13 @@ impl Call<'_, '_, '_> {
 
 impl Exchange for Call<'_, '_, '_> {
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
-        if self.decoder.is_done() || buf.is_empty() {
+        if self.state.decoder.is_done() || buf.is_empty() {
             return Ok(0);
         }
         // Once the final response has begun a 100 would land inside it: the client then sends the body
         // after its own wait, and the head already said `Connection: close`.
-        if self.expect == Continue::Owed && !matches!(self.reply, Reply::Streaming(_)) {
-            self.expect = Continue::Sent;
+        if self.state.expect == Continue::Owed && !matches!(self.state.reply, Reply::Streaming(_)) {
+            self.state.expect = Continue::Sent;
             self.io.out.extend_from_slice(CONTINUE_100);
             if !self.io.flush() {
                 return Err(RG_E_CLOSED);
@@ -613,9 +655,9 @@ impl Exchange for Call<'_, '_, '_> {
             if !self.io.rbuf.is_empty() {
                 let avail = self.io.rbuf.data();
                 let limit = avail.len().min(buf.len());
-                let step = self.decoder.decode(&avail[..limit]).map_err(|e| {
-                    self.body_error = Some(e);
-                    self.keep_alive = false;
+                let step = self.state.decoder.decode(&avail[..limit]).map_err(|e| {
+                    self.state.body_error = Some(e);
+                    self.state.keep_alive = false;
                     RG_E_IO
                 })?;
                 let n = step.data.len();
@@ -628,9 +670,9 @@ impl Exchange for Call<'_, '_, '_> {
             }
             // A Content-Length body with nothing buffered: read straight into the app's buffer (after
             // sending what the app wrote so far, as `fill` does).
-            if let Some(remaining) = self.decoder.remaining_hint() {
+            if let Some(remaining) = self.state.decoder.remaining_hint() {
                 if !self.io.flush() {
-                    self.keep_alive = false;
+                    self.state.keep_alive = false;
                     return Err(RG_E_CLOSED);
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
@@ -641,7 +683,7 @@ impl Exchange for Call<'_, '_, '_> {
                     }
                     Err(_) => Err(self.body_cut_short(ReadStop::Failed)),
                     Ok(n) => {
-                        let _ = self.decoder.decode(&buf[..n]);
+                        let _ = self.state.decoder.decode(&buf[..n]);
                         Ok(n)
                     }
                 };
@@ -659,20 +701,20 @@ impl Exchange for Call<'_, '_, '_> {
         headers: &[RgHeader],
         replace: bool,
     ) -> Result<(), i32> {
-        match self.reply {
+        match self.state.reply {
             Reply::Streaming(_) => return Err(RG_E_STATE),
             Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
             Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
             Reply::Recorded { .. } | Reply::None => {}
         }
-        let replaced = matches!(self.reply, Reply::Recorded { .. });
+        let replaced = matches!(self.state.reply, Reply::Recorded { .. });
         // SAFETY: the host function lent `headers` for this call; their strings too.
         let pairs = headers
             .iter()
             .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
         match self.resp.set(status, reason, pairs) {
             Ok(()) => {
-                self.reply = Reply::Recorded { replaced };
+                self.state.reply = Reply::Recorded { replaced };
                 Ok(())
             }
             Err(e) => {
@@ -681,14 +723,14 @@ impl Exchange for Call<'_, '_, '_> {
                     String::from_utf8_lossy(self.head.method()),
                     String::from_utf8_lossy(self.head.target())
                 );
-                self.reply = Reply::None;
+                self.state.reply = Reply::None;
                 Err(RG_E_INVALID)
             }
         }
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), i32> {
-        if matches!(self.reply, Reply::None) {
+        if matches!(self.state.reply, Reply::None) {
             return Err(RG_E_STATE);
         }
         if data.is_empty() {
@@ -698,10 +740,10 @@ impl Exchange for Call<'_, '_, '_> {
     }
 
     fn set_body(&mut self, source: RgBodySource) -> Result<(), i32> {
-        if self.body.is_some() || source.next.is_none() {
+        if self.state.body.is_some() {
             return Err(RG_E_STATE);
         }
-        self.body = Some(source);
+        self.state.body = Some(BodySource::new(source).ok_or(RG_E_STATE)?);
         Ok(())
     }
 
@@ -710,12 +752,12 @@ impl Exchange for Call<'_, '_, '_> {
     }
 
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
-        match self.reply {
+        match self.state.reply {
             Reply::None => return Err(RG_E_STATE),
             Reply::Recorded { .. } => self.begin_body(),
             Reply::Streaming(_) => {}
         }
-        let Reply::Streaming(encoder) = &mut self.reply else { return Err(RG_E_STATE) };
+        let Reply::Streaming(encoder) = &mut self.state.reply else { return Err(RG_E_STATE) };
         let (framing, len) = (encoder.framing(), len.min(encoder.room()));
         // What the framing takes no more of is never read (a HEAD of a large file reads nothing);
         // the head still leaves now.
@@ -866,14 +908,14 @@ pub(super) fn exchange<'a, 'c: 'a>(
     info: &ConnInfo,
     ctx: &Context<'c>,
     started: Instant,
-) -> After {
+) -> Result<After, Box<Parked>> {
     let checked = apply_forwarded(shared, info, ctx)
         .and_then(|()| Decoder::new(shared.head.framing, ctx.settings.limit_request_body));
     let decoder = match checked {
         Ok(d) => d,
         Err(e) => {
             refuse(io, shared, info, ctx, e, started);
-            return After::Close;
+            return Ok(After::Close);
         }
     };
     let Shared { head, resp, view, date, scratch, lane } = shared;
@@ -888,18 +930,20 @@ pub(super) fn exchange<'a, 'c: 'a>(
     let mut call = Call {
         io,
         head,
-        resp,
+        resp: &mut *resp,
         view,
         info,
         date,
         ctx,
-        decoder,
-        reply: Reply::None,
-        expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
-        body: None,
-        body_error: None,
-        keep_alive: head.keep_alive,
-        overflow_logged: false,
+        state: CallState {
+            decoder,
+            reply: Reply::None,
+            expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
+            body: None,
+            body_error: None,
+            keep_alive: head.keep_alive,
+            overflow_logged: false,
+        },
         scratch,
     };
     let code = {
@@ -907,23 +951,101 @@ pub(super) fn exchange<'a, 'c: 'a>(
         request.call = call_handle(&mut slot);
         ctx.app.handle(&request)
     };
-    call.finish(code);
-    // The end of the body (a chunked terminator) leaves now too: the client may be waiting for it
-    // while we drain, or while the next pipelined request runs.
-    call.io.flush();
-    call.drain_body();
-    let sent = match &call.reply {
-        Reply::Streaming(enc) => enc.sent,
-        _ => 0,
-    };
-    if let Some(log) = ctx.access_log {
-        log.write(&Record { head, info, resp: call.resp, status: call.resp.status, sent, started });
+    if call.finish(code) {
+        return Ok(call.conclude(started));
     }
-    ctx.count_request(lane, call.resp.status, started);
-    call.io.body_pending = !call.decoder.is_done();
-    // What the response announced holds, even if a stop came since: a client told "keep-alive" may send
-    // its next request at once, and the idle wait gives it the stop's grace.
-    if call.keep_alive && !call.io.dead { After::KeepAlive } else { After::Close }
+    let state = call.into_state();
+    Err(Box::new(Parked { head: std::mem::take(head), resp: std::mem::take(resp), state, started }))
+}
+
+/// A response whose pull-mode body the event loop produces as its client reads it ([`Io::queued`]):
+/// what the exchange needs once `handle` has returned and the thread's buffers serve other requests.
+pub(super) struct Parked {
+    head: RequestHead,
+    resp: ResponseHead,
+    state: CallState,
+    started: Instant,
+}
+
+/// The parts of a [`Call`] it owns (the rest it borrows), which a parked response keeps.
+struct CallState {
+    decoder: Decoder,
+    reply: Reply,
+    expect: Continue,
+    body: Option<BodySource>,
+    /// A malformed or oversized body found while the app read it: its status replaces a 500.
+    body_error: Option<HttpError>,
+    keep_alive: bool,
+    overflow_logged: bool,
+}
+
+impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
+    /// The call around a parked response, to go on producing it.
+    fn resumed(
+        io: &'a mut Io<'b>,
+        (head, resp): (&'a RequestHead, &'a mut ResponseHead),
+        state: CallState,
+        shared: &'a mut Shared,
+        info: &'a ConnInfo,
+        ctx: &'a Context<'c>,
+    ) -> Self {
+        Call {
+            io,
+            head,
+            resp,
+            view: &mut shared.view,
+            info,
+            date: &mut shared.date,
+            ctx,
+            state,
+            scratch: &mut shared.scratch,
+        }
+    }
+
+    fn into_state(self) -> CallState {
+        self.state
+    }
+
+    /// Ends the exchange once its response is complete: the body's end leaves, what the app left
+    /// unread is drained, the request is logged and counted; what the connection does next.
+    fn conclude(mut self, started: Instant) -> After {
+        // The end of the body (a chunked terminator) leaves now too: the client may be waiting for it
+        // while we drain, or while the next pipelined request runs.
+        self.io.push();
+        self.drain_body();
+        let sent = match &self.state.reply {
+            Reply::Streaming(enc) => enc.sent,
+            _ => 0,
+        };
+        let (head, info, resp) = (self.head, self.info, &*self.resp);
+        if let Some(log) = self.ctx.access_log {
+            log.write(&Record { head, info, resp, status: resp.status, sent, started });
+        }
+        self.ctx.count_request(self.io.beat, resp.status, started);
+        self.io.body_pending = !self.state.decoder.is_done();
+        // What the response announced holds, even if a stop came since: a client told "keep-alive" may
+        // send its next request at once, and the idle wait gives it the stop's grace.
+        if self.state.keep_alive && !self.io.dead { After::KeepAlive } else { After::Close }
+    }
+}
+
+/// Goes on producing a parked response into the output queue: `Ok` with what the connection does
+/// next once the response is complete, or the response parked again at [`HIGH_WATER`].
+pub(super) fn resume<'a, 'c: 'a>(
+    parked: Box<Parked>,
+    io: &mut Io<'a>,
+    shared: &mut Shared,
+    info: &ConnInfo,
+    ctx: &Context<'c>,
+) -> Result<After, Box<Parked>> {
+    io.beat = ctx.lane(shared.lane);
+    let Parked { head, mut resp, state, started } = *parked;
+    let mut call = Call::resumed(io, (&head, &mut resp), state, shared, info, ctx);
+    if call.finish(RG_OK) {
+        return Ok(call.conclude(started));
+    }
+    let state = call.into_state();
+    Err(Box::new(Parked { head, resp, state, started }))
 }
 
 /// Serves requests on `stream` until the connection ends, waiting (with deadlines) whenever the client
@@ -993,7 +1115,8 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
         let (after, client_may_send) = match parsed {
             Ok(()) => {
                 served += 1;
-                let after = exchange(&mut io, shared, info, ctx, started);
+                // Blocking I/O never parks a response: each is complete when exchange returns.
+                let after = exchange(&mut io, shared, info, ctx, started).unwrap_or(After::Close);
                 (after, io.body_pending)
             }
             Err(e) => {

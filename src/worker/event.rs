@@ -12,7 +12,9 @@
 //! body still in flight, or streams a body larger than the output buffer (pushed, or pulled with
 //! `set_body`) to a client that reads slowly, waits inline with the blocking helpers' deadlines.
 
-use super::connection::{self, After, Io, OUT_CAPACITY, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared};
+use super::connection::{
+    self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
+};
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
@@ -54,6 +56,9 @@ enum Phase {
     Head,
     /// Output is waiting for the socket; afterwards the connection persists or closes.
     Writing(After),
+    /// A pull-mode body is being produced as the client takes it: refilled below
+    /// [`connection::LOW_WATER`], parked at [`connection::HIGH_WATER`].
+    Streaming,
     /// Our side is shut; we read and discard until the client closes or `LINGER` passes.
     Lingering,
 }
@@ -71,6 +76,44 @@ struct Conn {
     linger: bool,
     /// Accepted, and no byte has arrived yet: the client's first request is on its way.
     fresh: bool,
+    /// The response being produced in [`Phase::Streaming`]; dropping it closes the app's body.
+    parked: Option<Box<Parked>>,
+    /// How fast the client takes what waits for it (`--min-rate`).
+    rate: Rate,
+}
+
+/// The minimum-rate rule: while output waits for the client, it must take at least `--min-rate`
+/// bytes a second, measured over each `--min-rate-period`; a client that takes less is dropped. The
+/// period restarts whenever nothing waits (the app is the slow one then, or nothing is due).
+#[derive(Clone, Copy, Debug)]
+struct Rate {
+    since: Instant,
+    taken: u64,
+}
+
+impl Rate {
+    fn new(now: Instant) -> Rate {
+        Rate { since: now, taken: 0 }
+    }
+
+    /// Whether a client that had output waiting all along took too little over a finished period;
+    /// a finished period that passes starts the next one.
+    fn too_slow(&mut self, now: Instant, waiting: bool, settings: &crate::config::Settings) -> bool {
+        if !waiting || settings.min_rate == 0 {
+            *self = Rate::new(now);
+            return false;
+        }
+        let period = settings.min_rate_period;
+        if now.duration_since(self.since) < period {
+            return false;
+        }
+        let owed = settings.min_rate.saturating_mul(period.as_secs().max(1));
+        if self.taken < owed {
+            return true;
+        }
+        *self = Rate::new(now);
+        false
+    }
 }
 
 /// The loop's state.
@@ -314,6 +357,8 @@ impl Loop<'_, '_> {
             writing: false,
             linger: false,
             fresh: true,
+            parked: None,
+            rate: Rate::new(Instant::now()),
         });
         self.live += 1;
         if self.ctx.settings.proxy_protocol {
@@ -471,13 +516,36 @@ impl Loop<'_, '_> {
                         }
                     }
                 }
-                Phase::Writing(then) => {
-                    match write_some(&mut conn.stream, &mut conn.out) {
-                        Err(_) => return self.close(token),
-                        Ok(false) => {
-                            conn.deadline = Instant::now() + settings.io_timeout;
+                Phase::Streaming => {
+                    if send(conn).is_err() {
+                        return self.close(token);
+                    }
+                    if conn.out.len() > LOW_WATER {
+                        return self.want_write(token, true);
+                    }
+                    let Some(parked) = conn.parked.take() else { return self.close(token) };
+                    let mut io =
+                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout)
+                            .queued();
+                    let resumed = connection::resume(parked, &mut io, &mut self.shared, &conn.info, self.ctx);
+                    if io.is_dead() {
+                        // The client is gone or the body failed: dropping the response closes its body.
+                        return self.close(token);
+                    }
+                    conn.linger = io.body_pending();
+                    match resumed {
+                        Ok(after) => conn.phase = Phase::Writing(after),
+                        // One refill per wake-up, so a fast client of a long body takes its turn.
+                        Err(parked) => {
+                            conn.parked = Some(parked);
                             return self.want_write(token, true);
                         }
+                    }
+                }
+                Phase::Writing(then) => {
+                    match send(conn) {
+                        Err(_) => return self.close(token),
+                        Ok(false) => return self.want_write(token, true),
                         Ok(true) => {}
                     }
                     match then {
@@ -523,10 +591,14 @@ impl Loop<'_, '_> {
                     if self.pool.is_some() {
                         return self.dispatch(token);
                     }
-                    let then = run_requests(conn, &mut self.shared, self.ctx);
+                    let then = run_requests(conn, &mut self.shared, self.ctx, true);
                     let Some(conn) = self.conns[token].as_mut() else { return };
                     match then {
-                        Some(after) => conn.phase = Phase::Writing(after),
+                        Some(Phase::Streaming) => {
+                            conn.phase = Phase::Streaming;
+                            return self.want_write(token, true);
+                        }
+                        Some(phase) => conn.phase = phase,
                         // No complete head: wait for more bytes.
                         None if conn.out.is_empty() => return,
                         None => conn.phase = Phase::Writing(After::KeepAlive),
@@ -568,10 +640,10 @@ impl Loop<'_, '_> {
         let mut byte = [0u8; 64];
         let Some(pool) = &mut self.pool else { return };
         while matches!(std::io::Read::read(&mut pool.wake, &mut byte), Ok(n) if n > 0) {}
-        let back: Vec<(usize, Conn, After)> = pool.done.try_iter().collect();
-        for (token, mut conn, after) in back {
+        let back: Vec<(usize, Conn, Phase)> = pool.done.try_iter().collect();
+        for (token, mut conn, phase) in back {
             conn.writing = false;
-            conn.phase = Phase::Writing(after);
+            conn.phase = phase;
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
             if self.epoll.add(conn.stream.as_fd(), EpollEvent::new(flags, token as u64)).is_err() {
                 self.free.push(token);
@@ -619,11 +691,27 @@ impl Loop<'_, '_> {
         }
         for token in 0..self.conns.len() {
             let Some(conn) = self.conns[token].as_mut() else { continue };
+            if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) {
+                if conn.rate.too_slow(now, conn.writing, self.ctx.settings) {
+                    tracing::info!(
+                        "Dropped a client taking its response slower than --min-rate ({} bytes in {:?}): ip={}",
+                        conn.rate.taken,
+                        self.ctx.settings.min_rate_period,
+                        conn.info.peer_or_unix()
+                    );
+                    if let Some(lane) = self.ctx.lane(0) {
+                        lane.dropped_too_slow();
+                    }
+                    self.close(token);
+                }
+                continue;
+            }
             if now < conn.deadline {
                 continue;
             }
             match conn.phase {
-                Phase::Proxy | Phase::Idle | Phase::Lingering | Phase::Writing(_) => self.close(token),
+                Phase::Writing(_) | Phase::Streaming => {}
+                Phase::Proxy | Phase::Idle | Phase::Lingering => self.close(token),
                 Phase::Head => {
                     let e = HttpError::new(ErrorKind::HeadTimeout, "request head not received in time");
                     let mut io = Io::new(
@@ -643,38 +731,50 @@ impl Loop<'_, '_> {
     }
 }
 
-/// Runs the complete requests in a connection's read buffer, batching their responses; returns what
-/// the connection does once the output is written, or `None` when no complete head is buffered and
-/// nothing was produced. Runs on the loop, or on a pool thread with the connection handed over.
-fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Option<After> {
+/// Runs the complete requests in a connection's read buffer; returns the phase that writes what they
+/// left queued ([`Phase::Writing`] with what the connection does next, or [`Phase::Streaming`] when a
+/// pull-mode body was parked in `conn.parked`), or `None` when no complete head is buffered and
+/// nothing was produced. Runs on the loop with `queued` output, or on a pool thread (with the
+/// connection handed over) waiting on the client as the blocking classes do.
+fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued: bool) -> Option<Phase> {
     let settings = ctx.settings;
     let mut ran = false;
     loop {
         let started = Instant::now();
         let parsed = parse_head(conn.rbuf.data(), &settings.limits, shared.head_mut());
         let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+        if queued {
+            io = io.queued();
+        }
         match parsed {
-            Ok(None) => return ran.then_some(After::KeepAlive),
+            Ok(None) => return ran.then_some(Phase::Writing(After::KeepAlive)),
             Err(e) => {
                 connection::refuse(&mut io, shared, &conn.info, ctx, e, started);
                 conn.linger = true;
-                return Some(After::Close);
+                return Some(Phase::Writing(After::Close));
             }
             Ok(Some(n)) => {
                 io.consume_input(n);
-                let after = connection::exchange(&mut io, shared, &conn.info, ctx, started);
+                let exchanged = connection::exchange(&mut io, shared, &conn.info, ctx, started);
                 ran = true;
                 if io.is_dead() {
                     // The client is gone or unwritable: nothing buffered for it may go out.
                     conn.out.clear();
-                    return Some(After::Close);
+                    return Some(Phase::Writing(After::Close));
                 }
+                let after = match exchanged {
+                    Ok(after) => after,
+                    Err(parked) => {
+                        conn.parked = Some(parked);
+                        return Some(Phase::Streaming);
+                    }
+                };
                 if after == After::Close {
                     conn.linger = io.body_pending();
-                    return Some(After::Close);
+                    return Some(Phase::Writing(After::Close));
                 }
-                if conn.out.len() >= FLUSH_AT || conn.rbuf.is_empty() {
-                    return Some(After::KeepAlive);
+                if !conn.out.is_empty() || conn.rbuf.is_empty() {
+                    return Some(Phase::Writing(After::KeepAlive));
                 }
             }
         }
@@ -685,7 +785,7 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>) -> Opti
 /// slow app never stalls the loop), and hands them back with their output buffered.
 fn pool_thread(
     jobs: &Mutex<Receiver<(usize, Conn)>>,
-    done: Sender<(usize, Conn, After)>,
+    done: Sender<(usize, Conn, Phase)>,
     wake: &OwnedFd,
     ctx: &Context<'_>,
     lane: usize,
@@ -702,12 +802,22 @@ fn pool_thread(
             lane.awake();
         }
         let Ok((token, mut conn)) = job else { return };
-        let after = run_requests(&mut conn, &mut shared, ctx).unwrap_or(After::KeepAlive);
-        if done.send((token, conn, after)).is_err() {
+        let phase =
+            run_requests(&mut conn, &mut shared, ctx, false).unwrap_or(Phase::Writing(After::KeepAlive));
+        if done.send((token, conn, phase)).is_err() {
             return;
         }
         let _ = nix::unistd::write(wake, b"!");
     }
+}
+
+/// Writes what the socket takes of a connection's output now, counting it for the minimum rate;
+/// `Ok(true)` when all of it is gone.
+fn send(conn: &mut Conn) -> io::Result<bool> {
+    let before = conn.out.len();
+    let result = conn.stream.write_some(&mut conn.out);
+    conn.rate.taken += (before - conn.out.len()) as u64;
+    result
 }
 
 /// Most spare buffers of each kind a loop keeps: enough for the connections that turn over between
@@ -751,24 +861,6 @@ impl Spares {
 /// The loop's side of the app-call pool.
 struct Pool {
     jobs: Sender<(usize, Conn)>,
-    done: Receiver<(usize, Conn, After)>,
+    done: Receiver<(usize, Conn, Phase)>,
     wake: std::fs::File,
-}
-
-/// Writes as much of `out` as the socket takes now; `Ok(true)` when all of it is gone.
-fn write_some(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<bool> {
-    let mut written = 0;
-    let result = loop {
-        if written == out.len() {
-            break Ok(true);
-        }
-        match stream.try_write(&out[written..]) {
-            Ok(Some(0)) => break Err(io::ErrorKind::WriteZero.into()),
-            Ok(Some(n)) => written += n,
-            Ok(None) => break Ok(false),
-            Err(e) => break Err(e),
-        }
-    };
-    out.drain(..written);
-    result
 }

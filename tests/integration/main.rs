@@ -22,6 +22,7 @@ mod procs;
 mod proxies;
 mod send_file;
 mod shutdown;
+mod slow_clients;
 mod streaming;
 mod supervision;
 mod systemd;

@@ -1,0 +1,78 @@
+//! Clients that stop reading cannot freeze an event loop or hold a worker's memory: a pull-mode body
+//! (`set_body`, a WSGI iterable) is produced only as the client takes it, into a bounded queue, while
+//! the loop serves everyone else; and a client that takes its response slower than `--min-rate` over
+//! `--min-rate-period` is dropped.
+
+use crate::support::{Server, WAIT};
+use crate::wsgi::rss;
+use std::io::{Read, Write};
+use std::time::Instant;
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn one_event_loop_serves_a_hundred_requests_while_a_client_stops_reading_a_100_mb_body() {
+    let server = Server::builder("chaos")
+        .args(&["-k", "event", "--min-rate-period", "2", "--metrics-bind", "127.0.0.1:0"])
+        .start();
+    let worker = server.wait_for_workers(1)[0];
+    let mut stalled = server.connect();
+    stalled.write_all(b"GET /big?bytes=100000000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    // The response has started (its head is here), and then this client reads nothing more.
+    let mut first = [0u8; 1024];
+    assert!(stalled.read(&mut first).unwrap() > 0);
+    let since = Instant::now();
+    for i in 0..100 {
+        let resp = server.get(&format!("/ok?{i}"));
+        assert_eq!(resp.text(), "ok", "request {i} while a client stalls");
+    }
+    // The loop did not wait on the stalled client: what it holds for it is a bounded queue.
+    assert!(rss(worker) < 64 * MIB, "the worker holds {} MiB", rss(worker) / MIB);
+    // Reading nothing is slower than any minimum rate: the server drops the client.
+    let mut got = 1024u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    server.wait_for_log("Dropped a client taking its response slower than --min-rate");
+    loop {
+        match stalled.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+        assert!(since.elapsed() < WAIT, "the stalled client was never dropped");
+    }
+    assert!(got < 100_000_000, "the stalled client got the whole body");
+    assert_eq!(server.metrics()["rustgun_slow_clients_dropped_total"], 1.0);
+    // The same worker goes on serving.
+    assert_eq!(server.get("/ok").text(), "ok");
+    assert_eq!(server.wait_for_workers(1), vec![worker]);
+}
+
+#[test]
+fn a_client_that_reads_a_long_body_to_its_end_gets_every_byte_from_the_event_loop() {
+    let server = Server::builder("chaos").args(&["-k", "event"]).start();
+    let mut client = server.connect();
+    client.write_all(b"GET /big?bytes=50000000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let head_end = loop {
+        let n = client.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed early");
+        all.extend_from_slice(&chunk[..n]);
+        if let Some(at) = all.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let mut body = (all.len() - head_end) as u64;
+    assert!(all[head_end..].iter().all(|&b| b == b'x'));
+    while body < 50_000_000 {
+        let n = client.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed after {body} bytes");
+        assert!(chunk[..n].iter().all(|&b| b == b'x'), "a wrong byte after {body}");
+        body += n as u64;
+    }
+    assert_eq!(body, 50_000_000);
+    // The connection persists after the long response.
+    client.write_all(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(String::from_utf8_lossy(&rest).ends_with("\r\n\r\nok"), "{:?}", String::from_utf8_lossy(&rest));
+}
