@@ -1,9 +1,14 @@
-//! Serving one connection with blocking semantics (deadline-bounded waits on a non-blocking socket):
-//! read a head, run the app, frame its response, drain what it did not read, repeat while the
-//! connection may persist. The sync worker runs this for one connection at a time; the threaded worker
-//! runs it on each of its threads.
+//! One exchange — read a head, run the app, frame its response, drain what it did not read — and the
+//! blocking loop of the sync and threads classes around it (deadline-bounded waits on a non-blocking
+//! socket), repeated while the connection may persist.
 //!
-//! Protocol decisions come from [`crate::http`]; this file only moves bytes and calls the app.
+//! Every block the app writes or a body yields is handed to the socket before the app runs again (no
+//! delay). With blocking I/O the exchange waits until the socket took it; with queued I/O
+//! ([`Io::queued`], the event loop) what the socket did not take stays queued, and a pull-mode body
+//! past [`HIGH_WATER`] is [`Parked`] for the loop to [`resume`].
+//!
+//! Protocol decisions come from [`crate::http`]; the keep-alive decision still lives here and in the
+//! event loop (the sans-I/O `http::conn` that will own it is the next step of the connection core).
 
 use super::Context;
 use crate::app::host::BodySource;

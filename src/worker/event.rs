@@ -2,15 +2,17 @@
 //! non-blocking sockets, so an idle keep-alive client costs a few hundred bytes and no thread.
 //!
 //! Each connection moves through a small set of phases ([`Phase`]): idle between requests, receiving a
-//! head, writing a response, lingering before close. When a complete head has arrived the loop runs the
-//! exchange inline — the same [`connection::exchange`] the blocking classes use, so the protocol, the
-//! limits and the app boundary are shared — and writes the response without blocking, finishing it
-//! when the socket becomes writable again. Pipelined requests are answered in one batch. Listeners are
-//! registered with `EPOLLEXCLUSIVE`, so one connection wakes one worker, not all of them.
+//! head, writing a response, streaming a parked pull-mode body, lingering before close. When a complete
+//! head has arrived the loop runs the exchange inline — the same [`connection::exchange`] the blocking
+//! classes use, so the protocol, the limits and the app boundary are shared — with queued output: what
+//! the socket does not take at once is written when it becomes writable, and a pull-mode body is
+//! produced only as the client takes it ([`connection::resume`]). A client slower than `--min-rate`
+//! is dropped ([`Rate`]). Listeners are registered with `EPOLLEXCLUSIVE`, so one connection wakes one
+//! worker, not all of them.
 //!
-//! Not here: the exchange itself (`connection`), timeouts' values (`config`). An app call that reads a
-//! body still in flight, or streams a body larger than the output buffer (pushed, or pulled with
-//! `set_body`) to a client that reads slowly, waits inline with the blocking helpers' deadlines.
+//! Not here: the exchange itself (`connection`), timeouts' values (`config`). Still waiting inline
+//! without `--threads`: an app call that reads a body still in flight, a push past the queue's cap,
+//! and `send_file`.
 
 use super::connection::{
     self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
@@ -40,8 +42,9 @@ const LISTENER: u64 = 1 << 62;
 const ACCEPTS_PER_WAKE: usize = 1;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_millis(250);
-/// Output buffered beyond this is written before more pipelined requests are run.
-const FLUSH_AT: usize = 64 * 1024;
+/// One wake-up reads at most this much of a connection's input (pipelined requests beyond it wait
+/// for the next), so a burst never grows its read buffer past this plus one chunk.
+const READ_BATCH: usize = 64 * 1024;
 /// How long a closing connection may keep sending before it is dropped.
 const LINGER: Duration = Duration::from_secs(1);
 
@@ -474,7 +477,7 @@ impl Loop<'_, '_> {
                         conn.phase = Phase::Head;
                         conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
                     }
-                    if n < offered || conn.rbuf.data().len() >= FLUSH_AT {
+                    if n < offered || conn.rbuf.data().len() >= READ_BATCH {
                         return Ok(true);
                     }
                 }
