@@ -14,8 +14,10 @@ fn a_worker_stuck_in_a_loop_is_aborted_after_the_timeout_and_replaced() {
     let server = Server::builder("chaos").workers(2).args(&["--timeout", "2"]).start();
     let before = server.wait_for_workers(2);
     let mut stuck = server.connect();
-    stuck.write_all(b"GET /loop HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    // Taken before the request leaves: a test thread descheduled after the write would otherwise
+    // start the clock late and see a punctual abort as an early one.
     let sent = Instant::now();
+    stuck.write_all(b"GET /loop HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // Other clients are served while the worker spins.
     let mut served = 0;
     while server.try_wait_for_log("WORKER TIMEOUT", Duration::from_millis(100)).is_none() {
