@@ -107,6 +107,12 @@ pub struct Config {
     #[arg(long = "min-rate-period", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_rate_period: u64,
 
+    /// How much of a request body the event loop (without --threads) keeps in memory while it
+    /// gathers the body before calling the app; the rest waits in an unlinked temporary file, as
+    /// nginx's client_body_buffer_size. Bytes.
+    #[arg(long = "client-body-buffer-size", default_value_t = 64 * 1024)]
+    pub client_body_buffer_size: u64,
+
     /// Largest request head in bytes, request line and header fields together; larger → 431. Bounds
     /// what one connection's unfinished head may take of a worker's memory.
     #[arg(long = "limit-request-head", default_value_t = crate::http::parse::DEFAULT_HEAD_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=4 * 1024 * 1024))]
@@ -303,6 +309,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub io_timeout: Duration,
     pub limit_request_body: u64,
+    /// `--client-body-buffer-size`: the part of a gathered body the event loop keeps in memory.
+    pub client_body_buffer: usize,
     /// `--min-rate` bytes a second over `--min-rate-period`: the slowest a client may take a response.
     pub min_rate: u64,
     pub min_rate_period: Duration,
@@ -397,6 +405,7 @@ impl Config {
             // --timeout 0 turns the stall limit off; an hour stands in for never.
             io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
             limit_request_body: self.limit_request_body,
+            client_body_buffer: self.client_body_buffer_size as usize,
             min_rate: self.min_rate,
             min_rate_period: Duration::from_secs(self.min_rate_period),
             forwarded_allow_ips: self.forwarded_allow_ips.clone(),

@@ -11,6 +11,7 @@
 //! event loop (the sans-I/O `http::conn` that will own it is the next step of the connection core).
 
 use super::Context;
+use super::gather::Spool;
 use crate::app::host::BodySource;
 use crate::app::host::{CallSlot, call_handle};
 use crate::app::{ConnInfo, Exchange, RequestView};
@@ -118,6 +119,16 @@ impl ReadBuf {
         self.end += n;
     }
 
+    /// Removes `len` bytes that start `at` bytes into the data (body bytes moved to a spool).
+    pub(super) fn remove(&mut self, at: usize, len: usize) {
+        let from = self.start + at;
+        self.buf.copy_within(from + len..self.end, from);
+        self.end -= len;
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+
     pub(super) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
@@ -202,6 +213,11 @@ pub(super) struct Io<'a> {
     body_pending: bool,
     /// Output is queued for an event loop rather than waited out (see [`Io::queued`]).
     queued: bool,
+    /// The start of the next request's body, gathered to a file by the event loop: read before the
+    /// read buffer.
+    spool: Option<Spool>,
+    /// The event loop sent `100 Continue` for this request while it gathered the body.
+    continued: bool,
 }
 
 /// A pull-mode body is produced only while less than this is queued for the client: what a stalled
@@ -228,7 +244,25 @@ impl<'a> Io<'a> {
         out: &'a mut Vec<u8>,
         io_timeout: Duration,
     ) -> Io<'a> {
-        Io { stream, rbuf, out, io_timeout, dead: false, body_pending: false, beat: None, queued: false }
+        Io {
+            stream,
+            rbuf,
+            out,
+            io_timeout,
+            dead: false,
+            body_pending: false,
+            beat: None,
+            queued: false,
+            spool: None,
+            continued: false,
+        }
+    }
+
+    /// The next request's body has been gathered (the event loop, [`super::gather`]): its spooled
+    /// part, and whether `100 Continue` was already sent.
+    pub(super) fn gathered(&mut self, spool: Option<Spool>, continued: bool) {
+        self.spool = spool;
+        self.continued = continued;
     }
 
     /// Queues output for an event loop: each block is written as far as the socket takes it at once
@@ -657,6 +691,27 @@ impl Exchange for Call<'_, '_, '_> {
         }
         let deadline = Instant::now() + self.io.io_timeout;
         loop {
+            // A gathered body's spooled bytes come before anything in the read buffer. They are read
+            // into the app's buffer and decoded in place (the data never starts before its framing).
+            if let Some(spool) = self.io.spool.as_mut().filter(|s| s.unread() > 0) {
+                let got = spool.peek(buf).map_err(|e| {
+                    tracing::error!("cannot read a spooled request body back: {e}");
+                    self.state.keep_alive = false;
+                    RG_E_IO
+                })?;
+                let step = self.state.decoder.decode(&buf[..got]).map_err(|e| {
+                    self.state.body_error = Some(e);
+                    self.state.keep_alive = false;
+                    RG_E_IO
+                })?;
+                spool.take(step.consumed);
+                let n = step.data.len();
+                buf.copy_within(step.data, 0);
+                if n > 0 || step.done {
+                    return Ok(n);
+                }
+                continue;
+            }
             if !self.io.rbuf.is_empty() {
                 let avail = self.io.rbuf.data();
                 let limit = avail.len().min(buf.len());
@@ -814,7 +869,7 @@ pub(super) fn refuse(
 }
 
 /// Answers `status` with `Connection: close`, logging why (the connection closes afterwards).
-fn refuse_status(
+pub(super) fn refuse_status(
     io: &mut Io<'_>,
     shared: &mut Shared,
     info: &ConnInfo,
@@ -932,6 +987,11 @@ pub(super) fn exchange<'a, 'c: 'a>(
     // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
     // move while the app runs; the call handle is filled in once the exchange exists.
     let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
+    let expect = match (head.expect_continue, io.continued) {
+        (true, false) => Continue::Owed,
+        (true, true) => Continue::Sent,
+        (false, _) => Continue::NotExpected,
+    };
     let mut call = Call {
         io,
         head,
@@ -943,7 +1003,7 @@ pub(super) fn exchange<'a, 'c: 'a>(
         state: CallState {
             decoder,
             reply: Reply::None,
-            expect: if head.expect_continue { Continue::Owed } else { Continue::NotExpected },
+            expect,
             body: None,
             body_error: None,
             keep_alive: head.keep_alive,

@@ -17,10 +17,12 @@
 use super::connection::{
     self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
 };
+use super::gather::Gather;
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
 use crate::http::parse::parse_head;
+use crate::http::response::CONTINUE_100;
 use crate::http::{Error as HttpError, ErrorKind};
 use crate::net::{Listener, Stream};
 use crate::sys::scoreboard::Refusal;
@@ -57,6 +59,9 @@ enum Phase {
     Idle,
     /// Part of a head has arrived; answered 408 after `--header-timeout`.
     Head,
+    /// A complete head whose body is being gathered before the app runs ([`Gather`]); answered 408
+    /// when no byte comes for `--timeout` or the body arrives slower than `--min-rate`.
+    Body,
     /// Output is waiting for the socket; afterwards the connection persists or closes.
     Writing(After),
     /// A pull-mode body is being produced as the client takes it: refilled below
@@ -81,6 +86,8 @@ struct Conn {
     fresh: bool,
     /// The response being produced in [`Phase::Streaming`]; dropping it closes the app's body.
     parked: Option<Box<Parked>>,
+    /// The body being gathered in [`Phase::Body`].
+    gather: Option<Gather>,
     /// How fast the client takes what waits for it (`--min-rate`).
     rate: Rate,
 }
@@ -361,6 +368,7 @@ impl Loop<'_, '_> {
             linger: false,
             fresh: true,
             parked: None,
+            gather: None,
             rate: Rate::new(Instant::now()),
         });
         self.live += 1;
@@ -477,6 +485,10 @@ impl Loop<'_, '_> {
                         conn.phase = Phase::Head;
                         conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
                     }
+                    if conn.phase == Phase::Body {
+                        conn.rate.taken += n as u64;
+                        conn.deadline = Instant::now() + self.ctx.settings.io_timeout;
+                    }
                     if n < offered || conn.rbuf.data().len() >= READ_BATCH {
                         return Ok(true);
                     }
@@ -583,7 +595,7 @@ impl Loop<'_, '_> {
                         }
                     }
                 }
-                Phase::Idle | Phase::Head => {
+                Phase::Idle | Phase::Head | Phase::Body => {
                     if conn.rbuf.is_empty() {
                         self.recycle_idle(token);
                         return;
@@ -600,6 +612,16 @@ impl Loop<'_, '_> {
                         Some(Phase::Streaming) => {
                             conn.phase = Phase::Streaming;
                             return self.want_write(token, true);
+                        }
+                        // The body is on its way: wait for it (the stall and rate rules start now).
+                        Some(Phase::Body) => {
+                            let now = Instant::now();
+                            if conn.phase != Phase::Body {
+                                conn.rate = Rate::new(now);
+                                conn.deadline = now + settings.io_timeout;
+                            }
+                            conn.phase = Phase::Body;
+                            return;
                         }
                         Some(phase) => conn.phase = phase,
                         // No complete head: wait for more bytes.
@@ -709,14 +731,27 @@ impl Loop<'_, '_> {
                 }
                 continue;
             }
-            if now < conn.deadline {
+            let slow_body = conn.phase == Phase::Body && conn.rate.too_slow(now, true, self.ctx.settings);
+            if now < conn.deadline && !slow_body {
                 continue;
             }
             match conn.phase {
                 Phase::Writing(_) | Phase::Streaming => {}
                 Phase::Proxy | Phase::Idle | Phase::Lingering => self.close(token),
-                Phase::Head => {
-                    let e = HttpError::new(ErrorKind::HeadTimeout, "request head not received in time");
+                Phase::Head | Phase::Body => {
+                    let e = match conn.phase {
+                        Phase::Head => {
+                            HttpError::new(ErrorKind::HeadTimeout, "request head not received in time")
+                        }
+                        _ if slow_body => {
+                            if let Some(lane) = self.ctx.lane(0) {
+                                lane.dropped_too_slow();
+                            }
+                            HttpError::new(ErrorKind::BodyTimeout, "request body sent slower than --min-rate")
+                        }
+                        _ => HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"),
+                    };
+                    conn.gather = None;
                     let mut io = Io::new(
                         &mut conn.stream,
                         &mut conn.rbuf,
@@ -745,6 +780,24 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued:
     loop {
         let started = Instant::now();
         let parsed = parse_head(conn.rbuf.data(), &settings.limits, shared.head_mut());
+        if let Ok(Some(n)) = parsed
+            && queued
+        {
+            match gathered(conn, shared, n, ctx) {
+                Ok(true) => {}
+                // Whatever earlier requests or a 100 Continue left queued goes first.
+                Ok(false) if ran || !conn.out.is_empty() => return Some(Phase::Writing(After::KeepAlive)),
+                Ok(false) => return Some(Phase::Body),
+                Err(e) => {
+                    let mut io =
+                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+                    let why = format!("cannot spool its body: {e}");
+                    connection::refuse_status(&mut io, shared, &conn.info, ctx, 500, &why, started);
+                    conn.linger = true;
+                    return Some(Phase::Writing(After::Close));
+                }
+            }
+        }
         let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
         if queued {
             io = io.queued();
@@ -757,6 +810,10 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued:
                 return Some(Phase::Writing(After::Close));
             }
             Ok(Some(n)) => {
+                if let Some(gather) = conn.gather.take() {
+                    let continued = gather.continued;
+                    io.gathered(gather.into_spool(), continued);
+                }
                 io.consume_input(n);
                 let exchanged = connection::exchange(&mut io, shared, &conn.info, ctx, started);
                 ran = true;
@@ -782,6 +839,30 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued:
             }
         }
     }
+}
+
+/// Whether the body of the request whose head (`head_len` bytes) starts the read buffer is all here,
+/// gathering what arrived so far ([`Gather`]): an app on the loop is called only then, so it never
+/// waits for its client. The first time, a client that asked for `100 Continue` is told to go on (it
+/// waits for that before it sends the body). An error is a spool that could not be written.
+fn gathered(conn: &mut Conn, shared: &mut Shared, head_len: usize, ctx: &Context<'_>) -> io::Result<bool> {
+    let settings = ctx.settings;
+    if conn.gather.is_none() {
+        let head = shared.head_mut();
+        conn.gather = Gather::new(head.framing, settings.limit_request_body);
+        if let Some(gather) = conn.gather.as_mut()
+            && head.expect_continue
+        {
+            gather.continued = true;
+            conn.out.extend_from_slice(CONTINUE_100);
+        }
+    }
+    let Some(gather) = conn.gather.as_mut() else { return Ok(true) };
+    let done = gather.absorb(&mut conn.rbuf, head_len, settings.client_body_buffer);
+    if done.is_err() {
+        conn.gather = None;
+    }
+    done
 }
 
 /// A pool thread: takes connections with a complete request from the loop, runs their app calls (so a

@@ -7,6 +7,7 @@
 
 pub mod connection;
 pub mod event;
+mod gather;
 
 use crate::app::LoadError;
 use crate::app::{App, Library};

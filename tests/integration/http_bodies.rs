@@ -2,7 +2,7 @@
 //! close-delimited responses out, 100-continue, bodiless responses, and what the server does when an
 //! app's response is malformed (wrong length, bad header, failure, panic).
 
-use crate::support::{Response, Server};
+use crate::support::{Response, Server, worker_class};
 use std::io::Write;
 
 /// The chaos app's `/worker` answer (`worker N pid P`) on a fresh connection: proof the server lives.
@@ -71,9 +71,12 @@ fn responses_without_a_length_are_chunked_on_11_and_close_delimited_on_10() {
     }
 }
 
+/// Where the app reads its body as it arrives (sync, threads, the event pool), `100 Continue` is sent
+/// only when the app first reads it.
 #[test]
-fn continue_100_is_sent_only_when_the_app_reads_the_body() {
-    let server = Server::start("chaos");
+fn continue_100_is_sent_only_when_an_app_that_streams_its_body_reads_it() {
+    let pool: &[&str] = if worker_class() == "event" { &["--threads", "2"] } else { &[] };
+    let server = Server::builder("chaos").args(pool).start();
     let mut conn = server.conn();
     conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     assert_eq!(conn.take(25), b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -108,6 +111,28 @@ fn continue_100_is_sent_only_when_the_app_reads_the_body() {
     assert_eq!(all.len(), 1, "{:?}", String::from_utf8_lossy(&rest));
     assert_eq!(all[0].text(), "early:body");
     assert_eq!(all[0].header("connection"), Some("close"));
+}
+
+/// An event loop without `--threads` calls an app only once its body is all here, so it answers the
+/// client's `Expect: 100-continue` itself as soon as the head has arrived (as nginx does); whatever the
+/// app then does with the body, the connection stays in step.
+#[test]
+fn the_event_loop_says_100_continue_itself_and_calls_the_app_once_the_body_is_here() {
+    let server = Server::builder("chaos").args(&["-k", "event"]).start();
+    for (path, want) in [("/echo", "hello"), ("/noread", "did not read the body"), ("/early", "early:hello")]
+    {
+        let mut conn = server.conn();
+        conn.send(
+            format!("POST {path} HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(conn.take(25), b"HTTP/1.1 100 Continue\r\n\r\n", "{path}");
+        conn.send(b"hello");
+        let resp = conn.response();
+        assert_eq!((resp.status, resp.text().as_str()), (200, want), "{path}");
+        conn.send(b"GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(conn.response().text(), "ok", "{path}: the connection persists");
+    }
 }
 
 #[test]

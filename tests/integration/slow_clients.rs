@@ -1,9 +1,11 @@
-//! Clients that stop reading cannot freeze an event loop or hold a worker's memory: a pull-mode body
-//! (`set_body`, a WSGI iterable) is produced only as the client takes it, into a bounded queue, while
-//! the loop serves everyone else; and a client that takes its response slower than `--min-rate` over
-//! `--min-rate-period` is dropped.
+//! Slow clients cannot freeze an event loop or hold a worker's memory. A pull-mode body (`set_body`, a
+//! WSGI iterable) is produced only as the client takes it, into a bounded queue, while the loop serves
+//! everyone else; a request body is gathered before the app runs on the loop (in memory up to
+//! `--client-body-buffer-size`, then in an unlinked temporary file); and a client that sends its body
+//! or takes its response slower than `--min-rate` over `--min-rate-period` is dropped.
 
-use crate::support::{Server, WAIT};
+use crate::procs::poll_for;
+use crate::support::{Response, Server, WAIT};
 use crate::wsgi::rss;
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -75,4 +77,74 @@ fn a_client_that_reads_a_long_body_to_its_end_gets_every_byte_from_the_event_loo
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).unwrap();
     assert!(String::from_utf8_lossy(&rest).ends_with("\r\n\r\nok"), "{:?}", String::from_utf8_lossy(&rest));
+}
+
+/// The worker's descriptors that point at a deleted file (a spooled body).
+fn spools(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().ends_with("(deleted)"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_event_loop_serves_a_hundred_requests_while_a_client_trickles_its_upload_and_drops_it_by_the_rate() {
+    let server = Server::builder("chaos").args(&["-k", "event", "--min-rate-period", "2"]).start();
+    let mut trickler = server.connect();
+    trickler.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    let mut writer = trickler.try_clone().unwrap();
+    // A byte every 20 ms (50 B/s, under the default 500), until the server gives up on it.
+    let sender = std::thread::spawn(move || {
+        for _ in 0..2_000 {
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    for i in 0..100 {
+        assert_eq!(server.get(&format!("/ok?{i}")).text(), "ok", "request {i} while a client trickles");
+    }
+    server.wait_for_log("request body sent slower than --min-rate");
+    let mut answer = Vec::new();
+    let _ = trickler.read_to_end(&mut answer);
+    let resp = Response::parse_one(&answer).expect("an answer to the trickler").0;
+    assert_eq!(resp.status, 408, "{:?}", String::from_utf8_lossy(&answer));
+    drop(trickler);
+    sender.join().unwrap();
+    assert_eq!(server.get("/ok").text(), "ok");
+}
+
+#[test]
+fn a_body_past_the_memory_buffer_waits_in_a_temporary_file_and_arrives_intact() {
+    let server =
+        Server::builder("chaos").args(&["-k", "event", "--client-body-buffer-size", "65536"]).start();
+    let worker = server.wait_for_workers(1)[0];
+    let body: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 253) as u8).collect();
+    // Chunked, in 100 KiB chunks, with a pipelined request behind it.
+    let mut wire = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in body.chunks(100 * 1024) {
+        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        wire.extend_from_slice(chunk);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut conn = server.conn();
+    let (start, end) = wire.split_at(wire.len() - 60);
+    conn.send(start);
+    // All but the end of the body is here: the worker keeps it in a file that has no name.
+    assert!(
+        poll_for(WAIT, || (spools(worker) == 1).then_some(())).is_some(),
+        "no spool file while gathering"
+    );
+    conn.send(end);
+    let echoed = conn.response();
+    assert!(echoed.body == body, "the spooled body came back altered ({} bytes)", echoed.body.len());
+    assert_eq!(conn.response().text(), "ok", "the pipelined request after the body");
+    assert_eq!(spools(worker), 0, "the spool outlived its request");
 }
