@@ -984,9 +984,13 @@ impl Arbiter {
     fn render_metrics(&self) -> String {
         let mut counters = self.retired.clone();
         let (mut in_flight, mut busy, mut idle) = (0, 0, 0);
+        let now = scoreboard::now_ms();
+        let mut lags = Vec::with_capacity(self.workers.len());
         for w in self.workers.values() {
             let Some(slot) = self.scoreboard.get(w.slot) else { continue };
             counters.add(&slot.counters());
+            let lag_ms = slot.lanes().filter_map(|l| l.silent_for(now)).max().unwrap_or(0);
+            lags.push((w.id, lag_ms));
             let serving = slot.lanes().filter(|l| l.serving()).count() as u64;
             in_flight += serving;
             if serving > 0 {
@@ -999,7 +1003,17 @@ impl Arbiter {
             self.listeners.iter().filter_map(|l| Some((l.url(), metrics::listen_queue(l)?))).collect();
         let listen_drops = metrics::listen_drops();
         let exits = &self.exits;
-        metrics::render(&metrics::Snapshot { counters, in_flight, busy, idle, exits, queues, listen_drops })
+        lags.sort_unstable();
+        metrics::render(&metrics::Snapshot {
+            counters,
+            in_flight,
+            busy,
+            idle,
+            lags,
+            exits,
+            queues,
+            listen_drops,
+        })
     }
 
     fn exit(self) -> i32 {

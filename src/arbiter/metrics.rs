@@ -25,6 +25,9 @@ pub struct Snapshot<'a> {
     pub in_flight: u64,
     pub busy: u64,
     pub idle: u64,
+    /// Each worker's id and its lag in milliseconds: how long its busiest thread has been away from
+    /// its wait (`epoll_wait` for an event loop); 0 while all of them wait.
+    pub lags: Vec<(u32, u64)>,
     /// `(reason, detail)` → count; detail is the exit code or the signal.
     pub exits: &'a super::ExitCounts,
     /// Each listener's URL and accept-queue depth (TCP listeners only).
@@ -213,6 +216,16 @@ pub fn render(s: &Snapshot<'_>) -> String {
     );
     for (label, n) in Refusal::LABELS.iter().zip(&c.refused) {
         let _ = writeln!(out, "rustgun_connections_refused_total{{reason=\"{label}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "rustgun_worker_lag_seconds",
+        "gauge",
+        "How long each worker's busiest thread has been away from its wait (for an event loop, since \
+         epoll_wait last returned); --timeout aborts a worker whose lag passes it.",
+    );
+    for (id, ms) in &s.lags {
+        let _ = writeln!(out, "rustgun_worker_lag_seconds{{worker=\"{id}\"}} {:.3}", *ms as f64 / 1000.0);
     }
     family(
         &mut out,

@@ -185,10 +185,37 @@ impl Stream {
         Ok(())
     }
 
-    /// Sends up to `len` bytes of `file` from `offset` with sendfile(2), the kernel copying from the
-    /// page cache straight to the socket, waiting for the socket to drain until `deadline`. Returns
-    /// the count sent, less than `len` only when the file ended. `Ok(None)` over TLS, where the bytes
-    /// must be encrypted first, and for a file sendfile(2) cannot read (a pipe): the caller copies.
+    /// One sendfile(2) of up to `len` bytes of `file` from `offset`, the kernel copying from the page
+    /// cache straight to the socket: `Some(n)` sent (0 at the file's end), `None` when the socket takes
+    /// nothing now. `Unsupported` over TLS, where the bytes must be encrypted first, and for a file
+    /// sendfile(2) cannot read (a pipe): the caller copies then.
+    pub fn try_send_file(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<Option<usize>> {
+        if self.is_tls() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let mut at = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let want = len.min(SENDFILE_MAX) as usize;
+        loop {
+            return match nix::sys::sendfile::sendfile(self.as_fd(), file, Some(&mut at), want) {
+                Ok(n) => Ok(Some(n)),
+                Err(nix::errno::Errno::EAGAIN) => Ok(None),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+                    Err(io::ErrorKind::Unsupported.into())
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset` with [`try_send_file`](Stream::try_send_file),
+    /// waiting for the socket to drain until `deadline`: the count sent, less than `len` only when the
+    /// file ended; `Ok(None)` when sendfile(2) cannot be used here (the caller copies).
     pub fn send_file_until(
         &mut self,
         file: BorrowedFd<'_>,
@@ -196,22 +223,14 @@ impl Stream {
         len: u64,
         deadline: Instant,
     ) -> io::Result<Option<u64>> {
-        if self.is_tls() {
-            return Ok(None);
-        }
         let mut sent = 0u64;
         while sent < len {
-            let mut at = libc::off_t::try_from(offset + sent).map_err(|_| io::ErrorKind::InvalidInput)?;
-            let want = (len - sent).min(SENDFILE_MAX) as usize;
-            match nix::sys::sendfile::sendfile(self.as_fd(), file, Some(&mut at), want) {
-                Ok(0) => break,
-                Ok(n) => sent += n as u64,
-                Err(nix::errno::Errno::EAGAIN) => {
-                    self.wait(PollFlags::POLLOUT, deadline, None).map_err(timeout_error)?;
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) if sent == 0 => return Ok(None),
-                Err(e) => return Err(e.into()),
+            match self.try_send_file(file, offset + sent, len - sent) {
+                Ok(Some(0)) => break,
+                Ok(Some(n)) => sent += n as u64,
+                Ok(None) => self.wait(PollFlags::POLLOUT, deadline, None).map_err(timeout_error)?,
+                Err(e) if e.kind() == io::ErrorKind::Unsupported && sent == 0 => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
         Ok(Some(sent))

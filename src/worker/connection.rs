@@ -26,7 +26,7 @@ use crate::net::stream::Interrupted;
 use crate::sys::scoreboard::{Lane, Refusal};
 use nix::poll::PollFlags;
 use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The output buffer's starting capacity: a response head and a small body fit without growing.
@@ -218,6 +218,8 @@ pub(super) struct Io<'a> {
     spool: Option<Spool>,
     /// The event loop sent `100 Continue` for this request while it gathered the body.
     continued: bool,
+    /// Bytes queued I/O handed to the socket itself (the loop counts them for `--min-rate`).
+    written: u64,
 }
 
 /// A pull-mode body is produced only while less than this is queued for the client: what a stalled
@@ -255,7 +257,13 @@ impl<'a> Io<'a> {
             queued: false,
             spool: None,
             continued: false,
+            written: 0,
         }
+    }
+
+    /// Bytes this queued I/O handed to the socket itself, beside what the loop writes from the queue.
+    pub(super) fn written(&self) -> u64 {
+        self.written
     }
 
     /// The next request's body has been gathered (the event loop, [`super::gather`]): its spooled
@@ -274,8 +282,13 @@ impl<'a> Io<'a> {
         self
     }
 
-    /// Runs `wait` (a wait on the socket) with the lane marked as waiting.
+    /// Runs `wait` (a wait on the socket) with the lane marked as waiting, so that a thread waiting on
+    /// its one client is not taken for a stuck worker. Not on an event loop: a loop that waits on one
+    /// client stalls all the others, and one that is away longer than `--timeout` is stuck.
     fn waiting<T>(&mut self, wait: impl FnOnce(&mut Self) -> T) -> T {
+        if self.queued {
+            return wait(self);
+        }
         if let Some(lane) = self.beat {
             lane.waiting();
         }
@@ -323,7 +336,10 @@ impl<'a> Io<'a> {
         if !self.queued || self.dead {
             return self.flush();
         }
-        if self.stream.write_some(self.out).is_err() {
+        let before = self.out.len();
+        let wrote = self.stream.write_some(self.out);
+        self.written += (before - self.out.len()) as u64;
+        if wrote.is_err() {
             self.dead = true;
             self.out.clear();
             return false;
@@ -502,6 +518,9 @@ impl Call<'_, '_, '_> {
     /// Pulls a registered pull-mode body until it ends (dropping it closes it), or, on queued I/O,
     /// until [`HIGH_WATER`] is queued: `true` then, with the source kept for [`resume`].
     fn pump_body(&mut self) -> bool {
+        if self.pump_file(self.io.queued) {
+            return true;
+        }
         let Some(mut source) = self.state.body.take() else { return false };
         let mut scratch = std::mem::take(self.scratch);
         let parked = loop {
@@ -524,6 +543,75 @@ impl Call<'_, '_, '_> {
         *self.scratch = scratch;
         if parked {
             self.state.body = Some(source);
+        }
+        parked
+    }
+
+    /// Sends what is left of a file `send_file` handed over: by sendfile(2) while nothing else is
+    /// queued and the framing adds no bytes of its own, else copied through the scratch buffer. With
+    /// `may_park`, stops (`true`, the file kept) once the socket is full or [`HIGH_WATER`] is queued.
+    fn pump_file(&mut self, may_park: bool) -> bool {
+        let Some(mut file) = self.state.file.take() else { return false };
+        let mut scratch = std::mem::take(self.scratch);
+        let parked = loop {
+            if file.left == 0 || self.io.dead {
+                break false;
+            }
+            if may_park && self.io.out.len() >= HIGH_WATER {
+                break true;
+            }
+            let Reply::Streaming(encoder) = &mut self.state.reply else { break false };
+            if self.io.out.is_empty() && encoder.framing() != Framing::Chunked {
+                match self.io.stream.try_send_file(file.fd.as_fd(), file.offset, file.left) {
+                    Ok(Some(0)) => break false,
+                    Ok(Some(n)) => {
+                        // Length and close framing add no bytes of their own: this only counts them.
+                        encoder.begin_chunk(n, self.io.out);
+                        (file.offset, file.left) = (file.offset + n as u64, file.left - n as u64);
+                        self.io.written += n as u64;
+                        continue;
+                    }
+                    Ok(None) if may_park => break true,
+                    Ok(None) => {
+                        let deadline = Instant::now() + self.io.io_timeout;
+                        if self.io.waiting(|io| io.stream.wait(PollFlags::POLLOUT, deadline, None)).is_err() {
+                            self.io.dead = true;
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                        self.file_failed(nix::errno::Errno::EIO);
+                        self.io.dead = true;
+                        break false;
+                    }
+                    Err(_) => {
+                        self.io.dead = true;
+                        break false;
+                    }
+                }
+            }
+            let want = file.left.min(scratch.len() as u64) as usize;
+            let Ok(at) = i64::try_from(file.offset) else { break false };
+            match nix::sys::uio::pread(&file.fd, &mut scratch[..want], at) {
+                Ok(0) => break false,
+                Ok(n) => {
+                    if self.send_body(&scratch[..n]).is_err() {
+                        break false;
+                    }
+                    (file.offset, file.left) = (file.offset + n as u64, file.left - n as u64);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    self.file_failed(e);
+                    self.io.dead = true;
+                    break false;
+                }
+            }
+        };
+        *self.scratch = scratch;
+        if parked {
+            self.state.file = Some(file);
         }
         parked
     }
@@ -551,6 +639,22 @@ impl Call<'_, '_, '_> {
         };
         *self.scratch = scratch;
         result
+    }
+
+    /// Takes a file for queued I/O to send as the client takes it (after `handle` returned, with the
+    /// rest of the response): the server keeps a descriptor of its own, and the count accepted is what
+    /// the file holds from `offset`, up to `len`. A file that cannot be measured is copied now.
+    fn hand_over_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+        let size = match nix::sys::stat::fstat(file.as_raw_fd()) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => st.st_size as u64,
+            _ => return self.copy_file(file, offset, len),
+        };
+        let len = len.min(size.saturating_sub(offset));
+        let fd = file.try_clone_to_owned().map_err(|_| RG_E_INVALID)?;
+        if len > 0 {
+            self.state.file = Some(PendingFile { fd, offset, left: len });
+        }
+        Ok(len)
     }
 
     /// A file could not be read: `RG_E_IO` for a read error (the response is cut, so the connection
@@ -796,6 +900,8 @@ impl Exchange for Call<'_, '_, '_> {
         if data.is_empty() {
             return Ok(());
         }
+        // A file handed over before goes out first (waiting for the client if it must).
+        self.pump_file(false);
         self.send_body(data)
     }
 
@@ -817,17 +923,23 @@ impl Exchange for Call<'_, '_, '_> {
             Reply::Recorded { .. } => self.begin_body(),
             Reply::Streaming(_) => {}
         }
-        let Reply::Streaming(encoder) = &mut self.state.reply else { return Err(RG_E_STATE) };
+        let Reply::Streaming(encoder) = &self.state.reply else { return Err(RG_E_STATE) };
         let (framing, len) = (encoder.framing(), len.min(encoder.room()));
         // What the framing takes no more of is never read (a HEAD of a large file reads nothing);
         // the head still leaves now.
-        if self.io.dead || !self.io.flush() {
+        if self.io.dead || !self.io.push() {
             return Err(RG_E_CLOSED);
         }
         if len == 0 {
             return Ok(0);
         }
+        if self.io.queued {
+            // A file handed over before goes out first (waiting for the client if it must).
+            self.pump_file(false);
+            return self.hand_over_file(file, offset, len);
+        }
         if framing != Framing::Chunked {
+            let Reply::Streaming(encoder) = &mut self.state.reply else { return Err(RG_E_STATE) };
             let deadline = Instant::now() + self.io.io_timeout;
             match self.io.waiting(|io| io.stream.send_file_until(file, offset, len, deadline)) {
                 Ok(Some(sent)) => {
@@ -1005,6 +1117,7 @@ pub(super) fn exchange<'a, 'c: 'a>(
             reply: Reply::None,
             expect,
             body: None,
+            file: None,
             body_error: None,
             keep_alive: head.keep_alive,
             overflow_logged: false,
@@ -1032,12 +1145,22 @@ pub(super) struct Parked {
     started: Instant,
 }
 
+/// The rest of a file that `send_file` handed to queued I/O: the server's own descriptor for it (the
+/// app may close its own once `handle` returns) and what is left to send.
+struct PendingFile {
+    fd: std::os::fd::OwnedFd,
+    offset: u64,
+    left: u64,
+}
+
 /// The parts of a [`Call`] it owns (the rest it borrows), which a parked response keeps.
 struct CallState {
     decoder: Decoder,
     reply: Reply,
     expect: Continue,
     body: Option<BodySource>,
+    /// A file `send_file` handed over on queued I/O, sent as the client takes it.
+    file: Option<PendingFile>,
     /// A malformed or oversized body found while the app read it: its status replaces a 500.
     body_error: Option<HttpError>,
     keep_alive: bool,

@@ -543,6 +543,7 @@ impl Loop<'_, '_> {
                         Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout)
                             .queued();
                     let resumed = connection::resume(parked, &mut io, &mut self.shared, &conn.info, self.ctx);
+                    conn.rate.taken += io.written();
                     if io.is_dead() {
                         // The client is gone or the body failed: dropping the response closes its body.
                         return self.close(token);

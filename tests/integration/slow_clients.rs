@@ -148,3 +148,32 @@ fn a_body_past_the_memory_buffer_waits_in_a_temporary_file_and_arrives_intact() 
     assert_eq!(conn.response().text(), "ok", "the pipelined request after the body");
     assert_eq!(spools(worker), 0, "the spool outlived its request");
 }
+
+#[test]
+fn one_event_loop_serves_others_while_a_client_stops_reading_a_file_it_sends_with_send_file() {
+    let dir = crate::procs::TempDir::new("slowfile");
+    let big = dir.join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    let server = crate::wsgi::wsgi("files").args(&["-k", "event", "--min-rate-period", "2"]).start();
+    let worker = server.wait_for_workers(1)[0];
+    let path = big.display().to_string();
+    let mut stalled = server.connect();
+    stalled.write_all(format!("GET /?path={path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
+    let mut first = [0u8; 1024];
+    assert!(stalled.read(&mut first).unwrap() > 0);
+    for i in 0..100 {
+        let raw = server.raw(
+            format!("HEAD /?path={path}&n={i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let resp = Response::parse_one_for(&raw, true).expect("a HEAD response").0;
+        assert_eq!(resp.status, 200, "request {i} while a client stalls on a file");
+    }
+    assert!(rss(worker) < 64 * MIB, "the worker holds {} MiB", rss(worker) / MIB);
+    server.wait_for_log("Dropped a client taking its response slower than --min-rate");
+    let mut got = 1024u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    while let Ok(n @ 1..) = stalled.read(&mut chunk) {
+        got += n as u64;
+    }
+    assert!(got < 1 << 30, "the stalled client got the whole file");
+}

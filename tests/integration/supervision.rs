@@ -157,3 +157,20 @@ fn metrics_are_scraped_from_the_master_while_requests_run() {
     let after: f64 = (1..=5).map(|c| m[&format!("rustgun_requests_total{{status=\"{c}xx\"}}")]).sum();
     assert!(after >= statuses, "counters never go back when a worker exits: {statuses} → {after}");
 }
+
+#[test]
+fn the_metrics_show_how_long_an_event_loop_has_been_away_from_epoll_wait() {
+    let server = Server::builder("chaos").args(&["-k", "event", "--metrics-bind", "127.0.0.1:0"]).start();
+    let worker = server.get("/worker").text();
+    let id = worker.split_whitespace().nth(1).expect("worker ID pid P").to_string();
+    let lag = |server: &Server| server.metrics()[&format!("rustgun_worker_lag_seconds{{worker=\"{id}\"}}")];
+    assert_eq!(lag(&server), 0.0, "an idle loop waits in epoll_wait");
+    let url = server.url("/sleep?ms=2500");
+    let slow = std::thread::spawn(move || {
+        std::process::Command::new("curl").args(["-s", "-m", "20", &url]).output().unwrap().stdout
+    });
+    // While the app call holds the loop, its lag grows past a second.
+    assert!(poll_for(WAIT, || (lag(&server) >= 1.0).then_some(())).is_some(), "the lag never showed");
+    assert_eq!(String::from_utf8_lossy(&slow.join().unwrap()), "slept 2500");
+    assert!(poll_for(WAIT, || (lag(&server) == 0.0).then_some(())).is_some(), "the loop never came back");
+}
