@@ -1283,7 +1283,9 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
                 }
                 Ok(None) => match io.fill(head_deadline, None) {
                     Ok(_) => {}
-                    Err(ReadStop::TimedOut) if !io.rbuf.is_empty() || served == 0 => {
+                    // A partial head gets 408; a client that sent nothing at all (a browser's
+                    // preconnect, say) is closed quietly, as the event loop and nginx do.
+                    Err(ReadStop::TimedOut) if !io.rbuf.is_empty() => {
                         break Err(HttpError::new(
                             ErrorKind::HeadTimeout,
                             "request head not received in time",

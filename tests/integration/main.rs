@@ -23,6 +23,7 @@ mod proxies;
 mod send_file;
 mod shutdown;
 mod slow_clients;
+mod stories;
 mod streaming;
 mod supervision;
 mod systemd;
