@@ -97,9 +97,9 @@ pub struct Config {
     #[arg(long = "limit-request-field-size", visible_alias = "limit-request-field_size", default_value_t = 8190, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub limit_request_field_size: u64,
 
-    /// Slowest a client may take its response, in bytes a second over --min-rate-period, counted
-    /// while output waits for it (0 = no minimum); a slower one is dropped, as nginx's send_timeout
-    /// and Apache's MinRate drop them. Event class.
+    /// Slowest a client may take its response or (event class) send a body the loop gathers, in bytes
+    /// a second over each --min-rate-period spent waiting on it (0 = no minimum); a slower one is
+    /// dropped, as Apache's MinRate and nginx's send_timeout drop them.
     #[arg(long = "min-rate", default_value_t = 500)]
     pub min_rate: u64,
 
@@ -311,9 +311,8 @@ pub struct Settings {
     pub limit_request_body: u64,
     /// `--client-body-buffer-size`: the part of a gathered body the event loop keeps in memory.
     pub client_body_buffer: usize,
-    /// `--min-rate` bytes a second over `--min-rate-period`: the slowest a client may take a response.
-    pub min_rate: u64,
-    pub min_rate_period: Duration,
+    /// `--min-rate` bytes a second over each `--min-rate-period` of waiting on a client.
+    pub min_rate: crate::worker::pace::MinRate,
     /// `--forwarded-allow-ips`: whose proxy headers are believed.
     pub forwarded_allow_ips: TrustList,
     /// `--proxy-protocol`: every connection starts with a PROXY header.
@@ -406,8 +405,10 @@ impl Config {
             io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
             limit_request_body: self.limit_request_body,
             client_body_buffer: self.client_body_buffer_size as usize,
-            min_rate: self.min_rate,
-            min_rate_period: Duration::from_secs(self.min_rate_period),
+            min_rate: crate::worker::pace::MinRate {
+                bytes: self.min_rate,
+                period: Duration::from_secs(self.min_rate_period),
+            },
             forwarded_allow_ips: self.forwarded_allow_ips.clone(),
             proxy_protocol: self.proxy_protocol,
             proxy_allow_ips: self.proxy_allow_ips.clone(),

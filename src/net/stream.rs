@@ -164,27 +164,6 @@ impl Stream {
         }
     }
 
-    /// Writes all of `data`, waiting for the socket to drain until `deadline`.
-    pub fn write_all_until(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
-        while !data.is_empty() {
-            let r = match self {
-                Stream::Tcp(s) => s.write(data),
-                Stream::Unix(s) => s.write(data),
-                Stream::Tls(s) => return s.write_all_until(data, deadline),
-            };
-            match r {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(PollFlags::POLLOUT, deadline, None).map_err(timeout_error)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     /// One sendfile(2) of up to `len` bytes of `file` from `offset`, the kernel copying from the page
     /// cache straight to the socket: `Some(n)` sent (0 at the file's end), `None` when the socket takes
     /// nothing now. `Unsupported` over TLS, where the bytes must be encrypted first, and for a file

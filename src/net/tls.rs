@@ -302,31 +302,6 @@ impl TlsStream {
         }
     }
 
-    /// Encrypts and sends all of `data`, waiting for the socket until `deadline`. Fails at once while
-    /// the handshake is incomplete: the client has sent no request yet, so there is nothing to answer
-    /// (a 408 for a client stuck in the handshake is dropped instead of waiting on it).
-    pub(super) fn write_all_until(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
-        if self.failed || self.conn.is_handshaking() {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not complete"));
-        }
-        if self.held > 0 {
-            // The rest of a `try_write`: those bytes are encrypted already.
-            self.send_until(deadline)?;
-            let n = self.held.min(data.len());
-            self.held -= n;
-            data = &data[n..];
-        }
-        while !data.is_empty() {
-            let n = self.conn.writer().write(data)?;
-            data = &data[n..];
-            if n == 0 && !self.conn.wants_write() {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.send_until(deadline)?;
-        }
-        self.send_until(deadline)
-    }
-
     /// Encrypts what rustls takes of `data` and sends what the socket takes now; `Ok(None)` while
     /// earlier ciphertext is still waiting for the socket. When the whole of `data` was taken but its
     /// ciphertext could not all leave, one byte is held back from the count and reported by the next

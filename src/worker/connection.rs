@@ -12,9 +12,11 @@
 
 use super::Context;
 use super::gather::Spool;
+use super::pace::{MinRate, Pace};
 use crate::app::host::BodySource;
 use crate::app::host::{CallSlot, call_handle};
 use crate::app::{ConnInfo, Exchange, RequestView};
+use crate::config::Settings;
 use crate::http::body::Decoder;
 use crate::http::date::DateCache;
 use crate::http::parse::{RequestHead, parse_head};
@@ -31,8 +33,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The output buffer's starting capacity: a response head and a small body fit without growing.
 pub(super) const OUT_CAPACITY: usize = 64 * 1024;
-/// Body chunks at least this large skip the output buffer and go straight to the socket.
-const DIRECT_WRITE_AT: usize = 16 * 1024;
 /// Most unread request body we read and discard to keep a connection alive.
 const MAX_DRAIN: u64 = 1024 * 1024;
 /// How long a closing connection waits for the client to stop sending, so that our last response is
@@ -204,6 +204,11 @@ pub(super) struct Io<'a> {
     rbuf: &'a mut ReadBuf,
     out: &'a mut Vec<u8>,
     io_timeout: Duration,
+    /// `--min-rate`, and how the client has kept up with it in this exchange.
+    rule: MinRate,
+    pace: Pace,
+    /// Who the client is, for the log line of a client dropped by the rule.
+    peer: Option<std::net::IpAddr>,
     /// A write failed or timed out: nothing more can be sent.
     dead: bool,
     /// The scoreboard lane that says "waiting" while this connection waits on the socket, so that a
@@ -244,13 +249,16 @@ impl<'a> Io<'a> {
         stream: &'a mut Stream,
         rbuf: &'a mut ReadBuf,
         out: &'a mut Vec<u8>,
-        io_timeout: Duration,
+        settings: &Settings,
     ) -> Io<'a> {
         Io {
             stream,
             rbuf,
             out,
-            io_timeout,
+            io_timeout: settings.io_timeout,
+            rule: settings.min_rate,
+            pace: Pace::default(),
+            peer: None,
             dead: false,
             body_pending: false,
             beat: None,
@@ -314,19 +322,48 @@ impl<'a> Io<'a> {
         self.dead
     }
 
+    /// Writes all buffered output, waiting for the client as long as it keeps up ([`Io::drain`]).
     fn flush(&mut self) -> bool {
-        if self.dead {
-            self.out.clear();
-            return false;
+        if !self.dead && !self.out.is_empty() && !self.drain() {
+            self.dead = true;
         }
-        if !self.out.is_empty() {
-            let deadline = Instant::now() + self.io_timeout;
-            if self.waiting(|io| io.stream.write_all_until(io.out, deadline)).is_err() {
-                self.dead = true;
-            }
+        if self.dead {
             self.out.clear();
         }
         !self.dead
+    }
+
+    /// Writes the whole output buffer, waiting on the client while it keeps up: `false` once it moved
+    /// nothing for `--timeout`, or less than `--min-rate` over a period of waiting ([`Pace`]).
+    fn drain(&mut self) -> bool {
+        let mut stalls_at = Instant::now() + self.io_timeout;
+        loop {
+            let before = self.out.len();
+            let wrote = self.stream.write_some(self.out);
+            let moved = (before - self.out.len()) as u64;
+            if moved > 0 {
+                stalls_at = Instant::now() + self.io_timeout;
+            }
+            match wrote {
+                Ok(true) => {
+                    self.pace.record(Duration::ZERO, moved, self.rule);
+                    return true;
+                }
+                Ok(false) => {}
+                Err(_) => return false,
+            }
+            let began = Instant::now();
+            let deadline = stalls_at.min(began + self.pace.left(self.rule));
+            let waited = self.waiting(|io| io.stream.wait(PollFlags::POLLOUT, deadline, None));
+            let now = Instant::now();
+            if self.pace.record(now - began, moved, self.rule) {
+                super::pace::dropped(self.beat, self.rule, "taking its response", self.peer);
+                return false;
+            }
+            if waited.is_err() && now >= stalls_at {
+                return false;
+            }
+        }
     }
 
     /// Hands buffered output to the socket now (no delay). Blocking I/O waits until all of it is gone;
@@ -380,21 +417,6 @@ impl<'a> Io<'a> {
                 Err(Interrupted::Stopping) => return Err(ReadStop::Stopping),
             }
         }
-    }
-
-    fn send(&mut self, data: &[u8]) -> bool {
-        if self.queued {
-            self.out.extend_from_slice(data);
-            return self.push();
-        }
-        if !self.flush() {
-            return false;
-        }
-        let deadline = Instant::now() + self.io_timeout;
-        if self.waiting(|io| io.stream.write_all_until(data, deadline)).is_err() {
-            self.dead = true;
-        }
-        !self.dead
     }
 
     /// Closes gracefully: flush, and if the client may still be sending, half-close and read a little
@@ -503,11 +525,7 @@ impl Call<'_, '_, '_> {
                 String::from_utf8_lossy(self.head.target())
             );
         }
-        if taken >= DIRECT_WRITE_AT {
-            self.io.send(&data[..taken]);
-        } else {
-            self.io.out.extend_from_slice(&data[..taken]);
-        }
+        self.io.out.extend_from_slice(&data[..taken]);
         encoder.end_chunk(taken, self.io.out);
         // No delay (PEP 3333, docs/abi.md): the block leaves before the app is given control back, so a
         // stream's reader sees each block when it is written. The head rides along with the first one:
@@ -1096,6 +1114,8 @@ pub(super) fn exchange<'a, 'c: 'a>(
         lane.begin(head.method(), head.target(), head.version.as_bytes());
     }
     io.beat = lane;
+    io.peer = info.peer_ip;
+    io.pace = Pace::default();
     // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
     // move while the app runs; the call handle is filled in once the exchange exists.
     let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
@@ -1250,7 +1270,7 @@ pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
 fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane: Option<&Lane>) -> u64 {
     let Buffers { rbuf, out, shared, info } = bufs;
     let settings = ctx.settings;
-    let mut io = Io::new(stream, rbuf, out, settings.io_timeout);
+    let mut io = Io::new(stream, rbuf, out, settings);
     io.beat = lane;
     if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
         io.close(true);

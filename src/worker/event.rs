@@ -7,7 +7,7 @@
 //! classes use, so the protocol, the limits and the app boundary are shared — with queued output: what
 //! the socket does not take at once is written when it becomes writable, and a pull-mode body is
 //! produced only as the client takes it ([`connection::resume`]). A client slower than `--min-rate`
-//! is dropped ([`Rate`]). Listeners are registered with `EPOLLEXCLUSIVE`, so one connection wakes one
+//! is dropped ([`super::pace`]). Listeners are registered with `EPOLLEXCLUSIVE`, so one connection wakes one
 //! worker, not all of them.
 //!
 //! Not here: the exchange itself (`connection`), timeouts' values (`config`). Still waiting inline
@@ -18,6 +18,7 @@ use super::connection::{
     self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
 };
 use super::gather::Gather;
+use super::pace::Pace;
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
@@ -88,42 +89,11 @@ struct Conn {
     parked: Option<Box<Parked>>,
     /// The body being gathered in [`Phase::Body`].
     gather: Option<Gather>,
-    /// How fast the client takes what waits for it (`--min-rate`).
-    rate: Rate,
-}
-
-/// The minimum-rate rule: while output waits for the client, it must take at least `--min-rate`
-/// bytes a second, measured over each `--min-rate-period`; a client that takes less is dropped. The
-/// period restarts whenever nothing waits (the app is the slow one then, or nothing is due).
-#[derive(Clone, Copy, Debug)]
-struct Rate {
-    since: Instant,
-    taken: u64,
-}
-
-impl Rate {
-    fn new(now: Instant) -> Rate {
-        Rate { since: now, taken: 0 }
-    }
-
-    /// Whether a client that had output waiting all along took too little over a finished period;
-    /// a finished period that passes starts the next one.
-    fn too_slow(&mut self, now: Instant, waiting: bool, settings: &crate::config::Settings) -> bool {
-        if !waiting || settings.min_rate == 0 {
-            *self = Rate::new(now);
-            return false;
-        }
-        let period = settings.min_rate_period;
-        if now.duration_since(self.since) < period {
-            return false;
-        }
-        let owed = settings.min_rate.saturating_mul(period.as_secs().max(1));
-        if self.taken < owed {
-            return true;
-        }
-        *self = Rate::new(now);
-        false
-    }
+    /// How the client keeps up while the loop waits on it (`--min-rate`): bytes moved since the last
+    /// sweep, and when that was.
+    pace: Pace,
+    moved: u64,
+    paced: Instant,
 }
 
 /// The loop's state.
@@ -369,7 +339,9 @@ impl Loop<'_, '_> {
             fresh: true,
             parked: None,
             gather: None,
-            rate: Rate::new(Instant::now()),
+            pace: Pace::default(),
+            moved: 0,
+            paced: Instant::now(),
         });
         self.live += 1;
         if self.ctx.settings.proxy_protocol {
@@ -486,7 +458,7 @@ impl Loop<'_, '_> {
                         conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
                     }
                     if conn.phase == Phase::Body {
-                        conn.rate.taken += n as u64;
+                        conn.moved += n as u64;
                         conn.deadline = Instant::now() + self.ctx.settings.io_timeout;
                     }
                     if n < offered || conn.rbuf.data().len() >= READ_BATCH {
@@ -511,8 +483,7 @@ impl Loop<'_, '_> {
                     if conn.out.capacity() == 0 {
                         conn.out = self.outs.take();
                     }
-                    let mut io =
-                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
                     match connection::take_proxy_header(
                         &mut io,
                         &mut self.shared,
@@ -539,11 +510,9 @@ impl Loop<'_, '_> {
                         return self.want_write(token, true);
                     }
                     let Some(parked) = conn.parked.take() else { return self.close(token) };
-                    let mut io =
-                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout)
-                            .queued();
+                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings).queued();
                     let resumed = connection::resume(parked, &mut io, &mut self.shared, &conn.info, self.ctx);
-                    conn.rate.taken += io.written();
+                    conn.moved += io.written();
                     if io.is_dead() {
                         // The client is gone or the body failed: dropping the response closes its body.
                         return self.close(token);
@@ -612,19 +581,23 @@ impl Loop<'_, '_> {
                     match then {
                         Some(Phase::Streaming) => {
                             conn.phase = Phase::Streaming;
+                            conn.start_pacing(Instant::now());
                             return self.want_write(token, true);
                         }
                         // The body is on its way: wait for it (the stall and rate rules start now).
                         Some(Phase::Body) => {
                             let now = Instant::now();
                             if conn.phase != Phase::Body {
-                                conn.rate = Rate::new(now);
+                                conn.start_pacing(now);
                                 conn.deadline = now + settings.io_timeout;
                             }
                             conn.phase = Phase::Body;
                             return;
                         }
-                        Some(phase) => conn.phase = phase,
+                        Some(phase) => {
+                            conn.phase = phase;
+                            conn.start_pacing(Instant::now());
+                        }
                         // No complete head: wait for more bytes.
                         None if conn.out.is_empty() => return,
                         None => conn.phase = Phase::Writing(After::KeepAlive),
@@ -643,8 +616,7 @@ impl Loop<'_, '_> {
             return;
         }
         if let Err(e) = parsed {
-            let mut io =
-                Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings.io_timeout);
+            let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
             connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, Instant::now());
             conn.linger = true;
             conn.phase = Phase::Writing(After::Close);
@@ -670,6 +642,7 @@ impl Loop<'_, '_> {
         for (token, mut conn, phase) in back {
             conn.writing = false;
             conn.phase = phase;
+            conn.start_pacing(Instant::now());
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
             if self.epoll.add(conn.stream.as_fd(), EpollEvent::new(flags, token as u64)).is_err() {
                 self.free.push(token);
@@ -717,22 +690,20 @@ impl Loop<'_, '_> {
         }
         for token in 0..self.conns.len() {
             let Some(conn) = self.conns[token].as_mut() else { continue };
+            let waiting = conn.phase == Phase::Body
+                || (matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) && conn.writing);
+            let (waited, moved) = (now.duration_since(conn.paced), std::mem::take(&mut conn.moved));
+            conn.paced = now;
+            let slow = waiting && conn.pace.record(waited, moved, self.ctx.settings.min_rate);
             if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) {
-                if conn.rate.too_slow(now, conn.writing, self.ctx.settings) {
-                    tracing::info!(
-                        "Dropped a client taking its response slower than --min-rate ({} bytes in {:?}): ip={}",
-                        conn.rate.taken,
-                        self.ctx.settings.min_rate_period,
-                        conn.info.peer_or_unix()
-                    );
-                    if let Some(lane) = self.ctx.lane(0) {
-                        lane.dropped_too_slow();
-                    }
+                if slow {
+                    let rule = self.ctx.settings.min_rate;
+                    super::pace::dropped(self.ctx.lane(0), rule, "taking its response", conn.info.peer_ip);
                     self.close(token);
                 }
                 continue;
             }
-            let slow_body = conn.phase == Phase::Body && conn.rate.too_slow(now, true, self.ctx.settings);
+            let slow_body = conn.phase == Phase::Body && slow;
             if now < conn.deadline && !slow_body {
                 continue;
             }
@@ -753,12 +724,7 @@ impl Loop<'_, '_> {
                         _ => HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"),
                     };
                     conn.gather = None;
-                    let mut io = Io::new(
-                        &mut conn.stream,
-                        &mut conn.rbuf,
-                        &mut conn.out,
-                        self.ctx.settings.io_timeout,
-                    );
+                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
                     connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, now);
                     conn.rbuf.clear();
                     conn.linger = true;
@@ -790,8 +756,7 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued:
                 Ok(false) if ran || !conn.out.is_empty() => return Some(Phase::Writing(After::KeepAlive)),
                 Ok(false) => return Some(Phase::Body),
                 Err(e) => {
-                    let mut io =
-                        Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
                     let why = format!("cannot spool its body: {e}");
                     connection::refuse_status(&mut io, shared, &conn.info, ctx, 500, &why, started);
                     conn.linger = true;
@@ -799,7 +764,7 @@ fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued:
                 }
             }
         }
-        let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings.io_timeout);
+        let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
         if queued {
             io = io.queued();
         }
@@ -901,8 +866,17 @@ fn pool_thread(
 fn send(conn: &mut Conn) -> io::Result<bool> {
     let before = conn.out.len();
     let result = conn.stream.write_some(&mut conn.out);
-    conn.rate.taken += (before - conn.out.len()) as u64;
+    conn.moved += (before - conn.out.len()) as u64;
     result
+}
+
+impl Conn {
+    /// A new wait on the client begins (a response, a body): the minimum rate counts from here.
+    fn start_pacing(&mut self, now: Instant) {
+        self.pace = Pace::default();
+        self.moved = 0;
+        self.paced = now;
+    }
 }
 
 /// Most spare buffers of each kind a loop keeps: enough for the connections that turn over between

@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod event;
 mod gather;
+pub mod pace;
 
 use crate::app::LoadError;
 use crate::app::{App, Library};

@@ -177,3 +177,48 @@ fn one_event_loop_serves_others_while_a_client_stops_reading_a_file_it_sends_wit
     }
     assert!(got < 1 << 30, "the stalled client got the whole file");
 }
+
+/// The rule holds in every class (the suite runs this under each): a reader that takes 16 KiB a
+/// second, where the minimum is 64 KiB a second, is dropped after a period of waiting on it, well
+/// short of the body — however often it comes back for more (each read used to restart `--timeout`).
+#[test]
+fn a_client_that_reads_slower_than_the_minimum_rate_is_dropped_in_every_class() {
+    use std::os::fd::AsRawFd;
+    let server = Server::builder("chaos").args(&["--min-rate", "65536", "--min-rate-period", "2"]).start();
+    let mut reader = server.connect();
+    let small: libc::c_int = 16 * 1024;
+    // SAFETY: setsockopt(2) on a socket this test owns, with a pointer to a live c_int and its size.
+    let set = unsafe {
+        libc::setsockopt(
+            reader.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_RCVBUF");
+    reader.write_all(b"GET /big?bytes=100000000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut got = 0u64;
+    let mut chunk = vec![0u8; 16 * 1024];
+    // 16 KiB a second, until the server says it gave up (a minute at most).
+    let dropped = (0..60).find_map(|_| {
+        match reader.read(&mut chunk) {
+            Ok(n) => got += n as u64,
+            Err(e) => panic!("the slow reader's read failed before the drop: {e}"),
+        }
+        let log = server.try_wait_for_log(
+            "Dropped a client taking its response slower than --min-rate",
+            std::time::Duration::from_secs(1),
+        );
+        log.map(|_| ())
+    });
+    assert!(dropped.is_some(), "a reader at 16 KiB/s was never dropped ({got} bytes)");
+    // What was already on its way arrives, then the end.
+    let mut big = vec![0u8; 1 << 20];
+    while let Ok(n @ 1..) = reader.read(&mut big) {
+        got += n as u64;
+    }
+    assert!(got < 100_000_000, "the slow reader got the whole body");
+    assert_eq!(server.get("/ok").text(), "ok");
+}
