@@ -11,8 +11,12 @@
 //! worker, not all of them.
 //!
 //! Not here: the exchange itself (`connection`), timeouts' values (`config`). Still waiting inline
-//! without `--threads`: an app call that reads a body still in flight, a push past the queue's cap,
-//! and `send_file`.
+//! without `--threads`: an app's push past its queue's cap.
+
+mod pool;
+mod requests;
+mod spares;
+mod sweep;
 
 use super::connection::{
     self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
@@ -22,20 +26,20 @@ use super::pace::Pace;
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
-use crate::http::parse::parse_head;
-use crate::http::response::CONTINUE_100;
-use crate::http::{Error as HttpError, ErrorKind};
 use crate::net::{Listener, Stream};
 use crate::sys::scoreboard::Refusal;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Mutex;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self};
 use std::time::{Duration, Instant};
 
+use pool::{Pool, pool_thread};
+use requests::run_requests;
+use spares::Spares;
 /// Token of the stop pipe; listener `i` is `LISTENER + i`; connections are their slab index.
 const STOP: u64 = u64::MAX;
 /// Token of the pipe pool threads write to when they hand a connection back.
@@ -607,53 +611,6 @@ impl Loop<'_, '_> {
         }
     }
 
-    /// Hands a connection with a complete head to the pool (a partial head waits here for more bytes;
-    /// a malformed one is answered here). The slot stays reserved until the connection comes back.
-    fn dispatch(&mut self, token: usize) {
-        let Some(conn) = self.conns[token].as_mut() else { return };
-        let parsed = parse_head(conn.rbuf.data(), &self.ctx.settings.limits, self.shared.head_mut());
-        if let Ok(None) = parsed {
-            return;
-        }
-        if let Err(e) = parsed {
-            let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
-            connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, Instant::now());
-            conn.linger = true;
-            conn.phase = Phase::Writing(After::Close);
-            return self.drive(token);
-        }
-        let Some(conn) = self.conns[token].take() else { return };
-        let _ = self.epoll.delete(conn.stream.as_fd());
-        let Some(pool) = &self.pool else { return };
-        if let Err(returned) = pool.jobs.send((token, conn)) {
-            // The pool is gone (the worker is exiting): drop the connection.
-            drop(returned);
-            self.free.push(token);
-            self.live -= 1;
-        }
-    }
-
-    /// Takes back the connections the pool has finished with and writes their output.
-    fn returned(&mut self) {
-        let mut byte = [0u8; 64];
-        let Some(pool) = &mut self.pool else { return };
-        while matches!(std::io::Read::read(&mut pool.wake, &mut byte), Ok(n) if n > 0) {}
-        let back: Vec<(usize, Conn, Phase)> = pool.done.try_iter().collect();
-        for (token, mut conn, phase) in back {
-            conn.writing = false;
-            conn.phase = phase;
-            conn.start_pacing(Instant::now());
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-            if self.epoll.add(conn.stream.as_fd(), EpollEvent::new(flags, token as u64)).is_err() {
-                self.free.push(token);
-                self.live -= 1;
-                continue;
-            }
-            self.conns[token] = Some(conn);
-            self.drive(token);
-        }
-    }
-
     fn recycle_idle(&mut self, token: usize) {
         let Some(mut conn) = self.conns[token].take() else { return };
         self.recycle(&mut conn);
@@ -681,184 +638,6 @@ impl Loop<'_, '_> {
             self.close(token);
         }
     }
-
-    /// Applies the deadlines: idle and lingering connections close, a late head gets 408, a client
-    /// that stopped reading is dropped.
-    fn sweep(&mut self, now: Instant) {
-        if !self.accepting && !self.stopping && self.live < self.max_conns {
-            self.set_accepting(true);
-        }
-        for token in 0..self.conns.len() {
-            let Some(conn) = self.conns[token].as_mut() else { continue };
-            let waiting = conn.phase == Phase::Body
-                || (matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) && conn.writing);
-            let (waited, moved) = (now.duration_since(conn.paced), std::mem::take(&mut conn.moved));
-            conn.paced = now;
-            let slow = waiting && conn.pace.record(waited, moved, self.ctx.settings.min_rate);
-            if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) {
-                if slow {
-                    let rule = self.ctx.settings.min_rate;
-                    super::pace::dropped(self.ctx.lane(0), rule, "taking its response", conn.info.peer_ip);
-                    self.close(token);
-                }
-                continue;
-            }
-            let slow_body = conn.phase == Phase::Body && slow;
-            if now < conn.deadline && !slow_body {
-                continue;
-            }
-            match conn.phase {
-                Phase::Writing(_) | Phase::Streaming => {}
-                Phase::Proxy | Phase::Idle | Phase::Lingering => self.close(token),
-                Phase::Head | Phase::Body => {
-                    let e = match conn.phase {
-                        Phase::Head => {
-                            HttpError::new(ErrorKind::HeadTimeout, "request head not received in time")
-                        }
-                        _ if slow_body => {
-                            if let Some(lane) = self.ctx.lane(0) {
-                                lane.dropped_too_slow();
-                            }
-                            HttpError::new(ErrorKind::BodyTimeout, "request body sent slower than --min-rate")
-                        }
-                        _ => HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"),
-                    };
-                    conn.gather = None;
-                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
-                    connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, now);
-                    conn.rbuf.clear();
-                    conn.linger = true;
-                    conn.phase = Phase::Writing(After::Close);
-                    self.drive(token);
-                }
-            }
-        }
-    }
-}
-
-/// Runs the complete requests in a connection's read buffer; returns the phase that writes what they
-/// left queued ([`Phase::Writing`] with what the connection does next, or [`Phase::Streaming`] when a
-/// pull-mode body was parked in `conn.parked`), or `None` when no complete head is buffered and
-/// nothing was produced. Runs on the loop with `queued` output, or on a pool thread (with the
-/// connection handed over) waiting on the client as the blocking classes do.
-fn run_requests(conn: &mut Conn, shared: &mut Shared, ctx: &Context<'_>, queued: bool) -> Option<Phase> {
-    let settings = ctx.settings;
-    let mut ran = false;
-    loop {
-        let started = Instant::now();
-        let parsed = parse_head(conn.rbuf.data(), &settings.limits, shared.head_mut());
-        if let Ok(Some(n)) = parsed
-            && queued
-        {
-            match gathered(conn, shared, n, ctx) {
-                Ok(true) => {}
-                // Whatever earlier requests or a 100 Continue left queued goes first.
-                Ok(false) if ran || !conn.out.is_empty() => return Some(Phase::Writing(After::KeepAlive)),
-                Ok(false) => return Some(Phase::Body),
-                Err(e) => {
-                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
-                    let why = format!("cannot spool its body: {e}");
-                    connection::refuse_status(&mut io, shared, &conn.info, ctx, 500, &why, started);
-                    conn.linger = true;
-                    return Some(Phase::Writing(After::Close));
-                }
-            }
-        }
-        let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
-        if queued {
-            io = io.queued();
-        }
-        match parsed {
-            Ok(None) => return ran.then_some(Phase::Writing(After::KeepAlive)),
-            Err(e) => {
-                connection::refuse(&mut io, shared, &conn.info, ctx, e, started);
-                conn.linger = true;
-                return Some(Phase::Writing(After::Close));
-            }
-            Ok(Some(n)) => {
-                if let Some(gather) = conn.gather.take() {
-                    let continued = gather.continued;
-                    io.gathered(gather.into_spool(), continued);
-                }
-                io.consume_input(n);
-                let exchanged = connection::exchange(&mut io, shared, &conn.info, ctx, started);
-                ran = true;
-                if io.is_dead() {
-                    // The client is gone or unwritable: nothing buffered for it may go out.
-                    conn.out.clear();
-                    return Some(Phase::Writing(After::Close));
-                }
-                let after = match exchanged {
-                    Ok(after) => after,
-                    Err(parked) => {
-                        conn.parked = Some(parked);
-                        return Some(Phase::Streaming);
-                    }
-                };
-                if after == After::Close {
-                    conn.linger = io.body_pending();
-                    return Some(Phase::Writing(After::Close));
-                }
-                if !conn.out.is_empty() || conn.rbuf.is_empty() {
-                    return Some(Phase::Writing(After::KeepAlive));
-                }
-            }
-        }
-    }
-}
-
-/// Whether the body of the request whose head (`head_len` bytes) starts the read buffer is all here,
-/// gathering what arrived so far ([`Gather`]): an app on the loop is called only then, so it never
-/// waits for its client. The first time, a client that asked for `100 Continue` is told to go on (it
-/// waits for that before it sends the body). An error is a spool that could not be written.
-fn gathered(conn: &mut Conn, shared: &mut Shared, head_len: usize, ctx: &Context<'_>) -> io::Result<bool> {
-    let settings = ctx.settings;
-    if conn.gather.is_none() {
-        let head = shared.head_mut();
-        conn.gather = Gather::new(head.framing, settings.limit_request_body);
-        if let Some(gather) = conn.gather.as_mut()
-            && head.expect_continue
-        {
-            gather.continued = true;
-            conn.out.extend_from_slice(CONTINUE_100);
-        }
-    }
-    let Some(gather) = conn.gather.as_mut() else { return Ok(true) };
-    let done = gather.absorb(&mut conn.rbuf, head_len, settings.client_body_buffer);
-    if done.is_err() {
-        conn.gather = None;
-    }
-    done
-}
-
-/// A pool thread: takes connections with a complete request from the loop, runs their app calls (so a
-/// slow app never stalls the loop), and hands them back with their output buffered.
-fn pool_thread(
-    jobs: &Mutex<Receiver<(usize, Conn)>>,
-    done: Sender<(usize, Conn, Phase)>,
-    wake: &OwnedFd,
-    ctx: &Context<'_>,
-    lane: usize,
-) {
-    let mut shared = Shared::default();
-    shared.set_lane(lane);
-    let beat = ctx.lane(lane);
-    loop {
-        if let Some(lane) = beat {
-            lane.waiting();
-        }
-        let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
-        if let Some(lane) = beat {
-            lane.awake();
-        }
-        let Ok((token, mut conn)) = job else { return };
-        let phase =
-            run_requests(&mut conn, &mut shared, ctx, false).unwrap_or(Phase::Writing(After::KeepAlive));
-        if done.send((token, conn, phase)).is_err() {
-            return;
-        }
-        let _ = nix::unistd::write(wake, b"!");
-    }
 }
 
 /// Writes what the socket takes of a connection's output now, counting it for the minimum rate;
@@ -877,49 +656,4 @@ impl Conn {
         self.moved = 0;
         self.paced = now;
     }
-}
-
-/// Most spare buffers of each kind a loop keeps: enough for the connections that turn over between
-/// two wake-ups, few enough that a burst leaves no lasting footprint (64 × 64 KiB at most).
-const SPARES_MAX: usize = 64;
-
-/// Buffers lent to connections only while they hold bytes, all of one shape (`len` bytes, starting
-/// `capacity`). Capped in number, and each cut back to that shape before it is kept, so a burst of
-/// large heads or responses leaves no lasting footprint.
-struct Spares {
-    kept: Vec<Vec<u8>>,
-    len: usize,
-    capacity: usize,
-}
-
-impl Spares {
-    fn new(len: usize, capacity: usize) -> Spares {
-        Spares { kept: Vec::new(), len, capacity }
-    }
-
-    /// A kept buffer, or a new one.
-    fn take(&mut self) -> Vec<u8> {
-        self.kept.pop().unwrap_or_else(|| {
-            let mut buf = Vec::with_capacity(self.capacity);
-            buf.resize(self.len, 0);
-            buf
-        })
-    }
-
-    /// Keeps `buf` for the next connection, cut back to the shape, unless enough are kept already.
-    fn keep(&mut self, mut buf: Vec<u8>) {
-        if self.kept.len() >= SPARES_MAX {
-            return;
-        }
-        buf.truncate(self.len);
-        buf.shrink_to(self.capacity);
-        self.kept.push(buf);
-    }
-}
-
-/// The loop's side of the app-call pool.
-struct Pool {
-    jobs: Sender<(usize, Conn)>,
-    done: Receiver<(usize, Conn, Phase)>,
-    wake: std::fs::File,
 }

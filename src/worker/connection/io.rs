@@ -1,0 +1,260 @@
+//! The transport half of a connection ([`Io`]): the socket, its read buffer and output queue, and
+//! every wait on the client — blocking (sync, threads, the event pool) or queued for an event loop.
+
+use super::ReadBuf;
+use crate::config::Settings;
+use crate::net::Stream;
+use crate::net::stream::Interrupted;
+use crate::sys::scoreboard::Lane;
+use crate::worker::gather::Spool;
+use crate::worker::pace::{MinRate, Pace};
+use nix::poll::PollFlags;
+use std::time::{Duration, Instant};
+
+/// How long a closing connection waits for the client to stop sending, so that our last response is
+/// not destroyed by a reset (RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// The transport half of a connection: socket, read buffer and output buffer.
+pub(in crate::worker) struct Io<'a> {
+    pub(in crate::worker) stream: &'a mut Stream,
+    pub(in crate::worker) rbuf: &'a mut ReadBuf,
+    pub(in crate::worker) out: &'a mut Vec<u8>,
+    pub(in crate::worker) io_timeout: Duration,
+    /// `--min-rate`, and how the client has kept up with it in this exchange.
+    pub(in crate::worker) rule: MinRate,
+    pub(in crate::worker) pace: Pace,
+    /// Who the client is, for the log line of a client dropped by the rule.
+    pub(in crate::worker) peer: Option<std::net::IpAddr>,
+    /// A write failed or timed out: nothing more can be sent.
+    pub(in crate::worker) dead: bool,
+    /// The scoreboard lane that says "waiting" while this connection waits on the socket, so that a
+    /// slow client is never taken for a stuck worker.
+    pub(in crate::worker) beat: Option<&'a Lane>,
+    /// The last request's body was not read to its end: the client may still be sending it.
+    pub(in crate::worker) body_pending: bool,
+    /// Output is queued for an event loop rather than waited out (see [`Io::queued`]).
+    pub(in crate::worker) queued: bool,
+    /// The start of the next request's body, gathered to a file by the event loop: read before the
+    /// read buffer.
+    pub(in crate::worker) spool: Option<Spool>,
+    /// The event loop sent `100 Continue` for this request while it gathered the body.
+    pub(in crate::worker) continued: bool,
+    /// Bytes queued I/O handed to the socket itself (the loop counts them for `--min-rate`).
+    pub(in crate::worker) written: u64,
+}
+
+/// A pull-mode body is produced only while less than this is queued for the client: what a stalled
+/// reader can hold of an event worker's memory is this plus one chunk.
+pub(in crate::worker) const HIGH_WATER: usize = 128 * 1024;
+/// The event loop asks the producer for more once the queue has drained below this.
+pub(in crate::worker) const LOW_WATER: usize = 32 * 1024;
+/// How much pushed output (an app's `write` on the event loop) may be queued before the write waits
+/// for the client.
+const PUSH_CAP: usize = 1024 * 1024;
+
+/// Why reading more input stopped.
+pub(in crate::worker) enum ReadStop {
+    Eof,
+    TimedOut,
+    Stopping,
+    Failed,
+}
+
+impl<'a> Io<'a> {
+    pub(in crate::worker) fn new(
+        stream: &'a mut Stream,
+        rbuf: &'a mut ReadBuf,
+        out: &'a mut Vec<u8>,
+        settings: &Settings,
+    ) -> Io<'a> {
+        Io {
+            stream,
+            rbuf,
+            out,
+            io_timeout: settings.io_timeout,
+            rule: settings.min_rate,
+            pace: Pace::default(),
+            peer: None,
+            dead: false,
+            body_pending: false,
+            beat: None,
+            queued: false,
+            spool: None,
+            continued: false,
+            written: 0,
+        }
+    }
+
+    /// Bytes this queued I/O handed to the socket itself, beside what the loop writes from the queue.
+    pub(in crate::worker) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The next request's body has been gathered (the event loop, [`super::gather`]): its spooled
+    /// part, and whether `100 Continue` was already sent.
+    pub(in crate::worker) fn gathered(&mut self, spool: Option<Spool>, continued: bool) {
+        self.spool = spool;
+        self.continued = continued;
+    }
+
+    /// Queues output for an event loop: each block is written as far as the socket takes it at once
+    /// and the rest stays in the output buffer for the loop to send when the socket is writable; a
+    /// pull-mode body stops at [`HIGH_WATER`] and is resumed by the loop. Only a pushed write past
+    /// [`PUSH_CAP`] waits for the client.
+    pub(in crate::worker) fn queued(mut self) -> Self {
+        self.queued = true;
+        self
+    }
+
+    /// Runs `wait` (a wait on the socket) with the lane marked as waiting, so that a thread waiting on
+    /// its one client is not taken for a stuck worker. Not on an event loop: a loop that waits on one
+    /// client stalls all the others, and one that is away longer than `--timeout` is stuck.
+    pub(in crate::worker) fn waiting<T>(&mut self, wait: impl FnOnce(&mut Self) -> T) -> T {
+        if self.queued {
+            return wait(self);
+        }
+        if let Some(lane) = self.beat {
+            lane.waiting();
+        }
+        let result = wait(self);
+        if let Some(lane) = self.beat {
+            lane.awake();
+        }
+        result
+    }
+
+    /// Marks `n` buffered bytes as used (a head parsed from them).
+    pub(in crate::worker) fn consume_input(&mut self, n: usize) {
+        self.rbuf.consume(n);
+    }
+
+    /// Whether the last request's body was left unread (the client may still be sending it).
+    pub(in crate::worker) fn body_pending(&self) -> bool {
+        self.body_pending
+    }
+
+    /// Whether a write failed: nothing more can be sent on this connection.
+    pub(in crate::worker) fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Writes all buffered output, waiting for the client as long as it keeps up ([`Io::drain`]).
+    pub(in crate::worker) fn flush(&mut self) -> bool {
+        if !self.dead && !self.out.is_empty() && !self.drain() {
+            self.dead = true;
+        }
+        if self.dead {
+            self.out.clear();
+        }
+        !self.dead
+    }
+
+    /// Writes the whole output buffer, waiting on the client while it keeps up: `false` once it moved
+    /// nothing for `--timeout`, or less than `--min-rate` over a period of waiting ([`Pace`]).
+    pub(in crate::worker) fn drain(&mut self) -> bool {
+        let mut stalls_at = Instant::now() + self.io_timeout;
+        loop {
+            let before = self.out.len();
+            let wrote = self.stream.write_some(self.out);
+            let moved = (before - self.out.len()) as u64;
+            if moved > 0 {
+                stalls_at = Instant::now() + self.io_timeout;
+            }
+            match wrote {
+                Ok(true) => {
+                    self.pace.record(Duration::ZERO, moved, self.rule);
+                    return true;
+                }
+                Ok(false) => {}
+                Err(_) => return false,
+            }
+            let began = Instant::now();
+            let deadline = stalls_at.min(began + self.pace.left(self.rule));
+            let waited = self.waiting(|io| io.stream.wait(PollFlags::POLLOUT, deadline, None));
+            let now = Instant::now();
+            if self.pace.record(now - began, moved, self.rule) {
+                crate::worker::pace::dropped(self.beat, self.rule, "taking its response", self.peer);
+                return false;
+            }
+            if waited.is_err() && now >= stalls_at {
+                return false;
+            }
+        }
+    }
+
+    /// Hands buffered output to the socket now (no delay). Blocking I/O waits until all of it is gone;
+    /// queued I/O writes what the socket takes and leaves the rest to the loop, waiting only past
+    /// [`PUSH_CAP`] (logged once per connection, counted in `/metrics`).
+    pub(in crate::worker) fn push(&mut self) -> bool {
+        if !self.queued || self.dead {
+            return self.flush();
+        }
+        let before = self.out.len();
+        let wrote = self.stream.write_some(self.out);
+        self.written += (before - self.out.len()) as u64;
+        if wrote.is_err() {
+            self.dead = true;
+            self.out.clear();
+            return false;
+        }
+        if self.out.len() > PUSH_CAP {
+            if let Some(lane) = self.beat {
+                lane.push_waited();
+            }
+            tracing::debug!("a pushed response outgrew the event loop's queue; waiting for the client");
+            return self.flush();
+        }
+        true
+    }
+
+    /// Reads more bytes into the read buffer, flushing pending output first (never wait on the
+    /// client while it waits on us). `stop` lets an idle wait end early on shutdown.
+    pub(in crate::worker) fn fill(
+        &mut self,
+        deadline: Instant,
+        stop: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<usize, ReadStop> {
+        if !self.flush() {
+            return Err(ReadStop::Failed);
+        }
+        loop {
+            match self.stream.try_read(self.rbuf.spare()) {
+                Ok(Some(0)) => return Err(ReadStop::Eof),
+                Ok(Some(n)) => {
+                    self.rbuf.commit(n);
+                    return Ok(n);
+                }
+                Ok(None) => {}
+                Err(_) => return Err(ReadStop::Failed),
+            }
+            match self.waiting(|io| io.stream.wait(PollFlags::POLLIN, deadline, stop)) {
+                Ok(()) => {}
+                Err(Interrupted::TimedOut) => return Err(ReadStop::TimedOut),
+                Err(Interrupted::Stopping) => return Err(ReadStop::Stopping),
+            }
+        }
+    }
+
+    /// Closes gracefully: flush, and if the client may still be sending, half-close and read a little
+    /// so that the kernel does not answer its bytes with a reset that destroys our response.
+    pub(in crate::worker) fn close(mut self, client_may_send: bool) {
+        if !self.flush() {
+            return;
+        }
+        if client_may_send || !self.rbuf.is_empty() {
+            self.stream.shutdown_write();
+            let deadline = Instant::now() + LINGER;
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                self.rbuf.clear();
+                match self.fill(deadline, None) {
+                    Ok(n) => drained += n,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.rbuf.clear();
+    }
+}

@@ -1,0 +1,164 @@
+//! The blocking driver of the sync and threads classes: serve one connection until it ends, waiting
+//! on the client with deadlines; and the PROXY protocol header both drivers read first.
+
+use super::{After, Buffers, Io, ReadStop, Shared, exchange, refuse, refuse_status};
+use crate::app::ConnInfo;
+use crate::http::parse::parse_head;
+use crate::http::{Error as HttpError, ErrorKind};
+use crate::net::Stream;
+use crate::sys::scoreboard::{Lane, Refusal};
+use crate::worker::Context;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// How long an idle keep-alive connection stays open once the worker is told to stop. Its client cannot
+/// know yet and may be sending its next request at this very moment: a request that arrives in this
+/// window is answered (with `Connection: close`) instead of being reset unread, so clients that keep
+/// their connections busy never have to resend (RFC 9112 §9.3.1) during a reload or an upgrade.
+pub(in crate::worker) const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What the start of a `--proxy-protocol` connection has shown so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::worker) enum ProxyStart {
+    /// More bytes are needed.
+    Incomplete,
+    /// The header was taken: `info` now names the client it carried.
+    Adopted,
+    /// The sender is not allowed (403) or the header is malformed (400): the answer is in the output.
+    Refused,
+}
+
+/// Takes the PROXY protocol header from the buffered bytes. A sender outside `--proxy-allow-ips` is
+/// refused before anything is read.
+pub(in crate::worker) fn take_proxy_header(
+    io: &mut Io<'_>,
+    shared: &mut Shared,
+    info: &mut ConnInfo,
+    ctx: &Context<'_>,
+    started: Instant,
+) -> ProxyStart {
+    use crate::http::proxy::{Parsed, parse};
+    if !ctx.settings.proxy_allow_ips.trusts(info.peer_ip) {
+        let why = "PROXY protocol from a peer not in --proxy-allow-ips";
+        ctx.count_refused(io.beat, Refusal::Proxy);
+        refuse_status(io, shared, info, ctx, 403, &why, started);
+        return ProxyStart::Refused;
+    }
+    match parse(io.rbuf.data()) {
+        Ok(Parsed::Header { header, consumed }) => {
+            io.rbuf.consume(consumed);
+            info.adopt_proxy_header(&header);
+            ProxyStart::Adopted
+        }
+        Ok(Parsed::Incomplete) => ProxyStart::Incomplete,
+        Err(e) => {
+            ctx.count_refused(io.beat, Refusal::Proxy);
+            refuse_status(io, shared, info, ctx, e.status(), &e, started);
+            ProxyStart::Refused
+        }
+    }
+}
+
+/// Reads the PROXY header, waiting up to `--header-timeout`; false when the connection must close
+/// (refused, or the peer left or stalled: no response then).
+fn read_proxy_header(io: &mut Io<'_>, shared: &mut Shared, info: &mut ConnInfo, ctx: &Context<'_>) -> bool {
+    let started = Instant::now();
+    let deadline = started + ctx.settings.header_timeout;
+    loop {
+        match take_proxy_header(io, shared, info, ctx, started) {
+            ProxyStart::Adopted => return true,
+            ProxyStart::Refused => return false,
+            ProxyStart::Incomplete => {
+                if io.fill(deadline, None).is_err() {
+                    io.rbuf.clear();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Serves requests on `stream` until the connection ends, waiting (with deadlines) whenever the client
+/// is slow: the loop of the `sync` and `threads` classes. Returns how many requests it served.
+pub fn serve(mut stream: Stream, bufs: &mut Buffers, ctx: &Context<'_>) -> u64 {
+    let lane = ctx.lane(bufs.shared.lane);
+    let served = serve_stream(&mut stream, bufs, ctx, lane);
+    if stream.handshake_failed() {
+        ctx.count_refused(lane, Refusal::Tls);
+    }
+    served
+}
+
+fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane: Option<&Lane>) -> u64 {
+    let Buffers { rbuf, out, shared, info } = bufs;
+    let settings = ctx.settings;
+    let mut io = Io::new(stream, rbuf, out, settings);
+    io.beat = lane;
+    if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
+        io.close(true);
+        return 0;
+    }
+    let mut served = 0u64;
+    loop {
+        let mut head_deadline = Instant::now() + settings.header_timeout;
+        if served > 0 && io.rbuf.is_empty() {
+            // Idle keep-alive: wait for the next request's first byte (or shutdown) quietly.
+            let idle = Instant::now() + settings.keep_alive;
+            let waited = match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
+                Err(ReadStop::Stopping) => io.fill(idle.min(Instant::now() + STOP_GRACE), None),
+                waited => waited,
+            };
+            match waited {
+                Ok(_) => head_deadline = Instant::now() + settings.header_timeout,
+                Err(_) => {
+                    io.close(false);
+                    return served;
+                }
+            }
+        }
+        let started = Instant::now();
+        let parsed = loop {
+            match parse_head(io.rbuf.data(), &settings.limits, &mut shared.head) {
+                Ok(Some(n)) => {
+                    io.rbuf.consume(n);
+                    break Ok(());
+                }
+                Ok(None) => match io.fill(head_deadline, None) {
+                    Ok(_) => {}
+                    // A partial head gets 408; a client that sent nothing at all (a browser's
+                    // preconnect, say) is closed quietly, as the event loop and nginx do.
+                    Err(ReadStop::TimedOut) if !io.rbuf.is_empty() => {
+                        break Err(HttpError::new(
+                            ErrorKind::HeadTimeout,
+                            "request head not received in time",
+                        ));
+                    }
+                    // EOF or failure mid-head: no response, as the client is gone (RFC 9112 §9.6).
+                    Err(_) => {
+                        io.rbuf.clear();
+                        return served;
+                    }
+                },
+                Err(e) => break Err(e),
+            }
+        };
+        // A refused request may still be arriving: linger then. After an exchange, linger only when
+        // its body was left unread; a client that sent everything just gets our FIN.
+        let (after, client_may_send) = match parsed {
+            Ok(()) => {
+                served += 1;
+                // Blocking I/O never parks a response: each is complete when exchange returns.
+                let after = exchange(&mut io, shared, info, ctx, started).unwrap_or(After::Close);
+                (after, io.body_pending)
+            }
+            Err(e) => {
+                refuse(&mut io, shared, info, ctx, e, started);
+                (After::Close, true)
+            }
+        };
+        if after == After::Close {
+            io.close(client_may_send);
+            return served;
+        }
+    }
+}
