@@ -1,7 +1,7 @@
 //! No delay: every block an app writes reaches the client before the app is asked for the next one
 //! (PEP 3333: "the server must not delay the transmission of any block"). Each story is a relay: the
-//! app produces block N+1 only after the client has received block N and said so (by creating a
-//! file the app waits for), so a server that holds blocks back cannot finish the conversation.
+//! app produces block N+1 only after the client has received block N and said so (a byte into a
+//! named pipe the app reads), so a server that holds blocks back cannot finish the conversation.
 //! Pushed (`write`), pulled (`set_body`), a WSGI generator (server-sent events) and WSGI's `write()`,
 //! under the suite's worker class, and under the event class's pool.
 
@@ -34,6 +34,10 @@ fn text(bytes: &[u8]) -> String {
 /// keep-alive connection and returns the whole response; then checks the connection serves again.
 fn relay(server: &Server, path: &str, blocks: &[String], again: &str) -> Response {
     let dir = TempDir::new("relay");
+    let fifo = std::ffi::CString::new(dir.arg("acks")).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path this test owns.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut acks: Option<std::fs::File> = None;
     let mut stream = server.connect();
     let sep = if path.contains('?') { '&' } else { '?' };
     let target = format!("{path}{sep}chunks={}&dir={}", blocks.len(), dir.arg(""));
@@ -41,7 +45,10 @@ fn relay(server: &Server, path: &str, blocks: &[String], again: &str) -> Respons
     let mut seen = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
         read_until(&mut stream, &mut seen, block.as_bytes());
-        std::fs::write(dir.join(&format!("ack-{i}")), b"").unwrap();
+        // The app holds the pipe open for reading by now: this open does not wait.
+        let pipe = acks
+            .get_or_insert_with(|| std::fs::OpenOptions::new().write(true).open(dir.join("acks")).unwrap());
+        pipe.write_all(b"!").unwrap_or_else(|e| panic!("ack {i}: {e}"));
     }
     read_until(&mut stream, &mut seen, b"0\r\n\r\n");
     let (resp, rest) = Response::parse_one(&seen).expect("a complete chunked response");

@@ -14,8 +14,8 @@
 //! `/worker` (which worker and pid served), `/environ?key=K` (one environ value), `/early` (streams
 //! `early:` before it reads the body, then echoes it), `/relay?chunks=N&dir=D` and
 //! `/relay-pull?chunks=N&dir=D` (pushed / pulled blocks `block I`, each written only once the client
-//! has acknowledged the one before by creating the file `D/ack-I`: a conversation that a server which
-//! delays blocks cannot finish).
+//! has acknowledged the one before by writing a byte into the named pipe `D/acks`: a conversation
+//! that a server which delays blocks cannot finish).
 //!
 //! Init fails when `fail-init` is among the app arguments (`rustgun libchaos.so -- fail-init`).
 
@@ -43,37 +43,41 @@ impl BodySource for Zeros {
     }
 }
 
-/// How long a relay waits for the client's acknowledgement of a block before it gives up.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// The client's acknowledgements of a relay's blocks: one byte each, read from the named pipe
+/// `dir/acks`. Opened read-write, so the open never waits for the client and no writer is no end.
+struct Acks(std::fs::File);
 
-/// Waits until the client has acknowledged block `i` (the file `dir/ack-i` exists).
-fn await_ack(dir: &str, i: u64) -> std::io::Result<()> {
-    let path = std::path::Path::new(dir).join(format!("ack-{i}"));
-    let deadline = std::time::Instant::now() + ACK_WAIT;
-    while !path.exists() {
-        if std::time::Instant::now() >= deadline {
-            let why = format!("block {i} never acknowledged");
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
-        }
-        std::thread::sleep(Duration::from_millis(1));
+impl Acks {
+    fn open(dir: &str) -> std::io::Result<Acks> {
+        let path = std::path::Path::new(dir).join("acks");
+        Ok(Acks(std::fs::OpenOptions::new().read(true).write(true).open(path)?))
     }
-    Ok(())
+
+    /// Waits until the client has acknowledged block `i`.
+    fn wait(&mut self, i: u64) -> std::io::Result<()> {
+        let mut byte = [0u8; 1];
+        match self.0.read(&mut byte)? {
+            1 => Ok(()),
+            _ => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("no ack for block {i}"))),
+        }
+    }
 }
 
-/// The blocks of `/relay-pull`: block `i` is produced once block `i - 1` is acknowledged.
+/// The blocks of `/relay-pull`: block `i` (and the end) is produced once block `i - 1` is acknowledged.
 struct Relay {
-    dir: String,
+    acks: Acks,
     next: u64,
     chunks: u64,
 }
 
 impl BodySource for Relay {
     fn next(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Every block is acknowledged before the next one, or the end, is given.
+        if self.next > 0 {
+            self.acks.wait(self.next - 1)?;
+        }
         if self.next == self.chunks {
             return Ok(0);
-        }
-        if self.next > 0 {
-            await_ack(&self.dir, self.next - 1)?;
         }
         let block = format!("block {}\n", self.next);
         buf[..block.len()].copy_from_slice(block.as_bytes());
@@ -129,17 +133,19 @@ impl App for Chaos {
             }
             b"/relay" => {
                 let (chunks, dir) = (param(req, "chunks", 3), req.query_param("dir").unwrap_or_default());
+                let mut acks = Acks::open(&dir)?;
                 resp.start(200, &TEXT)?;
                 for i in 0..chunks {
                     resp.write(format!("block {i}\n").as_bytes())?;
-                    await_ack(&dir, i)?;
+                    acks.wait(i)?;
                 }
                 Ok(())
             }
             b"/relay-pull" => {
                 let (chunks, dir) = (param(req, "chunks", 3), req.query_param("dir").unwrap_or_default());
+                let acks = Acks::open(&dir)?;
                 resp.start(200, &TEXT)?;
-                resp.set_body(Relay { dir, next: 0, chunks })?;
+                resp.set_body(Relay { acks, next: 0, chunks })?;
                 Ok(())
             }
             b"/leak" => {
