@@ -1,5 +1,5 @@
-//! Arbitrary bytes as what a client sent on one connection, through the connection driver's use of
-//! `parse_head` and the body `Decoder` ([`Replay`]). Besides crashes and hangs, it fails when the
+//! Arbitrary bytes as what a client sent on one connection, through the connection state machine the
+//! workers drive (`http::conn::Conn`, by the socket-less driver [`Replay`]). Besides crashes and hangs, it fails when the
 //! bytes give different requests, bodies or statuses fed whole than cut at a point derived from the
 //! data, or in small pieces through a small app buffer.
 

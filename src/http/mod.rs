@@ -2,14 +2,16 @@
 //! response heads and framed body bytes out into a caller's buffer.
 //!
 //! # Theory of operation
-//! A connection driver (one per worker class) owns the socket and the buffers. It hands the bytes it has
-//! read to [`parse::parse_head`], which either asks for more, reports an [`Error`] that carries the status
-//! to answer with, or fills a reusable [`parse::RequestHead`] and says how many bytes the head used. The
-//! driver then feeds the bytes after the head to the head's [`body::Decoder`], which reports decoded data
-//! as ranges of the input (no copy) and how much input it consumed, until it says the body is complete.
-//! Responses go the other way: [`response::ResponseHead`] records what the app gave and the server's
-//! framing choice, [`response::write_head`] encodes it, and [`response::Encoder`] frames each body chunk
-//! (Content-Length, chunked, or close-delimited) into the output buffer.
+//! A connection driver (one per worker class, and the socket-less [`replay`]) owns the socket, the
+//! buffers and the clocks; it drives one [`conn::Conn`] per connection, which sequences everything
+//! else here and makes every protocol decision. The received bytes go to [`conn::Conn::receive_head`]
+//! ([`parse::parse_head`]: more needed, an [`Error`] carrying the status to answer with, or a reusable
+//! [`parse::RequestHead`] filled and the bytes it used), then to [`conn::Conn::receive_body`] (the
+//! head's [`body::Decoder`], which reports decoded data as ranges of the input, no copy). Responses go
+//! the other way: [`response::ResponseHead`] records what the app gave, the connection picks the
+//! framing and whether it persists and writes the head, and [`response::Encoder`] frames each body
+//! chunk (Content-Length, chunked, or close-delimited) into the output buffer. When the exchange is
+//! over, [`conn::After`] says what the connection does next.
 //!
 //! # Invariants
 //! - Nothing here touches a socket, a clock or a file: time comes in as an argument ([`date`]).
@@ -20,6 +22,7 @@
 //!   make a proxy in front of us disagree about where a request ends is refused.
 
 pub mod body;
+pub mod conn;
 pub mod date;
 pub mod error;
 pub mod forwarded;

@@ -4,8 +4,8 @@
 //! Requests come from a small seeded PRNG (a failure names its seed, so it replays exactly): varied
 //! methods and the four target forms, header sets with optional whitespace and obs-text, bodies
 //! framed by Content-Length (sometimes sent twice) or chunked with extensions and trailers, HTTP/1.0
-//! and HTTP/1.1. Each pipeline goes through [`Replay`] (the connection driver's use of `parse_head`
-//! and `Decoder`) whole, cut at random points, byte by byte, and for small pipelines cut once at every
+//! and HTTP/1.1. Each pipeline goes through [`Replay`] (a socket-less driver of the workers'
+//! `conn::Conn`) whole, cut at random points, byte by byte, and for small pipelines cut once at every
 //! offset, with several app read sizes.
 
 // Trailer names the decoder refuses: generated trailer names avoid all of them.

@@ -1,12 +1,13 @@
-//! A reference connection driver without a socket: it feeds received bytes to [`parse_head`] and the
-//! head's [`Decoder`] exactly as the worker classes do (parse the buffered bytes, consume the head,
-//! decode the body through an app-sized buffer, go on with whatever follows) and records what a
-//! server would have seen. The property test and the fuzz targets use it to check that how the bytes
-//! were segmented never changes what was parsed.
+//! A connection driver without a socket: it feeds received bytes to the same [`Conn`] the worker
+//! classes drive (head, then the body through an app-sized buffer, then an empty response, then
+//! whatever follows) and records what a server would have seen. The property test and the fuzz
+//! targets use it to check that how the bytes were segmented never changes what was parsed, nor what
+//! the connection decided.
 
 use super::Version;
-use super::body::Decoder;
-use super::parse::{BodyFraming, Limits, RequestHead, parse_head};
+use super::conn::{After, Conn, Wait};
+use super::parse::{BodyFraming, Limits, RequestHead};
+use super::response::ResponseHead;
 
 /// What the driver saw, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,10 +47,13 @@ pub struct Replay {
     /// The app's read size: decoded data is taken at most this many input bytes at a time.
     read_size: usize,
     buf: Vec<u8>,
+    conn: Conn,
     head: RequestHead,
-    decoder: Option<Decoder>,
+    resp: ResponseHead,
+    out: Vec<u8>,
+    /// A head was received and its exchange is not over.
+    in_exchange: bool,
     body: Vec<u8>,
-    persist: bool,
     closed: bool,
     events: Vec<Event>,
 }
@@ -62,10 +66,12 @@ impl Replay {
             body_limit,
             read_size: read_size.max(1),
             buf: Vec::new(),
+            conn: Conn::default(),
             head: RequestHead::default(),
-            decoder: None,
+            resp: ResponseHead::default(),
+            out: Vec::new(),
+            in_exchange: false,
             body: Vec::new(),
-            persist: true,
             closed: false,
             events: Vec::new(),
         }
@@ -82,22 +88,20 @@ impl Replay {
 
     /// What was seen, and where the input ended.
     pub fn finish(self) -> (Vec<Event>, Pending) {
-        let pending = if self.closed {
-            Pending::Closed
-        } else if self.decoder.is_some() {
-            Pending::Body
-        } else if self.buf.is_empty() {
-            Pending::Nothing
-        } else {
-            Pending::Head
+        let pending = match self.conn.waiting_for(!self.buf.is_empty()) {
+            _ if self.closed => Pending::Closed,
+            Wait::Closed => Pending::Closed,
+            Wait::Body => Pending::Body,
+            Wait::Idle => Pending::Nothing,
+            Wait::Head | Wait::Response => Pending::Head,
         };
         (self.events, pending)
     }
 
     /// One step of progress; false when more input is needed.
     fn step(&mut self) -> bool {
-        let Some(decoder) = &mut self.decoder else {
-            return match parse_head(&self.buf, &self.limits, &mut self.head) {
+        if !self.in_exchange {
+            return match self.conn.receive_head(&self.buf, &self.limits, self.body_limit, &mut self.head) {
                 Ok(None) => false,
                 Err(e) => self.refuse(e.status()),
                 Ok(Some(n)) => {
@@ -111,34 +115,48 @@ impl Replay {
                         framing: h.framing,
                         keep_alive: h.keep_alive,
                     });
-                    self.persist = h.keep_alive;
-                    match Decoder::new(h.framing, self.body_limit) {
-                        Ok(d) => self.decoder = Some(d),
-                        Err(e) => return self.refuse(e.status()),
-                    }
+                    self.in_exchange = true;
                     true
                 }
             };
-        };
+        }
+        if self.conn.body_done() {
+            return self.respond();
+        }
         let limit = self.buf.len().min(self.read_size);
-        match decoder.decode(&self.buf[..limit]) {
+        match self.conn.receive_body(&self.buf[..limit]) {
             Err(e) => self.refuse(e.status()),
             Ok(step) => {
                 self.body.extend_from_slice(&self.buf[step.data.clone()]);
                 self.buf.drain(..step.consumed);
-                if step.done {
-                    self.decoder = None;
-                    self.events.push(Event::Body(std::mem::take(&mut self.body)));
-                    self.closed = !self.persist;
-                    return true;
-                }
-                !step.data.is_empty() || step.consumed > 0
+                !step.data.is_empty() || step.consumed > 0 || step.done
+            }
+        }
+    }
+
+    /// The body is complete: answer with an empty response and go on as the connection decides.
+    fn respond(&mut self) -> bool {
+        self.events.push(Event::Body(std::mem::take(&mut self.body)));
+        self.in_exchange = false;
+        self.out.clear();
+        // A plain 200 with an empty body is always a valid final head, and persists in any version.
+        let recorded = self.resp.set(200, b"", std::iter::once((&b"Content-Length"[..], &b"0"[..])));
+        let begun = self.conn.begin_response(&mut self.resp, false, b"-", &mut self.out);
+        debug_assert!(recorded.is_ok() && begun.is_ok());
+        self.conn.end_response(&mut self.out);
+        match self.conn.after(!self.buf.is_empty()) {
+            After::KeepAlive => true,
+            After::Close | After::Linger => {
+                self.closed = true;
+                false
             }
         }
     }
 
     fn refuse(&mut self, status: u16) -> bool {
         self.events.push(Event::Refused(status));
+        self.out.clear();
+        self.conn.refuse(status, b"-", &mut self.out);
         self.closed = true;
         false
     }

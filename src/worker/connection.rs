@@ -7,8 +7,8 @@
 //! ([`Io::queued`], the event loop) what the socket did not take stays queued, and a pull-mode body
 //! past [`HIGH_WATER`] is [`Parked`] for the loop to [`resume`].
 //!
-//! Protocol decisions come from [`crate::http`]; the keep-alive decision still lives here and in the
-//! event loop (the sans-I/O `http::conn` that will own it is the next step of the connection core).
+//! Every protocol decision — framing, `100 Continue`, draining, whether the connection persists — is
+//! [`http::conn::Conn`]'s; the exchange only sequences the app's calls onto it and moves the bytes.
 
 mod buffers;
 mod files;
@@ -28,40 +28,31 @@ use super::pace::Pace;
 use crate::app::host::BodySource;
 use crate::app::host::{CallSlot, call_handle};
 use crate::app::{ConnInfo, Exchange, RequestView};
-use crate::http::body::Decoder;
+use crate::http;
+use crate::http::Error as HttpError;
+use crate::http::conn::{After, InterimAsFinal};
 use crate::http::date::DateCache;
 use crate::http::parse::RequestHead;
-use crate::http::response::{self, CONTINUE_100, Encoder, Framing, ResponseHead};
-use crate::http::{Error as HttpError, ErrorKind};
+use crate::http::response::{Framing, ResponseHead};
 use crate::logging::access::Record;
 use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
 use std::os::fd::BorrowedFd;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Most unread request body we read and discard to keep a connection alive.
-const MAX_DRAIN: u64 = 1024 * 1024;
-
-/// Where the response stands.
+/// Where the app's response stands (the ABI's rules for `start_response`).
 enum Reply {
     /// `start_response` not called (or refused).
     None,
     /// A head is recorded but nothing is sent; it may be replaced once.
     Recorded { replaced: bool },
-    /// The head is sent (or buffered to send); body bytes go through the encoder.
-    Streaming(Encoder),
-}
-
-/// Whether a `100 Continue` is owed to the client.
-#[derive(PartialEq, Eq)]
-enum Continue {
-    NotExpected,
-    Owed,
-    Sent,
+    /// The head went to the connection; body bytes are framed by it.
+    Streaming,
 }
 
 /// One request/response exchange: what the host functions act on while the app runs.
 struct Call<'a, 'b, 'c> {
     io: &'a mut Io<'b>,
+    proto: &'a mut http::conn::Conn,
     head: &'a RequestHead,
     resp: &'a mut ResponseHead,
     view: &'a mut RequestView,
@@ -74,50 +65,35 @@ struct Call<'a, 'b, 'c> {
 }
 
 impl Call<'_, '_, '_> {
-    fn date(&mut self) -> &[u8] {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.date.get(now)
-    }
-
     /// Sends (buffers) the recorded head and switches to streaming.
     fn begin_body(&mut self) {
-        if self.resp.status < 200 {
+        let closing = self.ctx.stopping() || self.ctx.last_request();
+        let date = self.date.get(unix_now());
+        if let Err(InterimAsFinal(status)) = self.proto.begin_response(self.resp, closing, date, self.io.out)
+        {
             // A 1xx is interim: sent as the final answer, the client would wait for another one.
             tracing::error!(
-                "app gave {} as the final status for {} {}; answering 500",
-                self.resp.status,
+                "app gave {status} as the final status for {} {}; answering 500",
                 String::from_utf8_lossy(self.head.method()),
                 String::from_utf8_lossy(self.head.target())
             );
-            self.fail(500);
-            self.state.reply = Reply::Streaming(Encoder::new(Framing::NoBody));
-            return;
         }
-        let framing = self.resp.framing(self.head.version, self.head.is_head());
-        self.state.keep_alive = self.state.keep_alive
-            && !self.resp.close
-            && framing != Framing::Close
-            && self.state.expect != Continue::Owed
-            && !self.ctx.stopping()
-            && !self.ctx.last_request();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let date = self.date.get(now);
-        self.resp.write(self.io.out, framing, self.head.version, self.state.keep_alive, date);
-        self.state.reply = Reply::Streaming(Encoder::new(framing));
+        self.state.reply = Reply::Streaming;
     }
 
     fn send_body(&mut self, data: &[u8]) -> Result<(), i32> {
         if matches!(self.state.reply, Reply::Recorded { .. }) {
             self.begin_body();
         }
-        let Reply::Streaming(encoder) = &mut self.state.reply else {
+        if !matches!(self.state.reply, Reply::Streaming) {
             return Err(RG_E_STATE);
-        };
+        }
         if self.io.dead {
             return Err(RG_E_CLOSED);
         }
-        let taken = encoder.begin_chunk(data.len(), self.io.out);
-        if taken < data.len() && encoder.framing() != Framing::NoBody && !self.state.overflow_logged {
+        let taken = self.proto.send_data(data, self.io.out).ok_or(RG_E_STATE)?;
+        let bodiless = matches!(self.proto.body_room(), Some((Framing::NoBody, _)));
+        if taken < data.len() && !bodiless && !self.state.overflow_logged {
             self.state.overflow_logged = true;
             tracing::error!(
                 "app wrote more body than its Content-Length for {} {}; the excess is cut",
@@ -125,8 +101,6 @@ impl Call<'_, '_, '_> {
                 String::from_utf8_lossy(self.head.target())
             );
         }
-        self.io.out.extend_from_slice(&data[..taken]);
-        encoder.end_chunk(taken, self.io.out);
         // No delay (PEP 3333, docs/abi.md): the block leaves before the app is given control back, so a
         // stream's reader sees each block when it is written. The head rides along with the first one:
         // a response written in one piece is still one send.
@@ -167,11 +141,7 @@ impl Call<'_, '_, '_> {
 
     /// Replaces whatever the app did with a complete error response and closes afterwards.
     fn fail(&mut self, status: u16) {
-        self.state.keep_alive = false;
-        let with_body = !self.head.is_head();
-        let date = self.date().to_owned();
-        response::write_error(self.io.out, status, &date, with_body);
-        self.resp.status = status;
+        self.proto.fail(status, self.resp, self.date.get(unix_now()), self.io.out);
     }
 
     /// Completes the response after `handle` returned `code`; `false` when a pull-mode body was
@@ -185,37 +155,34 @@ impl Call<'_, '_, '_> {
             // The body is never pulled after a failed handle: dropping it closes it.
             self.state.body = None;
         }
-        match (&mut self.state.reply, code) {
-            (Reply::Streaming(encoder), RG_OK) => {
-                let missing = encoder.finish(self.io.out);
+        match (&self.state.reply, code) {
+            (Reply::Streaming, RG_OK) => {
+                let missing = self.proto.end_response(self.io.out);
                 if missing > 0 {
                     tracing::error!(
                         "app sent {missing} bytes less than its Content-Length for {} {}; closing the connection",
                         String::from_utf8_lossy(self.head.method()),
                         String::from_utf8_lossy(self.head.target())
                     );
-                    // Send what the app wrote (the client sees a short body), then close.
-                    self.state.keep_alive = false;
+                    // What the app wrote is sent (the client sees a short body), then the connection closes.
                 }
             }
-            (Reply::Streaming(_), _) => {
+            (Reply::Streaming, _) => {
                 tracing::error!(
                     "app failed with status {code} after its response started; aborting the connection"
                 );
+                self.proto.abort();
                 self.io.dead = true;
             }
             (Reply::Recorded { .. }, RG_OK) => {
                 self.begin_body();
-                if let Reply::Streaming(encoder) = &mut self.state.reply
-                    && encoder.finish(self.io.out) > 0
-                {
+                if self.proto.end_response(self.io.out) > 0 {
                     tracing::error!("app sent no body but a non-zero Content-Length; closing the connection");
-                    self.state.keep_alive = false;
                 }
             }
             (_, _) => {
-                let status = match self.state.body_error {
-                    Some(e) => e.status(),
+                let status = match self.proto.body_error() {
+                    Some(status) => status,
                     None => {
                         if code == RG_OK {
                             tracing::error!("app returned without a valid start_response; answering 500");
@@ -234,36 +201,30 @@ impl Call<'_, '_, '_> {
     /// The body ended before its framing said: a client that left gets nothing more (it cannot read an
     /// answer), one that stalled past `--timeout` gets 408 if nothing was sent yet.
     fn body_cut_short(&mut self, stop: ReadStop) -> i32 {
-        self.state.keep_alive = false;
         match stop {
-            ReadStop::TimedOut => {
-                self.state.body_error =
-                    Some(HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"));
+            ReadStop::TimedOut => self.proto.body_stalled(),
+            ReadStop::Eof | ReadStop::Failed | ReadStop::Stopping => {
+                self.proto.must_close();
+                self.io.dead = true;
             }
-            ReadStop::Eof | ReadStop::Failed | ReadStop::Stopping => self.io.dead = true,
         }
         RG_E_IO
     }
 
     /// Reads and discards the body the app left unread, so the next request starts in the right
-    /// place; gives up (closing the connection) past a bound.
+    /// place, as far as the connection's drain bound allows.
     fn drain_body(&mut self) {
-        if self.state.decoder.is_done() || !self.state.keep_alive || self.io.dead {
+        if self.io.dead || !self.proto.should_drain() {
             return;
         }
-        if self.state.expect == Continue::Owed {
-            self.state.keep_alive = false;
-            return;
-        }
-        let mut drained = 0u64;
         let mut sink = [0u8; 4096];
-        while !self.state.decoder.is_done() {
+        while !self.proto.body_done() {
             match self.read_body(&mut sink) {
                 // The last read of a chunked body may decode only the terminator and trailers.
-                Ok(0) if self.state.decoder.is_done() => {}
-                Ok(n) if n > 0 && drained + (n as u64) <= MAX_DRAIN => drained += n as u64,
+                Ok(0) if self.proto.body_done() => {}
+                Ok(n) if n > 0 && self.proto.drained(n) => {}
                 _ => {
-                    self.state.keep_alive = false;
+                    self.proto.must_close();
                     return;
                 }
             }
@@ -273,17 +234,15 @@ impl Call<'_, '_, '_> {
 
 impl Exchange for Call<'_, '_, '_> {
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
-        if self.state.decoder.is_done() || buf.is_empty() {
+        if self.proto.body_error().is_some() {
+            return Err(RG_E_IO);
+        }
+        if self.proto.body_done() || buf.is_empty() {
             return Ok(0);
         }
-        // Once the final response has begun a 100 would land inside it: the client then sends the body
-        // after its own wait, and the head already said `Connection: close`.
-        if self.state.expect == Continue::Owed && !matches!(self.state.reply, Reply::Streaming(_)) {
-            self.state.expect = Continue::Sent;
-            self.io.out.extend_from_slice(CONTINUE_100);
-            if !self.io.flush() {
-                return Err(RG_E_CLOSED);
-            }
+        // The client may be holding its body back until it is told to go on.
+        if self.proto.send_continue(self.io.out) && !self.io.flush() {
+            return Err(RG_E_CLOSED);
         }
         let deadline = Instant::now() + self.io.io_timeout;
         loop {
@@ -292,14 +251,10 @@ impl Exchange for Call<'_, '_, '_> {
             if let Some(spool) = self.io.spool.as_mut().filter(|s| s.unread() > 0) {
                 let got = spool.peek(buf).map_err(|e| {
                     tracing::error!("cannot read a spooled request body back: {e}");
-                    self.state.keep_alive = false;
+                    self.proto.must_close();
                     RG_E_IO
                 })?;
-                let step = self.state.decoder.decode(&buf[..got]).map_err(|e| {
-                    self.state.body_error = Some(e);
-                    self.state.keep_alive = false;
-                    RG_E_IO
-                })?;
+                let step = self.proto.receive_body(&buf[..got]).map_err(|_| RG_E_IO)?;
                 spool.take(step.consumed);
                 let n = step.data.len();
                 buf.copy_within(step.data, 0);
@@ -311,11 +266,7 @@ impl Exchange for Call<'_, '_, '_> {
             if !self.io.rbuf.is_empty() {
                 let avail = self.io.rbuf.data();
                 let limit = avail.len().min(buf.len());
-                let step = self.state.decoder.decode(&avail[..limit]).map_err(|e| {
-                    self.state.body_error = Some(e);
-                    self.state.keep_alive = false;
-                    RG_E_IO
-                })?;
+                let step = self.proto.receive_body(&avail[..limit]).map_err(|_| RG_E_IO)?;
                 let n = step.data.len();
                 buf[..n].copy_from_slice(&avail[step.data]);
                 self.io.rbuf.consume(step.consumed);
@@ -326,9 +277,9 @@ impl Exchange for Call<'_, '_, '_> {
             }
             // A Content-Length body with nothing buffered: read straight into the app's buffer (after
             // sending what the app wrote so far, as `fill` does).
-            if let Some(remaining) = self.state.decoder.remaining_hint() {
+            if let Some(remaining) = self.proto.body_remaining() {
                 if !self.io.flush() {
-                    self.state.keep_alive = false;
+                    self.proto.must_close();
                     return Err(RG_E_CLOSED);
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
@@ -339,7 +290,8 @@ impl Exchange for Call<'_, '_, '_> {
                     }
                     Err(_) => Err(self.body_cut_short(ReadStop::Failed)),
                     Ok(n) => {
-                        let _ = self.state.decoder.decode(&buf[..n]);
+                        // A Content-Length body's bytes are all data: this only counts them.
+                        let _ = self.proto.receive_body(&buf[..n]);
                         Ok(n)
                     }
                 };
@@ -358,7 +310,7 @@ impl Exchange for Call<'_, '_, '_> {
         replace: bool,
     ) -> Result<(), i32> {
         match self.state.reply {
-            Reply::Streaming(_) => return Err(RG_E_STATE),
+            Reply::Streaming => return Err(RG_E_STATE),
             Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
             Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
             Reply::Recorded { .. } | Reply::None => {}
@@ -413,10 +365,10 @@ impl Exchange for Call<'_, '_, '_> {
         match self.state.reply {
             Reply::None => return Err(RG_E_STATE),
             Reply::Recorded { .. } => self.begin_body(),
-            Reply::Streaming(_) => {}
+            Reply::Streaming => {}
         }
-        let Reply::Streaming(encoder) = &self.state.reply else { return Err(RG_E_STATE) };
-        let (framing, len) = (encoder.framing(), len.min(encoder.room()));
+        let Some((framing, room)) = self.proto.body_room() else { return Err(RG_E_STATE) };
+        let len = len.min(room);
         // What the framing takes no more of is never read (a HEAD of a large file reads nothing);
         // the head still leaves now.
         if self.io.dead || !self.io.push() {
@@ -431,12 +383,10 @@ impl Exchange for Call<'_, '_, '_> {
             return self.hand_over_file(file, offset, len);
         }
         if framing != Framing::Chunked {
-            let Reply::Streaming(encoder) = &mut self.state.reply else { return Err(RG_E_STATE) };
             let deadline = Instant::now() + self.io.io_timeout;
             match self.io.waiting(|io| io.stream.send_file_until(file, offset, len, deadline)) {
                 Ok(Some(sent)) => {
-                    // Length and close framing add no bytes of their own: this only counts them.
-                    encoder.begin_chunk(sent as usize, self.io.out);
+                    self.proto.sent_directly(sent);
                     return Ok(sent);
                 }
                 Ok(None) => {}
@@ -453,28 +403,24 @@ impl Exchange for Call<'_, '_, '_> {
     }
 }
 
-/// What the connection may do after an exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum After {
-    KeepAlive,
-    Close,
-}
+/// Where a refusal is written: the connection's protocol state and its output buffer.
+pub(super) type Answer<'a> = (&'a mut http::conn::Conn, &'a mut Vec<u8>);
 
 /// Answers a request refused by the protocol layer (the connection closes afterwards).
 pub(super) fn refuse(
-    io: &mut Io<'_>,
+    (proto, out): Answer<'_>,
     shared: &mut Shared,
     info: &ConnInfo,
     ctx: &Context<'_>,
     e: HttpError,
     started: Instant,
 ) {
-    refuse_status(io, shared, info, ctx, e.status(), &e.detail, started);
+    refuse_status((proto, out), shared, info, ctx, e.status(), &e.detail, started);
 }
 
 /// Answers `status` with `Connection: close`, logging why (the connection closes afterwards).
 pub(super) fn refuse_status(
-    io: &mut Io<'_>,
+    (proto, out): Answer<'_>,
     shared: &mut Shared,
     info: &ConnInfo,
     ctx: &Context<'_>,
@@ -483,14 +429,18 @@ pub(super) fn refuse_status(
     started: Instant,
 ) {
     tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    response::write_error(io.out, status, shared.date.get(now), true);
+    proto.refuse(status, shared.date.get(unix_now()), out);
     if let Some(log) = ctx.access_log {
         log.write_refused(info, status, started);
     }
     if let Some(lane) = ctx.lane(shared.lane) {
         lane.end(status, started.elapsed().as_micros() as u64);
     }
+}
+
+/// The wall clock in whole seconds, for the `Date` field.
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Applies a trusted proxy's headers (`--forwarded-allow-ips`) to the request view before the app
@@ -502,25 +452,21 @@ fn apply_forwarded(shared: &mut Shared, info: &ConnInfo, ctx: &Context<'_>) -> R
     })
 }
 
-/// Runs one exchange for the head already parsed into `shared`: checks the body's framing, calls the
-/// app, completes its response into the output buffer, drains what it left unread, logs it. The
-/// output may still be buffered when this returns; flushing and closing are the caller's.
+/// Runs one exchange for the head `proto` received into `shared`: applies a trusted proxy's headers,
+/// calls the app, completes its response into the output buffer, drains what it left unread, logs it.
+/// The output may still be buffered when this returns; flushing and closing are the caller's.
 pub(super) fn exchange<'a, 'c: 'a>(
     io: &mut Io<'a>,
+    proto: &mut http::conn::Conn,
     shared: &mut Shared,
     info: &ConnInfo,
     ctx: &Context<'c>,
     started: Instant,
 ) -> Result<After, Box<Parked>> {
-    let checked = apply_forwarded(shared, info, ctx)
-        .and_then(|()| Decoder::new(shared.head.framing, ctx.settings.limit_request_body));
-    let decoder = match checked {
-        Ok(d) => d,
-        Err(e) => {
-            refuse(io, shared, info, ctx, e, started);
-            return Ok(After::Close);
-        }
-    };
+    if let Err(e) = apply_forwarded(shared, info, ctx) {
+        refuse((proto, io.out), shared, info, ctx, e, started);
+        return Ok(proto.after(true));
+    }
     let Shared { head, resp, view, date, scratch, lane } = shared;
     let lane = ctx.lane(*lane);
     if let Some(lane) = lane {
@@ -532,29 +478,16 @@ pub(super) fn exchange<'a, 'c: 'a>(
     // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
     // move while the app runs; the call handle is filled in once the exchange exists.
     let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
-    let expect = match (head.expect_continue, io.continued) {
-        (true, false) => Continue::Owed,
-        (true, true) => Continue::Sent,
-        (false, _) => Continue::NotExpected,
-    };
     let mut call = Call {
         io,
+        proto,
         head,
         resp: &mut *resp,
         view,
         info,
         date,
         ctx,
-        state: CallState {
-            decoder,
-            reply: Reply::None,
-            expect,
-            body: None,
-            file: None,
-            body_error: None,
-            keep_alive: head.keep_alive,
-            overflow_logged: false,
-        },
+        state: CallState { reply: Reply::None, body: None, file: None, overflow_logged: false },
         scratch,
     };
     let code = {
@@ -580,22 +513,17 @@ pub(super) struct Parked {
 
 /// The parts of a [`Call`] it owns (the rest it borrows), which a parked response keeps.
 struct CallState {
-    decoder: Decoder,
     reply: Reply,
-    expect: Continue,
     body: Option<BodySource>,
     /// A file `send_file` handed over on queued I/O, sent as the client takes it.
     file: Option<PendingFile>,
-    /// A malformed or oversized body found while the app read it: its status replaces a 500.
-    body_error: Option<HttpError>,
-    keep_alive: bool,
     overflow_logged: bool,
 }
 
 impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
     /// The call around a parked response, to go on producing it.
     fn resumed(
-        io: &'a mut Io<'b>,
+        (io, proto): (&'a mut Io<'b>, &'a mut http::conn::Conn),
         (head, resp): (&'a RequestHead, &'a mut ResponseHead),
         state: CallState,
         shared: &'a mut Shared,
@@ -604,6 +532,7 @@ impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
     ) -> Self {
         Call {
             io,
+            proto,
             head,
             resp,
             view: &mut shared.view,
@@ -626,19 +555,19 @@ impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
         // while we drain, or while the next pipelined request runs.
         self.io.push();
         self.drain_body();
-        let sent = match &self.state.reply {
-            Reply::Streaming(enc) => enc.sent,
-            _ => 0,
-        };
+        let sent = self.proto.sent();
         let (head, info, resp) = (self.head, self.info, &*self.resp);
         if let Some(log) = self.ctx.access_log {
             log.write(&Record { head, info, resp, status: resp.status, sent, started });
         }
         self.ctx.count_request(self.io.beat, resp.status, started);
-        self.io.body_pending = !self.state.decoder.is_done();
         // What the response announced holds, even if a stop came since: a client told "keep-alive" may
         // send its next request at once, and the idle wait gives it the stop's grace.
-        if self.state.keep_alive && !self.io.dead { After::KeepAlive } else { After::Close }
+        if self.io.dead {
+            self.proto.abort();
+        }
+        let after = self.proto.after(!self.io.rbuf.is_empty());
+        if self.io.dead { After::Close } else { after }
     }
 }
 
@@ -646,14 +575,14 @@ impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
 /// next once the response is complete, or the response parked again at [`HIGH_WATER`].
 pub(super) fn resume<'a, 'c: 'a>(
     parked: Box<Parked>,
-    io: &mut Io<'a>,
+    (io, proto): (&mut Io<'a>, &mut http::conn::Conn),
     shared: &mut Shared,
     info: &ConnInfo,
     ctx: &Context<'c>,
 ) -> Result<After, Box<Parked>> {
     io.beat = ctx.lane(shared.lane);
     let Parked { head, mut resp, state, started } = *parked;
-    let mut call = Call::resumed(io, (&head, &mut resp), state, shared, info, ctx);
+    let mut call = Call::resumed((io, proto), (&head, &mut resp), state, shared, info, ctx);
     if call.finish(RG_OK) {
         return Ok(call.conclude(started));
     }

@@ -19,13 +19,15 @@ mod spares;
 mod sweep;
 
 use super::connection::{
-    self, After, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
+    self, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
 };
 use super::gather::Gather;
 use super::pace::Pace;
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
+use crate::http;
+use crate::http::conn::{After, Wait};
 use crate::net::{Listener, Stream};
 use crate::sys::scoreboard::Refusal;
 use nix::fcntl::OFlag;
@@ -85,8 +87,8 @@ struct Conn {
     deadline: Instant,
     /// Whether epoll currently waits for writability rather than readability.
     writing: bool,
-    /// Closing must linger: the client may still be sending (a refused request, an unread body).
-    linger: bool,
+    /// The connection's protocol state: what it has received and sent, and what comes next.
+    proto: http::conn::Conn,
     /// Accepted, and no byte has arrived yet: the client's first request is on its way.
     fresh: bool,
     /// The response being produced in [`Phase::Streaming`]; dropping it closes the app's body.
@@ -339,7 +341,7 @@ impl Loop<'_, '_> {
             // A new connection gets the head timeout for its first byte, as the blocking classes do.
             deadline: Instant::now() + self.ctx.settings.header_timeout,
             writing: false,
-            linger: false,
+            proto: http::conn::Conn::default(),
             fresh: true,
             parked: None,
             gather: None,
@@ -489,17 +491,14 @@ impl Loop<'_, '_> {
                     }
                     let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings);
                     match connection::take_proxy_header(
-                        &mut io,
+                        (&mut io, &mut conn.proto),
                         &mut self.shared,
                         &mut conn.info,
                         self.ctx,
                         Instant::now(),
                     ) {
                         ProxyStart::Incomplete => return,
-                        ProxyStart::Refused => {
-                            conn.linger = true;
-                            conn.phase = Phase::Writing(After::Close);
-                        }
+                        ProxyStart::Refused => conn.phase = Phase::Writing(After::Linger),
                         ProxyStart::Adopted => {
                             conn.phase = if conn.rbuf.is_empty() { Phase::Idle } else { Phase::Head };
                             conn.deadline = Instant::now() + settings.header_timeout;
@@ -515,13 +514,18 @@ impl Loop<'_, '_> {
                     }
                     let Some(parked) = conn.parked.take() else { return self.close(token) };
                     let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, settings).queued();
-                    let resumed = connection::resume(parked, &mut io, &mut self.shared, &conn.info, self.ctx);
+                    let resumed = connection::resume(
+                        parked,
+                        (&mut io, &mut conn.proto),
+                        &mut self.shared,
+                        &conn.info,
+                        self.ctx,
+                    );
                     conn.moved += io.written();
                     if io.is_dead() {
                         // The client is gone or the body failed: dropping the response closes its body.
                         return self.close(token);
                     }
-                    conn.linger = io.body_pending();
                     match resumed {
                         Ok(after) => conn.phase = Phase::Writing(after),
                         // One refill per wake-up, so a fast client of a long body takes its turn.
@@ -541,8 +545,8 @@ impl Loop<'_, '_> {
                         // Nothing more to read from a client that sent its whole request: close now.
                         // (Closing sends the FIN, and TLS's close_notify; a shutdown first would be
                         // one more system call for nothing.)
-                        After::Close if !conn.linger && conn.rbuf.is_empty() => return self.close(token),
-                        After::Close => {
+                        After::Close if conn.rbuf.is_empty() => return self.close(token),
+                        After::Close | After::Linger => {
                             conn.stream.shutdown_write();
                             conn.phase = Phase::Lingering;
                             conn.deadline = Instant::now() + LINGER;
@@ -553,13 +557,17 @@ impl Loop<'_, '_> {
                             return;
                         }
                         After::KeepAlive => {
-                            conn.phase = if conn.rbuf.is_empty() { Phase::Idle } else { Phase::Head };
-                            conn.deadline = Instant::now()
-                                + if conn.phase == Phase::Idle {
-                                    settings.keep_alive
-                                } else {
-                                    settings.header_timeout
-                                };
+                            // Next: a request, the rest of a head, or the body being gathered.
+                            let now = Instant::now();
+                            (conn.phase, conn.deadline) = match conn.proto.waiting_for(!conn.rbuf.is_empty())
+                            {
+                                Wait::Idle => (Phase::Idle, now + settings.keep_alive),
+                                Wait::Body => {
+                                    conn.start_pacing(now);
+                                    (Phase::Body, now + settings.io_timeout)
+                                }
+                                _ => (Phase::Head, now + settings.header_timeout),
+                            };
                             self.want_write(token, false);
                             if self.stopping
                                 && self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle)

@@ -10,40 +10,41 @@
 
 use super::connection::ReadBuf;
 use crate::http::body::Decoder;
-use crate::http::parse::BodyFraming;
+use crate::http::parse::{BodyFraming, RequestHead};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
-/// What has been gathered of one request's body.
+/// What has been gathered of one request's body, and the request's head, kept while the loop's
+/// shared head serves other connections.
 pub(super) struct Gather {
+    pub head: RequestHead,
     scout: Decoder,
-    /// Body bytes held in the read buffer right after the head (none once spooling started).
+    /// Body bytes held at the start of the read buffer (none once spooling started).
     held: usize,
     spool: Option<Spool>,
     /// The scout reached the body's end, or a framing error the exchange will answer.
     done: bool,
-    /// `100 Continue` was sent for this request: the exchange must not send another.
-    pub continued: bool,
 }
 
 impl Gather {
-    /// A gatherer for a body of `framing`; `None` when there is nothing to wait for: no body, or a
-    /// framing the exchange refuses at once (a Content-Length over `--limit-request-body`).
+    /// A gatherer for a body of `framing`, stopping at a chunked body's `limit`; `None` when there
+    /// is nothing to wait for: no body, or a Content-Length over the limit (the connection refused
+    /// that with the head).
     pub fn new(framing: BodyFraming, limit: u64) -> Option<Gather> {
         if framing == BodyFraming::Empty {
             return None;
         }
         let scout = Decoder::new(framing, limit).ok()?;
-        Some(Gather { scout, held: 0, spool: None, done: false, continued: false })
+        Some(Gather { head: RequestHead::default(), scout, held: 0, spool: None, done: false })
     }
 
-    /// Takes in what has arrived (`rbuf` holds the head's `head_len` bytes, then the body so far,
-    /// then whatever follows it); body bytes past `cap` in memory move to the spool. `true` once the
-    /// whole body is here (or its framing failed: the exchange answers that).
-    pub fn absorb(&mut self, rbuf: &mut ReadBuf, head_len: usize, cap: usize) -> io::Result<bool> {
+    /// Takes in what has arrived (`rbuf` holds the body so far, then whatever follows it); body bytes
+    /// past `cap` in memory move to the spool. `true` once the whole body is here (or its framing
+    /// failed: the exchange answers that).
+    pub fn absorb(&mut self, rbuf: &mut ReadBuf, cap: usize) -> io::Result<bool> {
         let data = rbuf.data();
-        let fresh = &data[head_len + self.held..];
+        let fresh = &data[self.held..];
         let mut used = 0;
         while !self.done && used < fresh.len() {
             match self.scout.decode(&fresh[used..]) {
@@ -63,8 +64,8 @@ impl Gather {
                 Some(spool) => spool,
                 none => none.insert(Spool::create()?),
             };
-            spool.append(&data[head_len..head_len + body])?;
-            rbuf.remove(head_len, body);
+            spool.append(&data[..body])?;
+            rbuf.consume(body);
             self.held = 0;
         } else {
             self.held = body;
@@ -147,29 +148,29 @@ mod tests {
 
     #[test]
     fn a_small_body_stays_in_memory_and_what_follows_it_stays_after_it() {
-        let mut rbuf = buf_with(b"HEADhello world!NEXT");
+        let mut rbuf = buf_with(b"hello world!NEXT");
         let mut gather = Gather::new(BodyFraming::Length(12), 0).unwrap();
-        assert!(gather.absorb(&mut rbuf, 4, 64).unwrap());
-        assert_eq!(rbuf.data(), b"HEADhello world!NEXT");
+        assert!(gather.absorb(&mut rbuf, 64).unwrap());
+        assert_eq!(rbuf.data(), b"hello world!NEXT");
         assert!(gather.into_spool().is_none());
     }
 
     #[test]
-    fn a_body_past_the_cap_is_spooled_in_order_and_the_read_buffer_keeps_head_and_rest() {
-        let mut rbuf = buf_with(b"HEAD5\r\nhello\r\n");
+    fn a_body_past_the_cap_is_spooled_in_order_and_the_read_buffer_keeps_what_follows() {
+        let mut rbuf = buf_with(b"5\r\nhello\r\n");
         let mut gather = Gather::new(BodyFraming::Chunked, 0).unwrap();
-        assert!(!gather.absorb(&mut rbuf, 4, 8).unwrap());
-        assert_eq!(rbuf.data(), b"HEAD");
+        assert!(!gather.absorb(&mut rbuf, 8).unwrap());
+        assert!(rbuf.is_empty());
         // The rest arrives in pieces, with the next request behind the body's end.
         for piece in [&b"6\r\n wor"[..], b"ld\r\n0\r\n", b"\r\nGET"] {
             let at = rbuf.data().len();
             rbuf.spare()[..piece.len()].copy_from_slice(piece);
             rbuf.commit(piece.len());
-            let done = gather.absorb(&mut rbuf, 4, 8).unwrap();
+            let done = gather.absorb(&mut rbuf, 8).unwrap();
             assert_eq!(done, piece.ends_with(b"GET"), "after {piece:?}");
             assert!(rbuf.data().len() <= at + piece.len());
         }
-        assert_eq!(rbuf.data(), b"HEADGET");
+        assert_eq!(rbuf.data(), b"GET");
         let mut spool = gather.into_spool().expect("spooled");
         let mut all = vec![0u8; spool.unread() as usize];
         assert_eq!(spool.peek(&mut all).unwrap(), all.len());
@@ -186,8 +187,8 @@ mod tests {
 
     #[test]
     fn a_framing_error_ends_the_gathering_for_the_exchange_to_answer() {
-        let mut rbuf = buf_with(b"HEADzz\r\n");
+        let mut rbuf = buf_with(b"zz\r\n");
         let mut gather = Gather::new(BodyFraming::Chunked, 0).unwrap();
-        assert!(gather.absorb(&mut rbuf, 4, 64).unwrap());
+        assert!(gather.absorb(&mut rbuf, 64).unwrap());
     }
 }

@@ -83,16 +83,6 @@ impl ReadBuf {
         self.end += n;
     }
 
-    /// Removes `len` bytes that start `at` bytes into the data (body bytes moved to a spool).
-    pub(in crate::worker) fn remove(&mut self, at: usize, len: usize) {
-        let from = self.start + at;
-        self.buf.copy_within(from + len..self.end, from);
-        self.end -= len;
-        if self.start == self.end {
-            self.clear();
-        }
-    }
-
     pub(in crate::worker) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;

@@ -2,7 +2,7 @@
 //! else copied block by block through the thread's scratch buffer; on an event loop, handed over and
 //! sent as the client takes it, like a parked body.
 
-use super::{Call, HIGH_WATER, Reply};
+use super::{Call, HIGH_WATER};
 use crate::http::response::Framing;
 use nix::poll::PollFlags;
 use rustgun_abi::{RG_E_INVALID, RG_E_IO};
@@ -31,13 +31,12 @@ impl Call<'_, '_, '_> {
             if may_park && self.io.out.len() >= HIGH_WATER {
                 break true;
             }
-            let Reply::Streaming(encoder) = &mut self.state.reply else { break false };
-            if self.io.out.is_empty() && encoder.framing() != Framing::Chunked {
+            let Some((framing, _)) = self.proto.body_room() else { break false };
+            if self.io.out.is_empty() && framing != Framing::Chunked {
                 match self.io.stream.try_send_file(file.fd.as_fd(), file.offset, file.left) {
                     Ok(Some(0)) => break false,
                     Ok(Some(n)) => {
-                        // Length and close framing add no bytes of their own: this only counts them.
-                        encoder.begin_chunk(n, self.io.out);
+                        self.proto.sent_directly(n as u64);
                         (file.offset, file.left) = (file.offset + n as u64, file.left - n as u64);
                         self.io.written += n as u64;
                         continue;
@@ -140,7 +139,7 @@ impl Call<'_, '_, '_> {
             String::from_utf8_lossy(self.head.method()),
             String::from_utf8_lossy(self.head.target())
         );
-        self.state.keep_alive = false;
+        self.proto.must_close();
         RG_E_IO
     }
 }

@@ -32,15 +32,11 @@ pub(in crate::worker) struct Io<'a> {
     /// The scoreboard lane that says "waiting" while this connection waits on the socket, so that a
     /// slow client is never taken for a stuck worker.
     pub(in crate::worker) beat: Option<&'a Lane>,
-    /// The last request's body was not read to its end: the client may still be sending it.
-    pub(in crate::worker) body_pending: bool,
     /// Output is queued for an event loop rather than waited out (see [`Io::queued`]).
     pub(in crate::worker) queued: bool,
     /// The start of the next request's body, gathered to a file by the event loop: read before the
     /// read buffer.
     pub(in crate::worker) spool: Option<Spool>,
-    /// The event loop sent `100 Continue` for this request while it gathered the body.
-    pub(in crate::worker) continued: bool,
     /// Bytes queued I/O handed to the socket itself (the loop counts them for `--min-rate`).
     pub(in crate::worker) written: u64,
 }
@@ -78,11 +74,9 @@ impl<'a> Io<'a> {
             pace: Pace::default(),
             peer: None,
             dead: false,
-            body_pending: false,
             beat: None,
             queued: false,
             spool: None,
-            continued: false,
             written: 0,
         }
     }
@@ -93,10 +87,9 @@ impl<'a> Io<'a> {
     }
 
     /// The next request's body has been gathered (the event loop, [`super::gather`]): its spooled
-    /// part, and whether `100 Continue` was already sent.
-    pub(in crate::worker) fn gathered(&mut self, spool: Option<Spool>, continued: bool) {
+    /// part, read before the read buffer.
+    pub(in crate::worker) fn gathered(&mut self, spool: Option<Spool>) {
         self.spool = spool;
-        self.continued = continued;
     }
 
     /// Queues output for an event loop: each block is written as far as the socket takes it at once
@@ -123,16 +116,6 @@ impl<'a> Io<'a> {
             lane.awake();
         }
         result
-    }
-
-    /// Marks `n` buffered bytes as used (a head parsed from them).
-    pub(in crate::worker) fn consume_input(&mut self, n: usize) {
-        self.rbuf.consume(n);
-    }
-
-    /// Whether the last request's body was left unread (the client may still be sending it).
-    pub(in crate::worker) fn body_pending(&self) -> bool {
-        self.body_pending
     }
 
     /// Whether a write failed: nothing more can be sent on this connection.

@@ -1,10 +1,9 @@
 //! The blocking driver of the sync and threads classes: serve one connection until it ends, waiting
 //! on the client with deadlines; and the PROXY protocol header both drivers read first.
 
-use super::{After, Buffers, Io, ReadStop, Shared, exchange, refuse, refuse_status};
+use super::{Buffers, Io, ReadStop, Shared, exchange, refuse, refuse_status};
 use crate::app::ConnInfo;
-use crate::http::parse::parse_head;
-use crate::http::{Error as HttpError, ErrorKind};
+use crate::http::conn::{After, Conn, Expiry};
 use crate::net::Stream;
 use crate::sys::scoreboard::{Lane, Refusal};
 use crate::worker::Context;
@@ -31,7 +30,7 @@ pub(in crate::worker) enum ProxyStart {
 /// Takes the PROXY protocol header from the buffered bytes. A sender outside `--proxy-allow-ips` is
 /// refused before anything is read.
 pub(in crate::worker) fn take_proxy_header(
-    io: &mut Io<'_>,
+    (io, proto): (&mut Io<'_>, &mut Conn),
     shared: &mut Shared,
     info: &mut ConnInfo,
     ctx: &Context<'_>,
@@ -41,7 +40,7 @@ pub(in crate::worker) fn take_proxy_header(
     if !ctx.settings.proxy_allow_ips.trusts(info.peer_ip) {
         let why = "PROXY protocol from a peer not in --proxy-allow-ips";
         ctx.count_refused(io.beat, Refusal::Proxy);
-        refuse_status(io, shared, info, ctx, 403, &why, started);
+        refuse_status((proto, io.out), shared, info, ctx, 403, &why, started);
         return ProxyStart::Refused;
     }
     match parse(io.rbuf.data()) {
@@ -53,7 +52,7 @@ pub(in crate::worker) fn take_proxy_header(
         Ok(Parsed::Incomplete) => ProxyStart::Incomplete,
         Err(e) => {
             ctx.count_refused(io.beat, Refusal::Proxy);
-            refuse_status(io, shared, info, ctx, e.status(), &e, started);
+            refuse_status((proto, io.out), shared, info, ctx, e.status(), &e, started);
             ProxyStart::Refused
         }
     }
@@ -61,11 +60,16 @@ pub(in crate::worker) fn take_proxy_header(
 
 /// Reads the PROXY header, waiting up to `--header-timeout`; false when the connection must close
 /// (refused, or the peer left or stalled: no response then).
-fn read_proxy_header(io: &mut Io<'_>, shared: &mut Shared, info: &mut ConnInfo, ctx: &Context<'_>) -> bool {
+fn read_proxy_header(
+    (io, proto): (&mut Io<'_>, &mut Conn),
+    shared: &mut Shared,
+    info: &mut ConnInfo,
+    ctx: &Context<'_>,
+) -> bool {
     let started = Instant::now();
     let deadline = started + ctx.settings.header_timeout;
     loop {
-        match take_proxy_header(io, shared, info, ctx, started) {
+        match take_proxy_header((io, proto), shared, info, ctx, started) {
             ProxyStart::Adopted => return true,
             ProxyStart::Refused => return false,
             ProxyStart::Incomplete => {
@@ -94,7 +98,8 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
     let settings = ctx.settings;
     let mut io = Io::new(stream, rbuf, out, settings);
     io.beat = lane;
-    if settings.proxy_protocol && !read_proxy_header(&mut io, shared, info, ctx) {
+    let mut proto = Conn::default();
+    if settings.proxy_protocol && !read_proxy_header((&mut io, &mut proto), shared, info, ctx) {
         io.close(true);
         return 0;
     }
@@ -117,22 +122,24 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
             }
         }
         let started = Instant::now();
+        let body_limit = settings.limit_request_body;
         let parsed = loop {
-            match parse_head(io.rbuf.data(), &settings.limits, &mut shared.head) {
+            match proto.receive_head(io.rbuf.data(), &settings.limits, body_limit, &mut shared.head) {
                 Ok(Some(n)) => {
                     io.rbuf.consume(n);
                     break Ok(());
                 }
                 Ok(None) => match io.fill(head_deadline, None) {
                     Ok(_) => {}
-                    // A partial head gets 408; a client that sent nothing at all (a browser's
-                    // preconnect, say) is closed quietly, as the event loop and nginx do.
-                    Err(ReadStop::TimedOut) if !io.rbuf.is_empty() => {
-                        break Err(HttpError::new(
-                            ErrorKind::HeadTimeout,
-                            "request head not received in time",
-                        ));
-                    }
+                    // What a late client gets is the connection's to say: 408 for part of a head, a
+                    // quiet close for nothing at all (a browser's preconnect, say).
+                    Err(ReadStop::TimedOut) => match proto.expire(!io.rbuf.is_empty()) {
+                        Expiry::Refuse(e) => break Err(e),
+                        Expiry::Quiet | Expiry::Drop => {
+                            io.rbuf.clear();
+                            return served;
+                        }
+                    },
                     // EOF or failure mid-head: no response, as the client is gone (RFC 9112 §9.6).
                     Err(_) => {
                         io.rbuf.clear();
@@ -142,23 +149,25 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
                 Err(e) => break Err(e),
             }
         };
-        // A refused request may still be arriving: linger then. After an exchange, linger only when
-        // its body was left unread; a client that sent everything just gets our FIN.
-        let (after, client_may_send) = match parsed {
+        let after = match parsed {
             Ok(()) => {
                 served += 1;
                 // Blocking I/O never parks a response: each is complete when exchange returns.
-                let after = exchange(&mut io, shared, info, ctx, started).unwrap_or(After::Close);
-                (after, io.body_pending)
+                exchange(&mut io, &mut proto, shared, info, ctx, started).unwrap_or(After::Close)
             }
             Err(e) => {
-                refuse(&mut io, shared, info, ctx, e, started);
-                (After::Close, true)
+                refuse((&mut proto, io.out), shared, info, ctx, e, started);
+                proto.after(!io.rbuf.is_empty())
             }
         };
-        if after == After::Close {
-            io.close(client_may_send);
-            return served;
+        match after {
+            After::KeepAlive => {}
+            // A client that sent everything just gets our FIN; one that may still be sending (a
+            // refused request, an unread body) is lingered on first.
+            After::Close | After::Linger => {
+                io.close(after == After::Linger);
+                return served;
+            }
         }
     }
 }

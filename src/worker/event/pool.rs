@@ -1,9 +1,10 @@
 //! The `--threads N` pool of an event worker: app calls run on pool threads, so a slow app never
 //! stalls the loop; the loop hands a connection with a complete request over and takes it back.
 
+use crate::http::conn::After;
 use crate::http::parse::parse_head;
 use crate::worker::Context;
-use crate::worker::connection::{self, After, Io, Shared};
+use crate::worker::connection::Shared;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
@@ -17,16 +18,10 @@ impl Loop<'_, '_> {
     /// a malformed one is answered here). The slot stays reserved until the connection comes back.
     pub(super) fn dispatch(&mut self, token: usize) {
         let Some(conn) = self.conns[token].as_mut() else { return };
+        // Only whether a whole head is here: the pool thread's exchange receives it (and refuses it).
         let parsed = parse_head(conn.rbuf.data(), &self.ctx.settings.limits, self.shared.head_mut());
         if let Ok(None) = parsed {
             return;
-        }
-        if let Err(e) = parsed {
-            let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
-            connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, Instant::now());
-            conn.linger = true;
-            conn.phase = Phase::Writing(After::Close);
-            return self.drive(token);
         }
         let Some(conn) = self.conns[token].take() else { return };
         let _ = self.epoll.delete(conn.stream.as_fd());

@@ -1,8 +1,9 @@
 //! The loop's deadlines, checked every tick: idle and lingering connections close, a late head or
 //! body gets 408, a client slower than the minimum rate is dropped.
 
+use crate::http::conn::{After, Expiry};
 use crate::http::{Error as HttpError, ErrorKind};
-use crate::worker::connection::{self, After, Io};
+use crate::worker::connection;
 use std::time::Instant;
 
 use super::{Loop, Phase};
@@ -40,28 +41,27 @@ impl Loop<'_, '_> {
             }
             match conn.phase {
                 Phase::Writing(_) | Phase::Streaming => {}
-                Phase::Proxy | Phase::Idle | Phase::Lingering => self.close(token),
-                Phase::Head | Phase::Body => {
-                    let e = match conn.phase {
-                        Phase::Head => {
-                            HttpError::new(ErrorKind::HeadTimeout, "request head not received in time")
-                        }
-                        _ if slow_body => {
+                Phase::Proxy | Phase::Lingering => self.close(token),
+                // What a late client gets is the connection's to say (a quiet close, or 408).
+                Phase::Idle | Phase::Head | Phase::Body => match conn.proto.expire(!conn.rbuf.is_empty()) {
+                    Expiry::Quiet | Expiry::Drop => self.close(token),
+                    Expiry::Refuse(e) => {
+                        let e = if slow_body {
                             if let Some(lane) = self.ctx.lane(0) {
                                 lane.dropped_too_slow();
                             }
                             HttpError::new(ErrorKind::BodyTimeout, "request body sent slower than --min-rate")
-                        }
-                        _ => HttpError::new(ErrorKind::BodyTimeout, "request body stalled past --timeout"),
-                    };
-                    conn.gather = None;
-                    let mut io = Io::new(&mut conn.stream, &mut conn.rbuf, &mut conn.out, self.ctx.settings);
-                    connection::refuse(&mut io, &mut self.shared, &conn.info, self.ctx, e, now);
-                    conn.rbuf.clear();
-                    conn.linger = true;
-                    conn.phase = Phase::Writing(After::Close);
-                    self.drive(token);
-                }
+                        } else {
+                            e
+                        };
+                        conn.gather = None;
+                        let answer = (&mut conn.proto, &mut conn.out);
+                        connection::refuse(answer, &mut self.shared, &conn.info, self.ctx, e, now);
+                        conn.rbuf.clear();
+                        conn.phase = Phase::Writing(After::Linger);
+                        self.drive(token);
+                    }
+                },
             }
         }
     }
