@@ -55,9 +55,9 @@ pub struct Config {
     #[arg(long = "graceful-timeout", default_value_t = 30)]
     pub graceful_timeout: u64,
 
-    /// Seconds a worker may stay silent (an app call that does not return) before it is aborted and
-    /// replaced; also how long a request body or a response write may stall before the connection is
-    /// dropped. 0 turns both off.
+    /// Seconds a worker may stay silent (an app call that does not return, an event loop away) before
+    /// it is aborted and replaced (the heartbeat); 0 turns it off. Clients are bounded by
+    /// --header-timeout, --keep-alive and --min-rate instead.
     #[arg(short = 't', long, default_value_t = 30)]
     pub timeout: u64,
 
@@ -97,9 +97,10 @@ pub struct Config {
     #[arg(long = "limit-request-field-size", visible_alias = "limit-request-field_size", default_value_t = 8190, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub limit_request_field_size: u64,
 
-    /// Slowest a client may take its response or (event class) send a body the loop gathers, in bytes
-    /// a second over each --min-rate-period spent waiting on it (0 = no minimum); a slower one is
-    /// dropped, as Apache's MinRate and nginx's send_timeout drop them.
+    /// Slowest a client may send its request body or take its response, in bytes a second over each
+    /// --min-rate-period spent waiting on it; a slower one is dropped (a body not yet answered gets
+    /// 408), as Apache's MinRate and nginx's send_timeout drop them. 0 only asks for progress: a
+    /// period in which the client moved nothing.
     #[arg(long = "min-rate", default_value_t = 500)]
     pub min_rate: u64,
 
@@ -307,7 +308,6 @@ pub struct Settings {
     pub limits: Limits,
     pub keep_alive: Duration,
     pub header_timeout: Duration,
-    pub io_timeout: Duration,
     pub limit_request_body: u64,
     /// `--client-body-buffer-size`: the part of a gathered body the event loop keeps in memory.
     pub client_body_buffer: usize,
@@ -401,8 +401,6 @@ impl Config {
             },
             keep_alive: Duration::from_secs(self.keep_alive),
             header_timeout: secs(self.header_timeout),
-            // --timeout 0 turns the stall limit off; an hour stands in for never.
-            io_timeout: if self.timeout == 0 { Duration::from_secs(3600) } else { secs(self.timeout) },
             limit_request_body: self.limit_request_body,
             client_body_buffer: self.client_body_buffer_size as usize,
             min_rate: crate::worker::pace::MinRate {

@@ -154,16 +154,6 @@ impl Stream {
         }
     }
 
-    /// Reads at least one byte (or EOF, `Ok(0)`), waiting until `deadline`.
-    pub fn read_until(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        loop {
-            if let Some(n) = self.try_read(buf)? {
-                return Ok(n);
-            }
-            self.wait(PollFlags::POLLIN, deadline, None).map_err(timeout_error)?;
-        }
-    }
-
     /// One sendfile(2) of up to `len` bytes of `file` from `offset`, the kernel copying from the page
     /// cache straight to the socket: `Some(n)` sent (0 at the file's end), `None` when the socket takes
     /// nothing now. `Unsupported` over TLS, where the bytes must be encrypted first, and for a file
@@ -190,29 +180,6 @@ impl Stream {
                 Err(e) => Err(e.into()),
             };
         }
-    }
-
-    /// Sends up to `len` bytes of `file` from `offset` with [`try_send_file`](Stream::try_send_file),
-    /// waiting for the socket to drain until `deadline`: the count sent, less than `len` only when the
-    /// file ended; `Ok(None)` when sendfile(2) cannot be used here (the caller copies).
-    pub fn send_file_until(
-        &mut self,
-        file: BorrowedFd<'_>,
-        offset: u64,
-        len: u64,
-        deadline: Instant,
-    ) -> io::Result<Option<u64>> {
-        let mut sent = 0u64;
-        while sent < len {
-            match self.try_send_file(file, offset + sent, len - sent) {
-                Ok(Some(0)) => break,
-                Ok(Some(n)) => sent += n as u64,
-                Ok(None) => self.wait(PollFlags::POLLOUT, deadline, None).map_err(timeout_error)?,
-                Err(e) if e.kind() == io::ErrorKind::Unsupported && sent == 0 => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Some(sent))
     }
 
     /// Waits until the socket is ready for `events`, the deadline passes, or `stop` becomes readable.
@@ -244,8 +211,8 @@ impl Stream {
     }
 }
 
-/// Most bytes one sendfile(2) call is asked for, so that a huge file goes out in steps that each
-/// check the deadline.
+/// Most bytes one sendfile(2) call is asked for, so that a huge file goes out in steps, each counted
+/// toward the minimum rate.
 const SENDFILE_MAX: u64 = 1 << 20;
 
 /// Waits until `fd` is ready for `events`, the deadline passes, or `stop` becomes readable.
@@ -287,10 +254,6 @@ pub(super) fn wait_fd(
             Err(_) => return Ok(()),
         }
     }
-}
-
-fn timeout_error(_: Interrupted) -> io::Error {
-    io::ErrorKind::TimedOut.into()
 }
 
 impl AsFd for Stream {

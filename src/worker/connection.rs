@@ -244,7 +244,6 @@ impl Exchange for Call<'_, '_, '_> {
         if self.proto.send_continue(self.io.out) && !self.io.flush() {
             return Err(RG_E_CLOSED);
         }
-        let deadline = Instant::now() + self.io.io_timeout;
         loop {
             // A gathered body's spooled bytes come before anything in the read buffer. They are read
             // into the app's buffer and decoded in place (the data never starts before its framing).
@@ -283,12 +282,8 @@ impl Exchange for Call<'_, '_, '_> {
                     return Err(RG_E_CLOSED);
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
-                return match self.io.waiting(|io| io.stream.read_until(&mut buf[..want], deadline)) {
-                    Ok(0) => Err(self.body_cut_short(ReadStop::Eof)),
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        Err(self.body_cut_short(ReadStop::TimedOut))
-                    }
-                    Err(_) => Err(self.body_cut_short(ReadStop::Failed)),
+                return match self.io.read_body(Some(&mut buf[..want])) {
+                    Err(stop) => Err(self.body_cut_short(stop)),
                     Ok(n) => {
                         // A Content-Length body's bytes are all data: this only counts them.
                         let _ = self.proto.receive_body(&buf[..n]);
@@ -296,7 +291,7 @@ impl Exchange for Call<'_, '_, '_> {
                     }
                 };
             }
-            if let Err(stop) = self.io.fill(deadline, None) {
+            if let Err(stop) = self.io.read_body(None) {
                 return Err(self.body_cut_short(stop));
             }
         }
@@ -382,22 +377,10 @@ impl Exchange for Call<'_, '_, '_> {
             self.pump_file(false);
             return self.hand_over_file(file, offset, len);
         }
-        if framing != Framing::Chunked {
-            let deadline = Instant::now() + self.io.io_timeout;
-            match self.io.waiting(|io| io.stream.send_file_until(file, offset, len, deadline)) {
-                Ok(Some(sent)) => {
-                    self.proto.sent_directly(sent);
-                    return Ok(sent);
-                }
-                Ok(None) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                    return Err(self.file_failed(nix::errno::Errno::EIO));
-                }
-                Err(_) => {
-                    self.io.dead = true;
-                    return Err(RG_E_CLOSED);
-                }
-            }
+        if framing != Framing::Chunked
+            && let Some(sent) = self.send_file_directly(file, offset, len)?
+        {
+            return Ok(sent);
         }
         self.copy_file(file, offset, len)
     }

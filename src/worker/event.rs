@@ -67,7 +67,7 @@ enum Phase {
     /// Part of a head has arrived; answered 408 after `--header-timeout`.
     Head,
     /// A complete head whose body is being gathered before the app runs ([`Gather`]); answered 408
-    /// when no byte comes for `--timeout` or the body arrives slower than `--min-rate`.
+    /// when the body arrives slower than `--min-rate` (no deadline of its own).
     Body,
     /// Output is waiting for the socket; afterwards the connection persists or closes.
     Writing(After),
@@ -465,7 +465,6 @@ impl Loop<'_, '_> {
                     }
                     if conn.phase == Phase::Body {
                         conn.moved += n as u64;
-                        conn.deadline = Instant::now() + self.ctx.settings.io_timeout;
                     }
                     if n < offered || conn.rbuf.data().len() >= READ_BATCH {
                         return Ok(true);
@@ -562,9 +561,10 @@ impl Loop<'_, '_> {
                             (conn.phase, conn.deadline) = match conn.proto.waiting_for(!conn.rbuf.is_empty())
                             {
                                 Wait::Idle => (Phase::Idle, now + settings.keep_alive),
+                                // A body has no deadline of its own: the minimum rate bounds it.
                                 Wait::Body => {
                                     conn.start_pacing(now);
-                                    (Phase::Body, now + settings.io_timeout)
+                                    (Phase::Body, conn.deadline)
                                 }
                                 _ => (Phase::Head, now + settings.header_timeout),
                             };
@@ -596,12 +596,10 @@ impl Loop<'_, '_> {
                             conn.start_pacing(Instant::now());
                             return self.want_write(token, true);
                         }
-                        // The body is on its way: wait for it (the stall and rate rules start now).
+                        // The body is on its way: wait for it (the minimum rate counts from now).
                         Some(Phase::Body) => {
-                            let now = Instant::now();
                             if conn.phase != Phase::Body {
-                                conn.start_pacing(now);
-                                conn.deadline = now + settings.io_timeout;
+                                conn.start_pacing(Instant::now());
                             }
                             conn.phase = Phase::Body;
                             return;

@@ -1,9 +1,9 @@
-//! The minimum-rate rule, one for every class: while the server waits on a client — to take a
-//! response, or to send a request body the event loop gathers — the client must move at least
-//! `--min-rate` bytes a second, counted over each `--min-rate-period` of waiting; one that moves less
-//! is dropped, as Apache's `MinRate` and nginx's `send_timeout` drop it. Only time spent waiting on the
-//! client counts: a slow app (a server-sent-events stream with a long pause) is never the client's fault.
-//! And a client that moves nothing at all for `--timeout` is dropped sooner, by the callers.
+//! The minimum-rate rule, one for every class and the only bound on a client once its head is in:
+//! while the server waits on a client — to send its request body, or to take its response — the
+//! client must move at least `--min-rate` bytes a second, counted over each `--min-rate-period` of
+//! waiting; one that moves less is dropped, as Apache's `MinRate` and nginx's `send_timeout` drop it.
+//! With `--min-rate 0` a period must still move something. Only time spent waiting on the client
+//! counts: a slow app (a server-sent-events stream with a long pause) is never the client's fault.
 //!
 //! Not here: what waiting is (the drivers tell, [`Pace::record`]).
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// `--min-rate` and `--min-rate-period`.
 #[derive(Clone, Copy, Debug)]
 pub struct MinRate {
-    /// Bytes a second; 0 turns the rule off.
+    /// Bytes a second; 0 asks only that each period moves something.
     pub bytes: u64,
     pub period: Duration,
 }
@@ -24,6 +24,9 @@ pub struct MinRate {
 pub(super) struct Pace {
     waited: Duration,
     moved: u64,
+    /// The server has waited on the client at least once: bytes count from then on. What moved
+    /// before (a response filling the socket's buffers at once) cost the client nothing.
+    begun: bool,
 }
 
 impl Pace {
@@ -31,7 +34,8 @@ impl Pace {
     /// `true` once a whole period of waiting has moved less than the minimum; a period that moved
     /// enough starts the next one.
     pub fn record(&mut self, waited: Duration, moved: u64, rule: MinRate) -> bool {
-        if rule.bytes == 0 {
+        self.begun |= !waited.is_zero();
+        if !self.begun {
             return false;
         }
         self.waited += waited;
@@ -39,9 +43,9 @@ impl Pace {
         if self.waited < rule.period {
             return false;
         }
-        let owed = rule.bytes.saturating_mul(rule.period.as_secs().max(1));
+        let owed = rule.bytes.saturating_mul(rule.period.as_secs().max(1)).max(1);
         let slow = self.moved < owed;
-        *self = Pace::default();
+        *self = Pace { begun: true, ..Pace::default() };
         slow
     }
 
@@ -94,8 +98,17 @@ mod tests {
     }
 
     #[test]
-    fn no_minimum_never_drops() {
-        let off = MinRate { bytes: 0, ..RULE };
-        assert!(!Pace::default().record(Duration::from_secs(3600), 0, off));
+    fn what_moved_before_the_first_wait_earns_nothing() {
+        let mut pace = Pace::default();
+        // A burst into empty socket buffers, then a client that takes nothing for a whole period.
+        assert!(!pace.record(Duration::ZERO, 10_000_000, RULE));
+        assert!(pace.record(RULE.period, 0, RULE));
+    }
+
+    #[test]
+    fn no_minimum_still_asks_for_progress() {
+        let any = MinRate { bytes: 0, ..RULE };
+        assert!(!Pace::default().record(Duration::from_secs(3600), 1, any));
+        assert!(Pace::default().record(Duration::from_secs(10), 0, any));
     }
 }

@@ -26,7 +26,7 @@ enum Setup {
     BodyLimit,
     /// Chaos with `--header-timeout 1`.
     HeaderTimeout,
-    /// Echo with `--timeout 1`.
+    /// Echo with `--min-rate-period 1`: a body that stops arriving is dropped after a second.
     BodyTimeout,
 }
 
@@ -39,7 +39,7 @@ impl Setup {
             Setup::Dangerous => ("chaos", &["--header-map", "dangerous"]),
             Setup::BodyLimit => ("echo", &["--limit-request-body", "10"]),
             Setup::HeaderTimeout => ("chaos", &["--header-timeout", "1"]),
-            Setup::BodyTimeout => ("echo", &["--timeout", "1"]),
+            Setup::BodyTimeout => ("echo", &["--min-rate-period", "1"]),
         };
         Server::builder(app).args(args).start()
     }
@@ -910,7 +910,7 @@ fn rows() -> Vec<Row> {
             expect: Refused(408),
         },
         Row {
-            rule: "Content-Length body stalled past --timeout",
+            rule: "Content-Length body stalled for a --min-rate-period",
             rfc: "9110 §15.5.9",
             setup: Setup::BodyTimeout,
             client: Client::Stall,
@@ -918,7 +918,7 @@ fn rows() -> Vec<Row> {
             expect: Refused(408),
         },
         Row {
-            rule: "chunked body stalled past --timeout",
+            rule: "chunked body stalled for a --min-rate-period",
             rfc: "9110 §15.5.9",
             setup: Setup::BodyTimeout,
             client: Client::Stall,

@@ -215,3 +215,24 @@ fn a_client_that_reads_slower_than_the_minimum_rate_is_dropped_in_every_class() 
     assert!(got < 100_000_000, "the slow reader got the whole body");
     assert_eq!(server.get("/ok").text(), "ok");
 }
+
+/// The rule bounds uploads in every class too: a client that sends 1 KiB a second, where the minimum
+/// is 64 KiB a second, gets 408 after a period of waiting on it — however often it sends a little more
+/// (each read used to restart `--timeout`).
+#[test]
+fn a_client_that_uploads_slower_than_the_minimum_rate_gets_408_in_every_class() {
+    let server = Server::builder("echo").args(&["--min-rate", "65536", "--min-rate-period", "2"]).start();
+    let mut sender = server.connect();
+    sender.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n").unwrap();
+    // 1 KiB a second, until the server says it gave up (a minute at most).
+    let dropped = (0..60).find_map(|_| {
+        let _ = sender.write_all(&[b'x'; 1024]);
+        server.try_wait_for_log("slower than --min-rate", std::time::Duration::from_secs(1)).map(|_| ())
+    });
+    assert!(dropped.is_some(), "an upload at 1 KiB/s was never dropped");
+    let mut answer = Vec::new();
+    let _ = sender.read_to_end(&mut answer);
+    let resp = Response::parse_one(&answer).expect("an answer to the slow sender").0;
+    assert_eq!(resp.status, 408, "{:?}", String::from_utf8_lossy(&answer));
+    assert_eq!(server.get("/").status, 200, "the worker goes on serving");
+}

@@ -5,9 +5,8 @@
 use super::{Call, HIGH_WATER};
 use crate::http::response::Framing;
 use nix::poll::PollFlags;
-use rustgun_abi::{RG_E_INVALID, RG_E_IO};
+use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::time::Instant;
 
 /// The rest of a file that `send_file` handed to queued I/O: the server's own descriptor for it (the
 /// app may close its own once `handle` returns) and what is left to send.
@@ -43,8 +42,7 @@ impl Call<'_, '_, '_> {
                     }
                     Ok(None) if may_park => break true,
                     Ok(None) => {
-                        let deadline = Instant::now() + self.io.io_timeout;
-                        if self.io.waiting(|io| io.stream.wait(PollFlags::POLLOUT, deadline, None)).is_err() {
+                        if self.io.wait_on_client(PollFlags::POLLOUT).is_err() {
                             self.io.dead = true;
                         }
                         continue;
@@ -84,6 +82,43 @@ impl Call<'_, '_, '_> {
             self.state.file = Some(file);
         }
         parked
+    }
+
+    /// Sends `len` bytes of `file` from `offset` by sendfile(2) (blocking I/O, a framing that adds no
+    /// bytes), waiting on the client under the minimum rate: the count sent, short only at the file's
+    /// end; `None` when sendfile(2) cannot be used here (TLS, a pipe: the caller copies).
+    pub(super) fn send_file_directly(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<u64>, i32> {
+        let mut sent = 0u64;
+        while sent < len {
+            match self.io.stream.try_send_file(file, offset + sent, len - sent) {
+                Ok(Some(0)) => break,
+                Ok(Some(n)) => {
+                    sent += n as u64;
+                    self.proto.sent_directly(n as u64);
+                    self.io.moved(n as u64);
+                }
+                Ok(None) => {
+                    if self.io.wait_on_client(PollFlags::POLLOUT).is_err() {
+                        self.io.dead = true;
+                        return Err(RG_E_CLOSED);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported && sent == 0 => return Ok(None),
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    return Err(self.file_failed(nix::errno::Errno::EIO));
+                }
+                Err(_) => {
+                    self.io.dead = true;
+                    return Err(RG_E_CLOSED);
+                }
+            }
+        }
+        Ok(Some(sent))
     }
 
     /// Copies `len` bytes of `file` from `offset` into the response through the scratch buffer (TLS,

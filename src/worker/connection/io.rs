@@ -7,7 +7,7 @@ use crate::net::Stream;
 use crate::net::stream::Interrupted;
 use crate::sys::scoreboard::Lane;
 use crate::worker::gather::Spool;
-use crate::worker::pace::{MinRate, Pace};
+use crate::worker::pace::{self, MinRate, Pace};
 use nix::poll::PollFlags;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,6 @@ pub(in crate::worker) struct Io<'a> {
     pub(in crate::worker) stream: &'a mut Stream,
     pub(in crate::worker) rbuf: &'a mut ReadBuf,
     pub(in crate::worker) out: &'a mut Vec<u8>,
-    pub(in crate::worker) io_timeout: Duration,
     /// `--min-rate`, and how the client has kept up with it in this exchange.
     pub(in crate::worker) rule: MinRate,
     pub(in crate::worker) pace: Pace,
@@ -69,7 +68,6 @@ impl<'a> Io<'a> {
             stream,
             rbuf,
             out,
-            io_timeout: settings.io_timeout,
             rule: settings.min_rate,
             pace: Pace::default(),
             peer: None,
@@ -135,34 +133,66 @@ impl<'a> Io<'a> {
     }
 
     /// Writes the whole output buffer, waiting on the client while it keeps up: `false` once it moved
-    /// nothing for `--timeout`, or less than `--min-rate` over a period of waiting ([`Pace`]).
+    /// less than `--min-rate` over a period of waiting ([`Pace`]).
     pub(in crate::worker) fn drain(&mut self) -> bool {
-        let mut stalls_at = Instant::now() + self.io_timeout;
         loop {
             let before = self.out.len();
             let wrote = self.stream.write_some(self.out);
-            let moved = (before - self.out.len()) as u64;
-            if moved > 0 {
-                stalls_at = Instant::now() + self.io_timeout;
-            }
+            self.moved((before - self.out.len()) as u64);
             match wrote {
-                Ok(true) => {
-                    self.pace.record(Duration::ZERO, moved, self.rule);
-                    return true;
-                }
+                Ok(true) => return true,
                 Ok(false) => {}
                 Err(_) => return false,
             }
-            let began = Instant::now();
-            let deadline = stalls_at.min(began + self.pace.left(self.rule));
-            let waited = self.waiting(|io| io.stream.wait(PollFlags::POLLOUT, deadline, None));
-            let now = Instant::now();
-            if self.pace.record(now - began, moved, self.rule) {
-                crate::worker::pace::dropped(self.beat, self.rule, "taking its response", self.peer);
+            if self.wait_on_client(PollFlags::POLLOUT).is_err() {
                 return false;
             }
-            if waited.is_err() && now >= stalls_at {
-                return false;
+        }
+    }
+
+    /// Counts `n` bytes the client moved (sent or took) toward the minimum rate.
+    pub(in crate::worker) fn moved(&mut self, n: u64) {
+        self.pace.record(Duration::ZERO, n, self.rule);
+    }
+
+    /// Waits once for the socket to be ready for `events` (`POLLIN`: the client sends its body;
+    /// `POLLOUT`: it takes its response), at most until the minimum rate's period ends. `Err` once a
+    /// whole period of waiting moved less than the rule asks: the client is dropped (logged, counted).
+    pub(in crate::worker) fn wait_on_client(&mut self, events: PollFlags) -> Result<(), ReadStop> {
+        let began = Instant::now();
+        let deadline = began + self.pace.left(self.rule);
+        let _ = self.waiting(|io| io.stream.wait(events, deadline, None));
+        if self.pace.record(began.elapsed(), 0, self.rule) {
+            let taking =
+                if events.contains(PollFlags::POLLIN) { "sending its body" } else { "taking its response" };
+            pace::dropped(self.beat, self.rule, taking, self.peer);
+            return Err(ReadStop::TimedOut);
+        }
+        Ok(())
+    }
+
+    /// Reads request body bytes — into `direct` when given, else into the read buffer — waiting on
+    /// the client under the minimum rate (pending output is flushed first).
+    pub(in crate::worker) fn read_body(&mut self, mut direct: Option<&mut [u8]>) -> Result<usize, ReadStop> {
+        if !self.flush() {
+            return Err(ReadStop::Failed);
+        }
+        loop {
+            let got = match direct.as_deref_mut() {
+                Some(buf) => self.stream.try_read(buf),
+                None => self.stream.try_read(self.rbuf.spare()),
+            };
+            match got {
+                Ok(Some(0)) => return Err(ReadStop::Eof),
+                Ok(Some(n)) => {
+                    if direct.is_none() {
+                        self.rbuf.commit(n);
+                    }
+                    self.moved(n as u64);
+                    return Ok(n);
+                }
+                Ok(None) => self.wait_on_client(PollFlags::POLLIN)?,
+                Err(_) => return Err(ReadStop::Failed),
             }
         }
     }

@@ -36,7 +36,8 @@ impl Loop<'_, '_> {
                 continue;
             }
             let slow_body = conn.phase == Phase::Body && slow;
-            if now < conn.deadline && !slow_body {
+            let expired = if conn.phase == Phase::Body { slow_body } else { now >= conn.deadline };
+            if !expired {
                 continue;
             }
             match conn.phase {
