@@ -1,5 +1,5 @@
 /*
- * rustgun.h -- the rustgun application ABI, version 1.1, for C and C++.
+ * rustgun.h -- the rustgun application ABI, version 1.2, for C and C++.
  *
  * This header declares, by hand, exactly what crates/rustgun-abi/src/lib.rs declares in Rust: the same
  * constants with the same values, the same structs with the same fields in the same order, the same
@@ -38,7 +38,7 @@ extern "C" {
 /* Incompatible changes bump the major version: the server refuses an app with another major. */
 #define RG_ABI_MAJOR 1
 /* Compatible additions bump the minor version: the server refuses an app built for a newer minor. */
-#define RG_ABI_MINOR 1
+#define RG_ABI_MINOR 2
 
 /* ---- Status codes returned by host functions and app entry points (int32_t) ------------------------ */
 
@@ -65,6 +65,10 @@ extern "C" {
 /* rg_app.flags: the app's `handle` may run on several threads at once.
  * Without it, the server refuses to boot the app under a threaded worker class. */
 #define RG_APP_THREAD_SAFE (1u << 0)
+/* Every rg_app.flags bit this version defines. From ABI 1.2 on, a server refuses to boot an app that
+ * sets any other bit, and start_response refuses flags outside RG_RESPONSE_FLAGS with RG_E_INVALID:
+ * an app can rely on a flag it sets being understood. */
+#define RG_APP_FLAGS RG_APP_THREAD_SAFE
 
 /* rg_request.flags and rg_init.flags: the same app may be called by several threads at once
  * (WSGI's wsgi.multithread). */
@@ -81,6 +85,8 @@ extern "C" {
 /* start_response flag: replace a head recorded earlier (PEP 3333's exc_info). Allowed once, and only
  * before the first body byte has been sent. */
 #define RG_RESPONSE_REPLACE (1u << 0)
+/* Every start_response flag this version defines (ABI 1.2). */
+#define RG_RESPONSE_FLAGS RG_RESPONSE_REPLACE
 
 /* ---- Log levels for rg_host.log (int32_t) ----------------------------------------------------------- */
 
@@ -167,7 +173,7 @@ typedef struct rg_body_source {
     /* Fill up to `cap` bytes at `buf`; return the count (> 0), 0 at the end, or RG_E_* / RG_ERROR.
      * `buf` is owned by the server and valid only during that call. */
     int64_t (*next)(void *state, uint8_t *buf, size_t cap);
-    /* Release `state`. Called exactly once, on the thread that called `next`. Optional (may be NULL). */
+    /* Release `state`. Called exactly once, on the thread of the last `next`. Optional (may be NULL). */
     void (*close)(void *state);
 } rg_body_source;
 

@@ -5,8 +5,9 @@
 //! `call` handle, and catches any panic so that none unwinds into the app's frames.
 
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_LOG_DEBUG, RG_LOG_ERROR, RG_LOG_INFO,
-    RG_LOG_WARN, RG_OK, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader, RgHost, RgStr,
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_E_STATE, RG_LOG_DEBUG, RG_LOG_ERROR,
+    RG_LOG_INFO, RG_LOG_WARN, RG_OK, RG_RESPONSE_FLAGS, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader,
+    RgHost, RgStr,
 };
 use std::os::fd::BorrowedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -72,13 +73,8 @@ impl Drop for BodySource {
     }
 }
 
-/// The handle behind `RgCall`: a thin pointer to a fat one.
+/// What a call handle names: the exchange serving the request ([`super::calls`]).
 pub type CallSlot<'a> = &'a mut dyn Exchange;
-
-/// Makes the `call` pointer for a request from the exchange serving it.
-pub fn call_handle(slot: &mut CallSlot<'_>) -> *mut RgCall {
-    (slot as *mut CallSlot<'_>).cast()
-}
 
 /// The table handed to every app.
 pub static HOST: RgHost = RgHost {
@@ -107,19 +103,16 @@ pub unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
     }
 }
 
-/// Runs `f` on the exchange behind `call`, turning a panic (a server bug) into `RG_E_PANIC`.
-///
-/// # Safety
-/// `call` must be a handle made by [`call_handle`] for an exchange that is still alive.
-unsafe fn with_exchange<T>(call: *mut RgCall, panicked: T, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
-    if call.is_null() {
-        return panicked;
-    }
-    // SAFETY: by the caller's contract `call` points at a live `CallSlot`, used by one thread.
-    let slot = unsafe { &mut *call.cast::<CallSlot<'_>>() };
+/// Runs `f` on the exchange behind `call`: `RG_E_STATE` when `call` names no call in progress on this
+/// thread (stale, from another thread, made up), `RG_E_PANIC` for a panic (a server bug).
+fn with_exchange<T: From<i32>>(call: *mut RgCall, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
+    let Some(slot) = super::calls::lookup(call) else { return T::from(RG_E_STATE) };
+    // SAFETY: a live registration holds the exchange's only borrow until it is dropped, and it is
+    // reached from its own thread only (the slab is per thread); host calls do not nest.
+    let slot = unsafe { &mut *slot };
     catch_unwind(AssertUnwindSafe(|| f(&mut **slot))).unwrap_or_else(|_| {
         tracing::error!("panic in a host function; the request is failed");
-        panicked
+        T::from(RG_E_PANIC)
     })
 }
 
@@ -129,7 +122,7 @@ unsafe extern "C" fn host_read_body(call: *mut RgCall, buf: *mut u8, cap: usize)
     }
     // SAFETY: `call` is the handle the server put in the request the app is serving.
     unsafe {
-        with_exchange(call, i64::from(RG_E_PANIC), |ex| {
+        with_exchange(call, |ex| {
             let buf: &mut [u8] = if cap == 0 {
                 &mut []
             } else {
@@ -152,12 +145,13 @@ unsafe extern "C" fn host_start_response(
     headers_len: usize,
     flags: u32,
 ) -> i32 {
-    if headers.is_null() && headers_len > 0 {
+    // Flags this server does not know are refused (ABI 1.2), so an app can tell what it may use.
+    if (headers.is_null() && headers_len > 0) || flags & !RG_RESPONSE_FLAGS != 0 {
         return RG_E_INVALID;
     }
     // SAFETY: `call` is the server's handle; `reason` and `headers` are lent for this call.
     unsafe {
-        with_exchange(call, RG_E_PANIC, |ex| {
+        with_exchange(call, |ex| {
             let headers: &[RgHeader] =
                 if headers_len == 0 { &[] } else { std::slice::from_raw_parts(headers, headers_len) };
             let replace = flags & RG_RESPONSE_REPLACE != 0;
@@ -168,9 +162,7 @@ unsafe extern "C" fn host_start_response(
 
 unsafe extern "C" fn host_write(call: *mut RgCall, data: *const u8, len: usize) -> i32 {
     // SAFETY: `call` is the server's handle; `data` is lent for this call.
-    unsafe {
-        with_exchange(call, RG_E_PANIC, |ex| ex.write(bytes(RgStr { ptr: data, len })).err().unwrap_or(RG_OK))
-    }
+    unsafe { with_exchange(call, |ex| ex.write(bytes(RgStr { ptr: data, len })).err().unwrap_or(RG_OK)) }
 }
 
 unsafe extern "C" fn host_set_body(call: *mut RgCall, source: *const RgBodySource) -> i32 {
@@ -180,7 +172,7 @@ unsafe extern "C" fn host_set_body(call: *mut RgCall, source: *const RgBodySourc
     // SAFETY: `call` is the server's handle; the struct at `source` is copied before returning.
     unsafe {
         let source = std::ptr::read(source);
-        with_exchange(call, RG_E_PANIC, |ex| ex.set_body(source).err().unwrap_or(RG_OK))
+        with_exchange(call, |ex| ex.set_body(source).err().unwrap_or(RG_OK))
     }
 }
 
@@ -191,7 +183,7 @@ unsafe extern "C" fn host_environ(call: *mut RgCall, out: *mut *const RgHeader, 
     // SAFETY: `call` is the server's handle; `out` and `out_len` are writable out-pointers. The
     // entries stay valid until `handle` returns (the exchange owns them).
     unsafe {
-        with_exchange(call, RG_E_PANIC, |ex| {
+        with_exchange(call, |ex| {
             let entries = ex.environ();
             *out = entries.as_ptr();
             *out_len = entries.len();
@@ -208,7 +200,7 @@ unsafe extern "C" fn host_send_file(call: *mut RgCall, fd: i32, offset: u64, len
     // read (never closed) through the borrow.
     unsafe {
         let file = BorrowedFd::borrow_raw(fd);
-        with_exchange(call, i64::from(RG_E_PANIC), |ex| match ex.send_file(file, offset, len) {
+        with_exchange(call, |ex| match ex.send_file(file, offset, len) {
             Ok(n) => n.min(i64::MAX as u64) as i64,
             Err(code) => i64::from(code),
         })

@@ -3,7 +3,8 @@
 
 use super::host::HOST;
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgHost, RgInit, RgRequest, RgStr,
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_FLAGS, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgHost, RgInit,
+    RgRequest, RgStr,
 };
 use std::ffi::c_void;
 use std::fmt;
@@ -49,6 +50,7 @@ pub enum LoadError {
     Version { app: AppRef, major: u16, minor: u16 },
     Size { app: AppRef, size: u32 },
     NoHandle { app: AppRef },
+    Flags { app: AppRef, unknown: u32 },
     NotThreadSafe { app: AppRef, worker_class: &'static str },
     Init { app: AppRef, code: i32, message: String },
 }
@@ -76,6 +78,10 @@ impl fmt::Display for LoadError {
             LoadError::NoHandle { app } => {
                 write!(f, "cannot load app {app}: the descriptor has no handle function")
             }
+            LoadError::Flags { app, unknown } => write!(
+                f,
+                "cannot load app {app}: its descriptor sets flags {unknown:#x} that ABI {RG_ABI_MAJOR}.{RG_ABI_MINOR} does not define"
+            ),
             LoadError::NotThreadSafe { app, worker_class } => write!(
                 f,
                 "cannot load app {app}: it does not declare RG_APP_THREAD_SAFE, which the {worker_class} worker class requires"
@@ -102,7 +108,7 @@ pub struct Library {
 
 impl Library {
     /// Opens `app.path` with `RTLD_NOW | RTLD_LOCAL` (missing symbols fail here, not mid-request)
-    /// and checks the descriptor: symbol, magic, major, minor, size, required entries.
+    /// and checks the descriptor: symbol, magic, major, minor, size, required entries, known flags.
     pub fn open(app: &AppRef) -> Result<Library, LoadError> {
         use libloading::os::unix::{Library as Dl, RTLD_LOCAL, RTLD_NOW};
         let app: &'static AppRef = Box::leak(Box::new(app.clone()));
@@ -162,6 +168,9 @@ impl Library {
         };
         if desc.handle.is_none() {
             return Err(LoadError::NoHandle { app: app.clone() });
+        }
+        if desc.flags & !RG_APP_FLAGS != 0 {
+            return Err(LoadError::Flags { app: app.clone(), unknown: desc.flags & !RG_APP_FLAGS });
         }
         Ok(Library { app_ref: app, desc })
     }

@@ -25,8 +25,9 @@ pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
 
 use super::Context;
 use super::pace::Pace;
+use crate::app::calls::Registration;
 use crate::app::host::BodySource;
-use crate::app::host::{CallSlot, call_handle};
+use crate::app::host::CallSlot;
 use crate::app::{ConnInfo, Exchange, RequestView};
 use crate::http;
 use crate::http::Error as HttpError;
@@ -475,7 +476,8 @@ pub(super) fn exchange<'a, 'c: 'a>(
     };
     let code = {
         let mut slot: CallSlot<'_> = &mut call;
-        request.call = call_handle(&mut slot);
+        let live = Registration::new(&mut slot);
+        request.call = live.handle();
         ctx.app.handle(&request)
     };
     if call.finish(code) {

@@ -42,12 +42,14 @@ fn a_missing_symbol_halts_with_code_4() {
 }
 
 /// A C library with one good descriptor (`app_ok`), one for ABI 2.0 (`app_v2`), one for a newer
-/// minor 1.7 (`app_v1_7`), and a plain `int` exported as `app`.
+/// minor 1.7 (`app_v1_7`), one with a flag no version defines (`app_flags`), one that tries flags
+/// and handles it should not (`app_probe`, below), and a plain `int` exported as `app`.
 pub(crate) fn c_descriptors(dir: &TempDir) -> PathBuf {
     crate::procs::build_c_app(
         dir,
         "descriptors",
-        r#"#include "rustgun.h"
+        r#"#include <stdio.h>
+#include "rustgun.h"
 static const rg_header headers[] = {{RG_STR_INIT("Content-Length"), RG_STR_INIT("2")}};
 static int32_t handle(void *state, const rg_request *req) {
     int32_t rc = req->host->start_response(req->call, 200, rg_str_make("", 0), headers, 1, 0);
@@ -57,7 +59,23 @@ static int32_t handle(void *state, const rg_request *req) {
 RG_EXPORT const rg_app app_ok = RG_APP_DESCRIPTOR(0, NULL, handle, NULL);
 RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
 RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
+RG_EXPORT const rg_app app_flags = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE | (1u << 7), NULL, handle, NULL);
 RG_EXPORT int app = 42;
+
+/* Tries a start_response flag no version defines, and writes through the call handle of the request
+ * before this one (stale once its handle returned), then answers what each call returned. */
+static rg_call *kept;
+static int32_t probe(void *state, const rg_request *req) {
+    char out[64];
+    int32_t flags = req->host->start_response(req->call, 200, rg_str_make("", 0), NULL, 0, 1u << 5);
+    int32_t stale = kept ? req->host->write(kept, (const uint8_t *)"x", 1) : 1;
+    int n = snprintf(out, sizeof out, "flags=%d stale=%d", flags, stale);
+    int32_t rc = req->host->start_response(req->call, 200, rg_str_make("", 0), NULL, 0, 0);
+    (void)state;
+    kept = req->call;
+    return rc != RG_OK ? rc : req->host->write(req->call, (const uint8_t *)out, (size_t)n);
+}
+RG_EXPORT const rg_app app_probe = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, NULL, probe, NULL);
 "#,
     )
 }
@@ -81,7 +99,7 @@ fn another_abi_major_is_refused_naming_both_versions() {
     let app = format!("{}:app_v2", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 2.0") && line.contains("ABI 1.1"), "{line}");
+    assert!(line.contains("ABI 2.0") && line.contains("ABI 1.2"), "{line}");
 }
 
 #[test]
@@ -90,7 +108,32 @@ fn a_newer_abi_minor_is_refused_naming_both_versions() {
     let app = format!("{}:app_v1_7", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 1.7") && line.contains("ABI 1.1"), "{line}");
+    assert!(line.contains("ABI 1.7") && line.contains("ABI 1.2"), "{line}");
+}
+
+#[test]
+fn a_descriptor_flag_the_abi_does_not_define_is_refused() {
+    let dir = TempDir::new("abi-flags");
+    let app = format!("{}:app_flags", c_descriptors(&dir).display());
+    let line = refused(&app, &[], 2);
+    assert!(line.contains(&app), "{line}");
+    assert!(line.contains("flags 0x80") && line.contains("ABI 1.2"), "{line}");
+}
+
+/// An unknown `start_response` flag is refused, and the handle of a request whose `handle` returned
+/// names nothing any more: the app gets `RG_E_STATE` (-3), not a write into freed memory.
+#[test]
+fn unknown_response_flags_and_stale_call_handles_are_refused_with_a_status() {
+    let dir = TempDir::new("abi-probe");
+    let sock = dir.join("s.sock");
+    let bind = format!("unix:{}", sock.display());
+    let app = format!("{}:app_probe", c_descriptors(&dir).display());
+    let server = Bare::spawn(&[&app, "--bind", &bind, "--workers", "1"], &[]);
+    server.wait_for_log("Ready: 1 workers serving");
+    let first = unix_get(&sock, "/").expect("a first response");
+    assert_eq!((first.status, first.text().as_str()), (200, "flags=-4 stale=1"));
+    let second = unix_get(&sock, "/").expect("a second response");
+    assert_eq!((second.status, second.text().as_str()), (200, "flags=-4 stale=-3"));
 }
 
 #[test]

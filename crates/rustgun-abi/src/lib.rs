@@ -1,4 +1,4 @@
-//! The rustgun application ABI, version 1.1: the `#[repr(C)]` types and constants that cross the
+//! The rustgun application ABI, version 1.2: the `#[repr(C)]` types and constants that cross the
 //! boundary between the server and an app library. `include/rustgun.h` declares the same thing for C;
 //! the test suite compiles that header and checks that every size and offset agrees with this file.
 //!
@@ -26,7 +26,7 @@ pub const RG_MAGIC: u32 = u32::from_le_bytes(*b"RGUN");
 /// Incompatible changes bump the major version: the server refuses an app with another major.
 pub const RG_ABI_MAJOR: u16 = 1;
 /// Compatible additions bump the minor version: the server refuses an app built for a newer minor.
-pub const RG_ABI_MINOR: u16 = 1;
+pub const RG_ABI_MINOR: u16 = 2;
 
 // ---- Status codes returned by host functions and app entry points -----------------------------------
 
@@ -53,6 +53,10 @@ pub const RG_E_IO: i32 = -6;
 /// `RgApp::flags`: the app's `handle` may run on several threads at once.
 /// Without it, the server refuses to boot the app under a threaded worker class.
 pub const RG_APP_THREAD_SAFE: u32 = 1 << 0;
+/// Every `RgApp::flags` bit this version defines. From ABI 1.2 on, a server refuses to boot an app
+/// that sets any other bit, and `start_response` refuses flags outside [`RG_RESPONSE_FLAGS`] with
+/// `RG_E_INVALID`: an app can rely on a flag it sets being understood.
+pub const RG_APP_FLAGS: u32 = RG_APP_THREAD_SAFE;
 
 /// `RgRequest::flags` and `RgInit::flags`: the same app may be called by several threads at once
 /// (WSGI's `wsgi.multithread`).
@@ -69,6 +73,8 @@ pub const RG_REQ_CHUNKED: u32 = 1 << 4;
 /// `start_response` flag: replace a head recorded earlier (PEP 3333's `exc_info`). Allowed once, and
 /// only before the first body byte has been sent.
 pub const RG_RESPONSE_REPLACE: u32 = 1 << 0;
+/// Every `start_response` flag this version defines (ABI 1.2).
+pub const RG_RESPONSE_FLAGS: u32 = RG_RESPONSE_REPLACE;
 
 // ---- Log levels for `RgHost::log` -------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ pub struct RgBodySource {
     pub state: *mut c_void,
     /// Fill up to `cap` bytes at `buf`; return the count (> 0), 0 at the end, or `RG_E_*` / `RG_ERROR`.
     pub next: Option<unsafe extern "C" fn(state: *mut c_void, buf: *mut u8, cap: usize) -> i64>,
-    /// Release `state`. Called exactly once, on the thread that called `next`. Optional.
+    /// Release `state`. Called exactly once, on the thread of the last `next`. Optional.
     pub close: Option<unsafe extern "C" fn(state: *mut c_void)>,
 }
 
@@ -295,7 +301,7 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn layout_snapshot_abi_1_1() {
+    fn layout_snapshot_abi_1_2() {
         assert_eq!(size_of::<RgStr>(), 16);
         assert_eq!(size_of::<RgHeader>(), 32);
         assert_eq!(size_of::<RgApp>(), 48);
