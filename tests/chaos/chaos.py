@@ -18,6 +18,10 @@ Scenarios (see docs/reliability.md for what each promises and the figures of a f
   6 soak      many requests in a row → RSS growth < 10 %, open descriptors constant
   7 ops       port in use, unwritable / deleted log file, pidfile in a missing directory, EMFILE
   8 hostile   random and mutated requests (seeded) → only valid responses or closes, no crash
+  9 crowd     N clients stop reading 100 MB and N trickle an upload on 2 workers → other clients served
+              meanwhile (p99 reported), the stalled dropped by the minimum rate, RSS per worker < 64 MiB
+ 10 heads     N connections each send a maximal (64 KiB) head without its end → RSS per worker
+              < 64 MiB, other clients served, every one answered 408 at --header-timeout
 
 Every request's outcome is counted: ok, failed-connect, failed-mid-response (the connection ended or
 timed out before a complete response), wrong-status. Every loop is bounded in time and count; every
@@ -67,11 +71,13 @@ SIZES = {
         kill_secs=2.0, hups=2, storms=4, panics=10, aborts=3, loop_timeout=2,
         slowloris={"sync": 10, "threads": 20, "event": 100}, slow_secs=5.0,
         body=10 * MIB, requests=20_000, hostile=500, emfile_secs=2.0,
+        crowd={"sync": 1, "threads": 2, "event": 50}, heads={"sync": 4, "threads": 8, "event": 300},
     ),
     "long": dict(
         kill_secs=10.0, hups=10, storms=20, panics=100, aborts=20, loop_timeout=3,
         slowloris={"sync": 1000, "threads": 1000, "event": 1000}, slow_secs=15.0,
         body=1 << 30, requests=1_000_000, hostile=10_000, emfile_secs=5.0,
+        crowd={"sync": 1, "threads": 2, "event": 100}, heads={"sync": 4, "threads": 8, "event": 1000},
     ),
 }
 
@@ -1738,6 +1744,204 @@ def s8_hostile(ctx: Context, cls: str) -> dict:
 
 # ---------------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------------
+# Scenarios 9 and 10: a crowd of slow clients, and heads that never end.
+
+def latencies(srv: Server, n: int, timeout: float) -> tuple[list[float], int]:
+    """`n` sequential GET /ok on new connections: their latencies, and how many failed."""
+    lat: list[float] = []
+    failed = 0
+    for _ in range(n):
+        t0 = time.monotonic()
+        try:
+            status, _b = srv.get("/ok", timeout=timeout)
+        except (OSError, Incomplete, Invalid):
+            status = 0
+        if status == 200:
+            lat.append(time.monotonic() - t0)
+        else:
+            failed += 1
+    return lat, failed
+
+
+class Crowd:
+    """`n` clients that stop reading a 100 MB response, and `n` that send 10 bytes of a 1 MiB upload and
+    then one byte a second. Each records how it ended: dropped (EOF or reset), or answered 408."""
+
+    def __init__(self, addr, n: int):
+        self.readers = []
+        for _ in range(n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(addr)
+            s.sendall(request(f"/big?bytes={100 * 1000 * 1000}", close=True))
+            self.readers.append(s)
+        self.tricklers = []
+        for _ in range(n):
+            s = socket.create_connection(addr)
+            s.sendall(request("/echo", method="POST", close=True, length=MIB) + b"0123456789")
+            s.setblocking(False)
+            self.tricklers.append(s)
+        self.answered_408 = 0
+        self.trickle_ended = 0
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._trickle, daemon=True)
+        self.t.start()
+
+    def _trickle(self):
+        sel = selectors.DefaultSelector()
+        for s in self.tricklers:
+            sel.register(s, selectors.EVENT_READ)
+        next_byte = time.monotonic() + 1.0
+        while not self.stop.is_set() and sel.get_map():
+            for key, _ev in sel.select(timeout=0.1):
+                s = key.fileobj
+                try:
+                    data = s.recv(4096)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if b" 408 " in data:
+                    self.answered_408 += 1
+                sel.unregister(s)
+                self.trickle_ended += 1
+            if time.monotonic() >= next_byte:
+                next_byte += 1.0
+                for key in list(sel.get_map().values()):
+                    try:
+                        key.fileobj.send(b"x")
+                    except OSError:
+                        pass
+
+    def readers_dropped(self, timeout: float) -> tuple[int, int]:
+        """Reads each stalled reader (once the server dropped them all) to its end: how many ended,
+        and the most bytes one got."""
+        ended, most = 0, 0
+        deadline = time.monotonic() + timeout
+        for s in self.readers:
+            got = 0
+            try:
+                while True:
+                    s.settimeout(max(0.1, deadline - time.monotonic()))
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        ended += 1
+                        break
+                    got += len(chunk)
+            except ConnectionError:
+                ended += 1
+            except OSError:
+                pass
+            most = max(most, got)
+        return ended, most
+
+    def close(self):
+        self.stop.set()
+        self.t.join(5)
+        for s in self.readers + self.tricklers:
+            s.close()
+
+
+def s9_crowd(ctx: Context, cls: str) -> dict:
+    n = ctx.sz["crowd"][cls]
+    period = 2
+    f: dict = {}
+    problems: list[str] = []
+    with Server(ctx, cls, workers=2, extra=["--min-rate-period", str(period)]) as srv:
+        unloaded, failed0 = latencies(srv, 200, 10.0)
+        watch = RssWatch(srv)
+        crowd = Crowd(srv.addr, n)
+        # The blocking classes give each stalled client a slot until the rate drops it.
+        bound = 5.0 if cls == "event" else 2 * n * (period + 1) / SLOTS[cls] + 10
+        loaded, failed = latencies(srv, 200, bound)
+        wait = period * 3 + 10 if cls == "event" else bound + period * 3
+        # Every stalled client is dropped by the rule (a reader taking its response, a trickler
+        # sending its body), each with its log line; only then are the readers read again.
+        try:
+            srv.wait_log("slower than --min-rate", timeout=wait, count=2 * n)
+        except AssertionError:
+            problems.append(f"fewer than {2 * n} clients dropped by the minimum rate within {wait} s")
+        ended, most = crowd.readers_dropped(wait)
+        # The trickling thread ends once every upload connection has ended.
+        crowd.t.join(wait)
+        crowd.close()
+        peak = watch.done()
+        p99 = (pct(unloaded, 99), pct(loaded, 99))
+        f.update(stalled_readers=n, tricklers=n, unloaded_p99_ms=f"{p99[0] * 1000:.1f}",
+                 loaded_p99_ms=f"{p99[1] * 1000:.1f}", p99_ratio=f"{p99[1] / max(p99[0], 1e-6):.1f}",
+                 readers_dropped=ended, most_read_mib=f"{most / MIB:.1f}", tricklers_ended=crowd.trickle_ended,
+                 tricklers_408=crowd.answered_408,
+                 rss_peak_mib=[mib(v) for v in peak.values()])
+        if failed0 or failed or len(loaded) != 200:
+            problems.append(f"other clients: {failed0} failed unloaded, {failed} failed within {bound} s loaded")
+        if ended != n or most >= 100 * 1000 * 1000:
+            problems.append(f"stalled readers: {ended} of {n} dropped (one got {most} bytes)")
+        # A body gathered on the loop is answered 408; the blocking classes' echo has begun its response.
+        if crowd.trickle_ended != n or (cls == "event" and crowd.answered_408 != n):
+            problems.append(f"tricklers: {crowd.trickle_ended} of {n} ended, {crowd.answered_408} with 408")
+        if max(peak.values(), default=0) >= 64 * 1024:
+            problems.append(f"a worker's RSS reached {mib(max(peak.values()))} MiB")
+        if ctx.size == "long" and cls == "event" and p99[1] > 2 * p99[0]:
+            problems.append(f"other clients' p99 went from {p99[0] * 1000:.1f} to {p99[1] * 1000:.1f} ms (over 2×)")
+        if srv.exits():
+            problems.append(f"workers died: {srv.exits()[:3]}")
+    return verdict(f, problems)
+
+
+def maximal_head(limit: int = 64 * 1024) -> bytes:
+    """A request head just short of --limit-request-head, every field just short of its limit, without
+    the empty line that would end it."""
+    head = b"GET /ok HTTP/1.1\r\nHost: chaos\r\n"
+    i = 0
+    while True:
+        field = b"X-Pad-%d: " % i + b"p" * 8000 + b"\r\n"
+        if len(head) + len(field) > limit - 64:
+            return head
+        head += field
+        i += 1
+
+
+def s10_heads(ctx: Context, cls: str) -> dict:
+    n = ctx.sz["heads"][cls]
+    ht = 3
+    f: dict = {}
+    problems: list[str] = []
+    head = maximal_head()
+    with Server(ctx, cls, workers=2, extra=["--header-timeout", str(ht)]) as srv:
+        watch = RssWatch(srv)
+        conns = []
+        for _ in range(n):
+            s = socket.create_connection(srv.addr)
+            s.sendall(head)
+            conns.append(s)
+        bound = 5.0 if cls == "event" else math.ceil(n / (2 * SLOTS[cls])) * ht * 2 + 10
+        loaded, failed = latencies(srv, 20, bound)
+        answered = 0
+        deadline = time.monotonic() + (ht + 5 if cls == "event" else bound + ht * 2)
+        for s in conns:
+            try:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                if b" 408 " in s.recv(4096):
+                    answered += 1
+            except OSError:
+                pass
+            s.close()
+        peak = watch.done()
+        f.update(connections=n, head_kib=len(head) // 1024, header_timeout=ht, served=len(loaded),
+                 served_failed=failed, p99_ms=f"{pct(loaded, 99) * 1000:.1f}", answered_408=answered,
+                 rss_peak_mib=[mib(v) for v in peak.values()])
+        if failed or not loaded:
+            problems.append(f"other clients: {len(loaded)} served, {failed} failed within {bound} s")
+        if answered != n:
+            problems.append(f"unfinished heads: {answered} of {n} answered 408")
+        if max(peak.values(), default=0) >= 64 * 1024:
+            problems.append(f"a worker's RSS reached {mib(max(peak.values()))} MiB")
+        if srv.exits():
+            problems.append(f"workers died: {srv.exits()[:3]}")
+    return verdict(f, problems)
+
+
 def verdict(figures: dict, problems: list[str], blocked: list[str] | None = None,
             known: list[str] | None = None) -> dict:
     """PASS, FAIL (a promise broken), BLOCKED (a feature missing) or XFAIL (only failures named with
@@ -1765,6 +1969,8 @@ SCENARIOS = {
     6: ("soak", s6_soak),
     7: ("ops-faults", s7_ops),
     8: ("hostile", s8_hostile),
+    9: ("slow-crowd", s9_crowd),
+    10: ("endless-heads", s10_heads),
 }
 
 
@@ -1795,6 +2001,13 @@ COLUMNS = {
     8: [("cases", "cases"), ("complete responses", "ok"), ("closed, no response", "close"),
         ("cut mid-body (app failed)", "aborted"), ("invalid", "invalid"), ("statuses", "statuses"),
         ("served after", "served_after"), ("same workers", "workers_same")],
+    9: [("stalled readers", "stalled_readers"), ("tricklers", "tricklers"),
+        ("others p99 unloaded / loaded (ms)", ("unloaded_p99_ms", "loaded_p99_ms")), ("ratio", "p99_ratio"),
+        ("readers dropped", "readers_dropped"), ("most read MiB", "most_read_mib"),
+        ("tricklers dropped / 408", ("tricklers_ended", "tricklers_408")), ("peak RSS MiB", "rss_peak_mib")],
+    10: [("connections", "connections"), ("head KiB", "head_kib"), ("--header-timeout", "header_timeout"),
+         ("others served", "served"), ("others p99 (ms)", "p99_ms"), ("408s", "answered_408"),
+         ("peak RSS MiB", "rss_peak_mib")]
 }
 
 

@@ -2,7 +2,8 @@
 //! the driver `make chaos` runs at full size on every worker class — against the worker class under
 //! test (`RUSTGUN_TEST_WORKER_CLASS`), at a size that takes seconds: 2 s of SIGKILLs, 100 slowloris
 //! connections (10 under `sync`, 20 under `threads`, whose slots they hold in turn), 10 MiB bodies,
-//! 20,000 requests, 500 hostile requests. The driver starts this build's `rustgun` with `libchaos.so`,
+//! 20,000 requests, 500 hostile requests, a crowd of 50 + 50 stalled clients and 300 endless heads
+//! (fewer under the blocking classes). The driver starts this build's `rustgun` with `libchaos.so`,
 //! counts every request's outcome (ok, failed to connect, failed mid-response, wrong status), checks
 //! the scenario's promise and prints its figures; the test fails with those figures when a promise is
 //! broken.
@@ -107,4 +108,14 @@ fn chaos_7_operational_faults_give_a_clear_error_or_degrade_gracefully() {
 #[test]
 fn chaos_8_hostile_bytes_get_valid_responses_or_closes_and_crash_no_worker() {
     scenario(8);
+}
+
+#[test]
+fn chaos_9_a_crowd_of_stalled_readers_and_trickling_uploads_is_dropped_while_others_are_served() {
+    scenario(9);
+}
+
+#[test]
+fn chaos_10_unfinished_maximal_heads_stay_under_64_mib_and_get_408() {
+    scenario(10);
 }
