@@ -1010,6 +1010,17 @@ def s4_slowloris(ctx: Context, cls: str) -> dict:
         return verdict(f, problems)
 
 
+def recv_ready(s) -> bytes | None:
+    """What a non-blocking socket select() called ready holds: bytes, b"" at its end (or on an error),
+    None when nothing was there after all."""
+    try:
+        return s.recv(4096)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 class Slowloris:
     """N connections each sending one byte of an endless request head per second; a connection the
     server closes (after its 408) is opened again, so that N stay open until stopped."""
@@ -1058,12 +1069,9 @@ class Slowloris:
             due = keep
             for key, _ev in sel.select(timeout=0.05):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except (BlockingIOError, InterruptedError):
+                data = recv_ready(s)
+                if data is None:
                     continue
-                except OSError:
-                    data = b""
                 if b" 408 " in data:
                     self.got_408 += 1
                 if not data or b" 408 " in data:
@@ -1796,12 +1804,9 @@ class Crowd:
         while not self.stop.is_set() and sel.get_map():
             for key, _ev in sel.select(timeout=0.1):
                 s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except (BlockingIOError, InterruptedError):
+                data = recv_ready(s)
+                if data is None:
                     continue
-                except OSError:
-                    data = b""
                 if b" 408 " in data:
                     self.answered_408 += 1
                 sel.unregister(s)
