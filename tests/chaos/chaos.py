@@ -1109,6 +1109,25 @@ class RssWatch:
         return self.peak
 
 
+def block_delays(srv: Server, chunks: int, ms: int) -> list[float]:
+    """Seconds from the app writing each block of a stamped /stream to this client receiving it."""
+    delays: list[float] = []
+    stamp = re.compile(rb"chunk \d+ (\d+)\n")
+    pending = b""
+    try:
+        with socket.create_connection(srv.addr, timeout=30) as s:
+            s.sendall(request(f"/stream?chunks={chunks}&ms={ms}&stamp=1", close=True))
+            while data := s.recv(65536):
+                now = time.time()
+                pending += data
+                for m in stamp.finditer(pending):
+                    delays.append(max(0.0, now - int(m.group(1)) / 1e6))
+                pending = pending[pending.rfind(b"\n") + 1:]
+    except OSError:
+        pass
+    return delays
+
+
 def s5_bodies(ctx: Context, cls: str) -> dict:
     size = ctx.sz["body"]
     f: dict = {}
@@ -1167,6 +1186,15 @@ def s5_bodies(ctx: Context, cls: str) -> dict:
         f["download_mib_s"] = f"{size / MIB / down_s:.0f}"
         if status != 200 or n[0] != size or not n[1]:
             problems.append(f"/big: status {status}, {n[0]} of {size} bytes, all 'x': {n[1]}")
+        # How long a streamed block takes to reach the client: /stream stamps each chunk with the
+        # wall-clock time the app wrote it, and this client (same machine, same clock) notes when the
+        # bytes arrived.
+        delays = block_delays(srv, 200, 5)
+        f["block_delay_p99_ms"] = f"{pct(delays, 99) * 1000:.2f}" if delays else "-"
+        if len(delays) != 200:
+            problems.append(f"/stream: {len(delays)} of 200 stamped blocks arrived")
+        elif ctx.size == "long" and pct(delays, 99) > 0.005:
+            problems.append(f"a streamed block took {pct(delays, 99) * 1000:.2f} ms (p99) to reach its client")
         peak = watch.done()
         f["body_mib"] = size // MIB
         f["rss_peak_mib"] = [mib(v) for v in peak.values()]
@@ -1993,7 +2021,8 @@ COLUMNS = {
         ("client failed", "legit_failed"), ("latency p50 / max (ms)", ("legit_p50_ms", "legit_max_ms")),
         ("408s", "got_408"), ("RSS MiB", "rss_mib"), ("fds", "fds")],
     5: [("body MiB", "body_mib"), ("up MiB/s", "upload_mib_s"), ("down MiB/s", "download_mib_s"),
-        ("peak RSS MiB", "rss_peak_mib"), ("stalled reader: next served (s)", "stalled_reader_next_served_s"),
+        ("peak RSS MiB", "rss_peak_mib"), ("block delay p99 (ms)", "block_delay_p99_ms"),
+        ("stalled reader: next served (s)", "stalled_reader_next_served_s"),
         ("stalled sender: next served (s)", "stalled_sender_next_served_s")],
     6: [("requests", "requests"), ("failed", "failed"), ("req/s", "req_s"), ("RSS MiB", "rss_mib"),
         ("growth %", "rss_growth_pct"), ("fds", "fds"), ("master fds", "master_fds"), ("master RSS MiB", "master_rss_mib")],

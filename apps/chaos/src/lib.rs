@@ -2,7 +2,8 @@
 //!
 //! Faults: `/ok`; `/panic` (the handler panics); `/abort` (the process aborts, as a segfaulting C app
 //! would); `/sleep?ms=N`; `/loop` (never returns); `/big?bytes=N` (pull-mode body of N bytes with a
-//! Content-Length); `/stream?chunks=N&ms=M` (slow chunked stream); `/leak?kb=N` (grows memory);
+//! Content-Length); `/stream?chunks=N&ms=M[&stamp=1]` (slow chunked stream, each chunk
+//! stamped with when it was written); `/leak?kb=N` (grows memory);
 //! `/echo` (streams the request body back).
 //!
 //! Edge cases of the ABI: `/status?code=N` (any status, with a body the server must drop for
@@ -122,12 +123,21 @@ impl App for Chaos {
             }
             b"/stream" => {
                 let (chunks, ms) = (param(req, "chunks", 3), param(req, "ms", 0));
+                // `stamp=1`: each chunk carries the wall-clock time it was written (µs since the epoch),
+                // so a client on the same machine can tell how long each block took to reach it.
+                let stamp = param(req, "stamp", 0) == 1;
                 resp.start(200, &TEXT)?;
                 for i in 0..chunks {
                     if i > 0 && ms > 0 {
                         std::thread::sleep(Duration::from_millis(ms));
                     }
-                    resp.write(format!("chunk {i}\n").as_bytes())?;
+                    let line = if stamp {
+                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                        format!("chunk {i} {}\n", now.map_or(0, |d| d.as_micros()))
+                    } else {
+                        format!("chunk {i}\n")
+                    };
+                    resp.write(line.as_bytes())?;
                 }
                 Ok(())
             }
