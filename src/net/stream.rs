@@ -197,6 +197,16 @@ impl Stream {
         wait_fd(self.as_fd(), self.interest(events), deadline, stop)
     }
 
+    /// Makes closing this connection reset it (`SO_LINGER` 0): what is still queued for the client
+    /// is thrown away instead of trickling out for as long as its window allows. For a client
+    /// dropped for being too slow; nothing is owed to it any more.
+    pub fn reset_on_close(&self) {
+        if !matches!(self, Stream::Unix(_)) {
+            let abort = libc::linger { l_onoff: 1, l_linger: 0 };
+            let _ = nix::sys::socket::setsockopt(&self.as_fd(), nix::sys::socket::sockopt::Linger, &abort);
+        }
+    }
+
     /// Closes our sending side, so the client sees the end of a close-delimited response (after
     /// TLS's close_notify).
     pub fn shutdown_write(&mut self) {

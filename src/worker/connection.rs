@@ -157,6 +157,8 @@ impl Call<'_, '_, '_> {
             self.state.body = None;
         }
         match (&self.state.reply, code) {
+            // The client went away (or was dropped) mid-body: the app is not at fault.
+            (Reply::Streaming, RG_OK) if self.io.dead => self.proto.abort(),
             (Reply::Streaming, RG_OK) => {
                 let missing = self.proto.end_response(self.io.out);
                 if missing > 0 {

@@ -163,9 +163,13 @@ impl<'a> Io<'a> {
         let deadline = began + self.pace.left(self.rule);
         let _ = self.waiting(|io| io.stream.wait(events, deadline, None));
         if self.pace.record(began.elapsed(), 0, self.rule) {
-            let taking =
-                if events.contains(PollFlags::POLLIN) { "sending its body" } else { "taking its response" };
+            let sending = events.contains(PollFlags::POLLIN);
+            let taking = if sending { "sending its body" } else { "taking its response" };
             pace::dropped(self.beat, self.rule, taking, self.peer);
+            if !sending {
+                // What is queued for it would otherwise trickle out for as long as its window allows.
+                self.stream.reset_on_close();
+            }
             return Err(ReadStop::TimedOut);
         }
         Ok(())

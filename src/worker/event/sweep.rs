@@ -31,6 +31,7 @@ impl Loop<'_, '_> {
                         "taking its response",
                         conn.info.peer_ip,
                     );
+                    conn.stream.reset_on_close();
                     self.close(token);
                 }
                 continue;
