@@ -34,6 +34,10 @@ use super::{Error, ErrorKind, Version};
 /// Most unread request body a connection reads and discards to stay open; past it, it closes.
 pub const MAX_DRAIN: u64 = 1024 * 1024;
 
+/// How long an [`After::Linger`] connection reads and discards before it closes, and how much at most.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+pub const LINGER_BYTES: usize = 64 * 1024;
+
 /// What the connection does once an exchange is over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum After {

@@ -27,7 +27,7 @@ use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
 use crate::http;
-use crate::http::conn::{After, Wait};
+use crate::http::conn::{After, LINGER, Wait};
 use crate::net::{Listener, Stream};
 use crate::sys::scoreboard::Refusal;
 use nix::fcntl::OFlag;
@@ -54,8 +54,6 @@ const TICK: Duration = Duration::from_millis(250);
 /// One wake-up reads at most this much of a connection's input (pipelined requests beyond it wait
 /// for the next), so a burst never grows its read buffer past this plus one chunk.
 const READ_BATCH: usize = 64 * 1024;
-/// How long a closing connection may keep sending before it is dropped.
-const LINGER: Duration = Duration::from_secs(1);
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

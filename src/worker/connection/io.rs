@@ -3,6 +3,7 @@
 
 use super::ReadBuf;
 use crate::config::Settings;
+use crate::http::conn::{LINGER, LINGER_BYTES};
 use crate::net::Stream;
 use crate::net::stream::Interrupted;
 use crate::sys::scoreboard::Lane;
@@ -11,10 +12,6 @@ use crate::worker::pace::{self, MinRate, Pace};
 use nix::poll::PollFlags;
 use std::time::{Duration, Instant};
 
-/// How long a closing connection waits for the client to stop sending, so that our last response is
-/// not destroyed by a reset (RFC 9112 §9.6).
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 64 * 1024;
 
 /// The transport half of a connection: socket, read buffer and output buffer.
 pub(in crate::worker) struct Io<'a> {
