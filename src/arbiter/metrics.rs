@@ -7,7 +7,9 @@
 //! `/proc/net/tcp` (`rx_queue` of a listening socket is its accept queue), and the connections the
 //! kernel dropped at full listen queues, from `/proc/net/netstat`.
 
+use super::Arbiter;
 use crate::net::Listener;
+use crate::sys::scoreboard;
 use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US, Refusal};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -262,4 +264,32 @@ pub fn render(s: &Snapshot<'_>) -> String {
         let _ = writeln!(out, "rustgun_listen_queue_depth{{listener=\"{url}\"}} {depth}");
     }
     out
+}
+
+impl Arbiter {
+    /// The metrics as the scoreboard and the master's own records have them now.
+    pub(super) fn render_metrics(&self) -> String {
+        let mut counters = self.retired.clone();
+        let (mut in_flight, mut busy, mut idle) = (0, 0, 0);
+        let now = scoreboard::now_ms();
+        let mut lags = Vec::with_capacity(self.workers.len());
+        for w in self.workers.values() {
+            let Some(slot) = self.scoreboard.get(w.slot) else { continue };
+            counters.add(&slot.counters());
+            let lag_ms = slot.lanes().filter_map(|l| l.silent_for(now)).max().unwrap_or(0);
+            lags.push((w.id, lag_ms));
+            let serving = slot.lanes().filter(|l| l.serving()).count() as u64;
+            in_flight += serving;
+            if serving > 0 {
+                busy += 1;
+            } else {
+                idle += 1;
+            }
+        }
+        let queues = self.listeners.iter().filter_map(|l| Some((l.url(), listen_queue(l)?))).collect();
+        let listen_drops = listen_drops();
+        let exits = &self.exits;
+        lags.sort_unstable();
+        render(&Snapshot { counters, in_flight, busy, idle, lags, exits, queues, listen_drops })
+    }
 }

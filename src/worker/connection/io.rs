@@ -12,7 +12,6 @@ use crate::worker::pace::{self, MinRate, Pace};
 use nix::poll::PollFlags;
 use std::time::{Duration, Instant};
 
-
 /// The transport half of a connection: socket, read buffer and output buffer.
 pub(in crate::worker) struct Io<'a> {
     pub(in crate::worker) stream: &'a mut Stream,

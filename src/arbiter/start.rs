@@ -1,0 +1,172 @@
+//! Starting the master: bind the listeners (or adopt them from systemd or an upgrading master), load
+//! the app under `--preload`, write the pidfile, install the signal handlers, map the scoreboard and
+//! open `--metrics-bind`. Nothing is forked here.
+
+use super::listeners::{adopt_all, open_listeners};
+use super::reload::FileStamp;
+use super::{
+    Arbiter, CHECK_EVERY, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, ExitCounts, Phase, SIGNALS,
+};
+use super::{metrics, set_title};
+use crate::app::Library;
+use crate::config::Config;
+use crate::sys::process::PidFile;
+use crate::sys::scoreboard::{Counters, Scoreboard};
+use crate::sys::signals::SignalQueue;
+use crate::worker;
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Why the master could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Bind {
+        addr: String,
+        error: std::io::Error,
+    },
+    /// `RUSTGUN_FD` names a descriptor that is not a listening socket we can adopt.
+    Inherit {
+        fds: String,
+        error: std::io::Error,
+    },
+    Scoreboard(std::io::Error),
+    Metrics {
+        addr: String,
+        error: std::io::Error,
+    },
+    Signals(std::io::Error),
+    Pidfile(std::io::Error),
+    Preload(crate::app::LoadError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+            StartError::Inherit { fds, error } => {
+                write!(f, "cannot adopt the inherited sockets {ENV_FDS}={fds}: {error}")
+            }
+            StartError::Scoreboard(e) => write!(f, "cannot map the scoreboard: {e}"),
+            StartError::Metrics { addr, error } => write!(f, "cannot serve metrics on {addr}: {error}"),
+            StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            StartError::Pidfile(e) => write!(f, "{e}"),
+            StartError::Preload(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Arbiter {
+    /// Binds every listener (or adopts those a binary upgrade passed in `RUSTGUN_FD`), writes the
+    /// pidfile, installs the signal handlers and (with `--preload`) loads the app. Nothing is forked
+    /// yet.
+    pub fn start(config: Config) -> Result<Arbiter, StartError> {
+        // Taken before the first process title overwrites the arguments' memory.
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        // Where rustgun started, before --chdir: the new master re-reads relative paths from there.
+        let cwd = crate::config::start_dir().to_path_buf();
+        let old_master = take_env(ENV_PID).and_then(|p| p.parse().ok()).map(Pid::from_raw);
+        let handed_down_by_systemd = take_env(ENV_ACTIVATED).is_some();
+        let (listeners, activated) = match take_env(ENV_FDS) {
+            Some(fds) => {
+                (adopt_all(&fds).map_err(|error| StartError::Inherit { fds, error })?, handed_down_by_systemd)
+            }
+            None => open_listeners(&config)?,
+        };
+        let preloaded = if config.preload {
+            let lib = Library::open(&config.app).map_err(StartError::Preload)?;
+            // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
+            let flags = rustgun_abi::RG_REQ_MULTIPROCESS
+                | if config.multithreaded() { rustgun_abi::RG_REQ_MULTITHREAD } else { 0 };
+            lib.preload(&config.app_args, flags).map_err(StartError::Preload)?;
+            Some(lib)
+        } else {
+            None
+        };
+        let pidfile = match &config.pidfile {
+            Some(path) => Some(PidFile::create(path).map_err(StartError::Pidfile)?),
+            None => None,
+        };
+        let signals = SignalQueue::install(SIGNALS).map_err(StartError::Signals)?;
+        let (report_rd, report_wr) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| StartError::Signals(e.into()))?;
+        let pid = nix::unistd::getpid();
+        tracing::info!("Starting rustgun {}", env!("CARGO_PKG_VERSION"));
+        if let Some(old) = old_master {
+            tracing::info!("Upgrading: the old master is pid {old}; adopted {} sockets", listeners.len());
+        }
+        for l in &listeners {
+            tracing::info!("Listening at: {} ({pid})", l.url());
+        }
+        tracing::info!("Using worker: {}", config.effective_class().name());
+        let target = config.workers;
+        let mut scoreboard = Scoreboard::default();
+        // Map the first board now, so that a failure shows at start rather than at the first fork.
+        let first = scoreboard
+            .take(worker::lanes(&config), 2 * target as usize + 2)
+            .map_err(StartError::Scoreboard)?;
+        scoreboard.free(first);
+        let watched = config.reload.then(|| FileStamp::of(&config.app.path)).flatten();
+        let metrics = match (take_env(ENV_METRICS_FD), &config.metrics_bind) {
+            (Some(fd), _) => {
+                Some(fd.parse().map_err(std::io::Error::other).and_then(metrics::Exporter::adopt))
+            }
+            (None, Some(addr)) => Some(metrics::Exporter::bind(addr)),
+            (None, None) => None,
+        };
+        let metrics = metrics.transpose().map_err(|error| StartError::Metrics {
+            addr: config.metrics_bind.clone().unwrap_or_default(),
+            error,
+        })?;
+        if let Some(m) = &metrics {
+            tracing::info!("Metrics at: {}", m.url());
+        }
+        set_title("master", &config);
+        Ok(Arbiter {
+            config,
+            argv,
+            exe,
+            cwd,
+            listeners,
+            activated,
+            preloaded,
+            signals,
+            pending: Vec::new(),
+            report_rd: std::fs::File::from(report_rd),
+            report_wr,
+            report_buf: Vec::new(),
+            workers: BTreeMap::new(),
+            target,
+            generation: 0,
+            reload: None,
+            scoreboard,
+            retired: Counters::default(),
+            exits: ExitCounts::new(),
+            new_master: None,
+            old_master,
+            watched,
+            next_check: Instant::now() + CHECK_EVERY,
+            metrics,
+            phase: Phase::Running,
+            halt: None,
+            failures: BTreeMap::new(),
+            ready_announced: false,
+            status_sent: None,
+            pidfile,
+            pid,
+        })
+    }
+}
+
+/// Reads and removes an environment variable meant for this process only.
+fn take_env(key: &str) -> Option<String> {
+    let value = std::env::var(key).ok();
+    // SAFETY: called from `Arbiter::start`, while the master is single-threaded (it never starts
+    // threads), so nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(key) };
+    value
+}
