@@ -16,6 +16,7 @@
 //! (`--metrics-bind`). What does not live here: serving requests (`worker`), parsing the command line
 //! (`config`), the shared memory workers report through (`sys::scoreboard`).
 
+mod exporter;
 mod listeners;
 mod metrics;
 mod reload;
@@ -109,7 +110,7 @@ pub struct Arbiter {
     watched: Option<FileStamp>,
     next_check: Instant,
     /// `--metrics-bind`.
-    metrics: Option<metrics::Exporter>,
+    metrics: Option<exporter::Exporter>,
     phase: Phase,
     /// A worker failed to boot: the master stops everything and exits with this code and message.
     halt: Option<(i32, String)>,
@@ -258,17 +259,24 @@ impl Arbiter {
             Phase::Running => TICK,
             Phase::Stopping { .. } => Duration::from_millis(100),
         };
+        // A scrape in progress wakes the master by its deadline, to be dropped if it is late.
+        let scrape_due = self.metrics.as_ref().and_then(|m| m.next_deadline());
+        let timeout =
+            scrape_due.map_or(timeout, |due| timeout.min(due.saturating_duration_since(Instant::now())));
         let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.report_rd.as_fd(), PollFlags::POLLIN),
         ];
-        fds.extend(self.metrics.as_ref().map(|m| PollFd::new(m.as_fd(), PollFlags::POLLIN)));
-        let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+        if let Some(m) = &self.metrics {
+            fds.extend(m.interest().map(|(fd, events)| PollFd::new(fd, events)));
+        }
+        let ms = PollTimeout::try_from(timeout.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
         let _ = poll(&mut fds, ms);
-        let scraped = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         drop(fds);
-        if scraped && let Some(m) = &self.metrics {
-            m.serve_pending(|| self.render_metrics());
+        // Scrapes move only as far as they can without waiting (the exporter never blocks).
+        if let Some(mut m) = self.metrics.take() {
+            m.step(|| self.render_metrics());
+            self.metrics = Some(m);
         }
     }
 

@@ -1,6 +1,6 @@
-//! `--metrics-bind`: the master's own small HTTP listener serving Prometheus text exposition (format
-//! 0.0.4). It is polled in the master loop beside the signal pipe and answered there, never by a worker
-//! or the app, so it answers while every worker is busy — which is when it matters.
+//! What `--metrics-bind` reports, in Prometheus text exposition (format 0.0.4). The master answers
+//! scrapes itself ([`super::exporter`]), never a worker or the app, so it answers while every worker is
+//! busy — which is when it matters.
 //!
 //! The numbers come from the scoreboard the workers write (no I/O on their request path), plus what the
 //! master knows itself: which workers exited and why, and the listen queue's depth, read from
@@ -12,14 +12,7 @@ use crate::net::Listener;
 use crate::sys::scoreboard;
 use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US, Refusal};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
-
-/// How long a scrape may take to send its request and read the answer: the master does nothing else
-/// meanwhile, so a slow client gets cut off.
-const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+use std::os::fd::AsRawFd;
 
 /// What one scrape reports.
 pub struct Snapshot<'a> {
@@ -38,111 +31,30 @@ pub struct Snapshot<'a> {
     pub listen_drops: Option<u64>,
 }
 
-/// The metrics listener.
-pub struct Exporter {
-    listener: TcpListener,
-}
-
-impl Exporter {
-    /// Listens on `addr` (HOST:PORT).
-    pub fn bind(addr: &str) -> io::Result<Exporter> {
-        let resolved = addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "address did not resolve"))?;
-        let listener = TcpListener::bind(resolved)?;
-        listener.set_nonblocking(true)?;
-        Ok(Exporter { listener })
-    }
-
-    /// Takes over the metrics listener a binary upgrade passed down.
-    pub fn adopt(fd: RawFd) -> io::Result<Exporter> {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)?;
-        // SAFETY: the descriptor is open (checked above) and was passed to this process alone by the
-        // master that started it (`RUSTGUN_METRICS_FD`).
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        nix::fcntl::fcntl(owned.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
-        let listener = TcpListener::from(owned);
-        listener.set_nonblocking(true)?;
-        Ok(Exporter { listener })
-    }
-
-    pub fn url(&self) -> String {
-        self.listener.local_addr().map_or_else(|e| format!("?({e})"), |a| format!("http://{a}/metrics"))
-    }
-
-    /// Answers every scrape waiting in the queue with `render()`.
-    pub fn serve_pending(&self, render: impl Fn() -> String) {
-        while let Ok((stream, _)) = self.listener.accept() {
-            if let Err(e) = answer(stream, &render) {
-                tracing::debug!("metrics scrape failed: {e}");
-            }
-        }
-    }
-}
-
-impl AsFd for Exporter {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
-    }
-}
-
-/// Reads one request head (bounded in size and time) and answers it, then closes.
-fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
-    stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
-    let deadline = Instant::now() + SCRAPE_TIMEOUT;
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > 8192 || Instant::now() >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no complete request head"));
-        }
-        match stream.read(&mut chunk)? {
-            0 => return Ok(()),
-            n => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    let (status, body) = match (method, path) {
-        (b"GET" | b"HEAD", b"/metrics" | b"/") => ("200 OK", render()),
-        (b"GET" | b"HEAD", _) => ("404 Not Found", "not found; try /metrics\n".to_string()),
-        _ => ("405 Method Not Allowed", "GET /metrics\n".to_string()),
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if method != b"HEAD" {
-        out.push_str(&body);
-    }
-    stream.write_all(out.as_bytes())
-}
-
-/// The accept-queue depth of a TCP listener, from `/proc/net/tcp` and `/proc/net/tcp6`: the row whose
-/// inode is the socket's, in state LISTEN (0A), has the queue length in `rx_queue`.
-pub fn listen_queue(listener: &Listener) -> Option<u64> {
-    let Listener::Tcp(l) = listener else { return None };
-    // The descriptor's link reads `socket:[INODE]`.
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", l.as_raw_fd())).ok()?;
-    let link = link.to_string_lossy();
-    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?.to_string();
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|table| {
-        let text = std::fs::read_to_string(table).ok()?;
-        text.lines().skip(1).find_map(|row| {
-            let cols: Vec<&str> = row.split_whitespace().collect();
-            if cols.get(3) != Some(&"0A") || cols.get(9) != Some(&inode.as_str()) {
-                return None;
-            }
-            let rx = cols.get(4)?.split(':').nth(1)?;
-            u64::from_str_radix(rx, 16).ok()
+/// The accept-queue depth of each TCP listener, from `/proc/net/tcp` and `/proc/net/tcp6` (each read
+/// once per scrape): the row whose inode is the socket's, in state LISTEN (0A), has the queue length
+/// in `rx_queue`.
+pub fn listen_queues(listeners: &[Listener]) -> Vec<(String, u64)> {
+    let tables: Vec<String> =
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().filter_map(|t| std::fs::read_to_string(t).ok()).collect();
+    listeners
+        .iter()
+        .filter_map(|listener| {
+            let Listener::Tcp(l) = listener else { return None };
+            // The descriptor's link reads `socket:[INODE]`.
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", l.as_raw_fd())).ok()?;
+            let link = link.to_string_lossy();
+            let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+            let depth = tables.iter().flat_map(|t| t.lines().skip(1)).find_map(|row| {
+                let cols: Vec<&str> = row.split_whitespace().collect();
+                if cols.get(3) != Some(&"0A") || cols.get(9) != Some(&inode) {
+                    return None;
+                }
+                u64::from_str_radix(cols.get(4)?.split(':').nth(1)?, 16).ok()
+            })?;
+            Some((listener.url(), depth))
         })
-    })
+        .collect()
 }
 
 /// The kernel's `TcpExt: ListenDrops` from `/proc/net/netstat`: connection attempts dropped at a full
@@ -286,7 +198,7 @@ impl Arbiter {
                 idle += 1;
             }
         }
-        let queues = self.listeners.iter().filter_map(|l| Some((l.url(), listen_queue(l)?))).collect();
+        let queues = listen_queues(&self.listeners);
         let listen_drops = listen_drops();
         let exits = &self.exits;
         lags.sort_unstable();

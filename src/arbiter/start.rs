@@ -7,7 +7,7 @@ use super::reload::FileStamp;
 use super::{
     Arbiter, CHECK_EVERY, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, ExitCounts, Phase, SIGNALS,
 };
-use super::{metrics, set_title};
+use super::{exporter, set_title};
 use crate::app::Library;
 use crate::config::Config;
 use crate::sys::process::PidFile;
@@ -113,9 +113,9 @@ impl Arbiter {
         let watched = config.reload.then(|| FileStamp::of(&config.app.path)).flatten();
         let metrics = match (take_env(ENV_METRICS_FD), &config.metrics_bind) {
             (Some(fd), _) => {
-                Some(fd.parse().map_err(std::io::Error::other).and_then(metrics::Exporter::adopt))
+                Some(fd.parse().map_err(std::io::Error::other).and_then(exporter::Exporter::adopt))
             }
-            (None, Some(addr)) => Some(metrics::Exporter::bind(addr)),
+            (None, Some(addr)) => Some(exporter::Exporter::bind(addr)),
             (None, None) => None,
         };
         let metrics = metrics.transpose().map_err(|error| StartError::Metrics {

@@ -174,3 +174,29 @@ fn the_metrics_show_how_long_an_event_loop_has_been_away_from_epoll_wait() {
     assert_eq!(String::from_utf8_lossy(&slow.join().unwrap()), "slept 2500");
     assert!(poll_for(WAIT, || (lag(&server) == 0.0).then_some(())).is_some(), "the loop never came back");
 }
+
+/// The master never waits on a scraper. With scrapers connected that send nothing, a TTIN is handled
+/// and a real scrape answered while every silent one is still open: a master that served scrapes one
+/// at a time, blocking on each, would first have had to time every silent one out.
+#[test]
+fn silent_scrapers_never_hold_up_the_master() {
+    let server = Server::builder("chaos").workers(1).args(&["--metrics-bind", "127.0.0.1:0"]).start();
+    let line = server.wait_for_log("Metrics at: ");
+    let url = line.split("Metrics at: ").nth(1).unwrap().trim();
+    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let silent: Vec<std::net::TcpStream> =
+        (0..8).map(|_| std::net::TcpStream::connect(&addr).expect("connect to the metrics port")).collect();
+    // SAFETY: kill(2) on the master this test started.
+    unsafe { libc::kill(server.pid, libc::SIGTTIN) };
+    assert_eq!(server.wait_for_workers(2).len(), 2, "TTIN handled");
+    let m = server.metrics();
+    assert_eq!(m["rustgun_workers{state=\"busy\"}"] + m["rustgun_workers{state=\"idle\"}"], 2.0, "{m:?}");
+    for mut s in silent {
+        s.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        match std::io::Read::read(&mut s, &mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("a silent scraper was already dropped or answered: {other:?}"),
+        }
+    }
+}
