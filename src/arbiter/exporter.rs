@@ -80,6 +80,11 @@ impl Exporter {
         std::iter::once((self.listener.as_fd(), PollFlags::POLLIN)).chain(scrapes)
     }
 
+    /// The listener's descriptor and every scrape's: what a forked worker must close.
+    pub fn descriptors(&self) -> impl Iterator<Item = RawFd> + '_ {
+        std::iter::once(self.listener.as_raw_fd()).chain(self.scrapes.iter().map(|s| s.stream.as_raw_fd()))
+    }
+
     /// When the oldest scrape runs out of time: the master wakes by then to drop it.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.scrapes.iter().map(|s| s.deadline).min()

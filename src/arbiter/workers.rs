@@ -208,22 +208,28 @@ impl Arbiter {
         let signals = &self.signals;
         let report_rd = std::os::fd::AsRawFd::as_raw_fd(&self.report_rd);
         let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
+        let scrapes: Vec<RawFd> = self.metrics.iter().flat_map(|m| m.descriptors()).collect();
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();
-        let pid = process::fork_child(|| {
-            // The child must not run the master's handlers nor hold the master's pipes: they would
-            // let the worker (or its app) queue signals into the master or read other workers' reports.
-            signals.leave_in_child();
-            let _ = nix::unistd::close(report_rd);
-            // Nor the listeners a reload dropped: those must close once the previous generation is gone.
-            for &fd in &retired {
-                let _ = nix::unistd::close(fd);
-            }
-            let boot =
-                worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
-            worker::run(boot)
-        });
+        let pid = process::fork_child(
+            || {
+                // The child must not run the master's handlers nor hold the master's pipes: they would
+                // let the worker (or its app) queue signals into the master or read other workers' reports.
+                signals.leave_in_child();
+                let _ = nix::unistd::close(report_rd);
+                // Nor the listeners a reload dropped: those must close once the previous generation is gone.
+                // Nor the metrics listener and the scrapes in progress: they are the master's to answer.
+                // (Closed raw: the child never returns to the frames that own them, see `fork_child`.)
+                for &fd in retired.iter().chain(&scrapes) {
+                    let _ = nix::unistd::close(fd);
+                }
+                let boot =
+                    worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
+                worker::run(boot)
+            },
+            EXIT_BOOT,
+        );
         drop(blocked);
         let pid = match pid {
             Ok(pid) => pid,

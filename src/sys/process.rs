@@ -6,15 +6,22 @@ use nix::unistd::{ForkResult, Pid};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Forks; in the child runs `child` and exits with its code (never returns there).
-pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<Pid> {
+/// Forks; in the child runs `child` and exits with its code, or with `panicked` if it panics: the
+/// child never returns from here.
+pub fn fork_child(child: impl FnOnce() -> i32, panicked: i32) -> io::Result<Pid> {
     // SAFETY: the master is single-threaded (no runtime, no helper threads), so the child starts
     // with a consistent copy of every lock and allocator state.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
-            let code = child();
-            std::process::exit(code)
+            // The child never returns into the master's frames, not even by a panic: their owners
+            // would close descriptors the child has reused, and the master's exit handlers would run.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(panicked);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            // SAFETY: _exit(2) ends the process at once; everything the child owned was dropped above.
+            unsafe { libc::_exit(code) }
         }
     }
 }

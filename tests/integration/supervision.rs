@@ -200,3 +200,57 @@ fn silent_scrapers_never_hold_up_the_master() {
         }
     }
 }
+
+/// The socket inodes of `pid`'s descriptors.
+fn socket_inodes(pid: i32) -> Vec<String> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the process's descriptors");
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|t| t.to_string_lossy().strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect()
+}
+
+/// The inodes of the loopback TCP sockets bound to `port`, in the `state` given (0A listening, 01
+/// established), from `/proc/net/tcp`.
+fn tcp_inodes(port: u16, state: &str) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            let local_port = u16::from_str_radix(cols.get(1)?.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && cols.get(3) == Some(&state)).then(|| cols.get(9).map(|s| s.to_string()))?
+        })
+        .collect()
+}
+
+/// A worker forked while the master holds the metrics listener and a scrape in progress holds
+/// neither: app code in a worker cannot accept or answer the master's scrapes.
+#[test]
+fn a_worker_holds_none_of_the_masters_metrics_sockets() {
+    let server = Server::builder("chaos").workers(1).args(&["--metrics-bind", "127.0.0.1:0"]).start();
+    let line = server.wait_for_log("Metrics at: ");
+    let url = line.split("Metrics at: ").nth(1).unwrap().trim();
+    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let first = server.wait_for_workers(1)[0];
+    // A scrape in progress (it sends nothing), then a new worker forked beside it.
+    let _silent = std::net::TcpStream::connect(&addr).expect("connect to the metrics port");
+    let scrape = poll_for(WAIT, || {
+        let held = socket_inodes(server.pid);
+        tcp_inodes(port, "01").into_iter().find(|i| held.contains(i))
+    })
+    .expect("the master took the scrape");
+    // SAFETY: kill(2) on the master this test started.
+    unsafe { libc::kill(server.pid, libc::SIGTTIN) };
+    let workers = server.wait_for_workers(2);
+    let listener = tcp_inodes(port, "0A");
+    assert_eq!(listener.len(), 1, "one metrics listener");
+    assert!(socket_inodes(server.pid).contains(&listener[0]), "the master holds the metrics listener");
+    for worker in workers {
+        let held = socket_inodes(worker);
+        assert!(!held.contains(&listener[0]), "worker {worker} (first: {first}) holds the metrics listener");
+        assert!(!held.contains(&scrape), "worker {worker} holds the master's scrape");
+    }
+}
