@@ -181,9 +181,7 @@ fn the_metrics_show_how_long_an_event_loop_has_been_away_from_epoll_wait() {
 #[test]
 fn silent_scrapers_never_hold_up_the_master() {
     let server = Server::builder("chaos").workers(1).args(&["--metrics-bind", "127.0.0.1:0"]).start();
-    let line = server.wait_for_log("Metrics at: ");
-    let url = line.split("Metrics at: ").nth(1).unwrap().trim();
-    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let addr = server.metrics_addr();
     let silent: Vec<std::net::TcpStream> =
         (0..8).map(|_| std::net::TcpStream::connect(&addr).expect("connect to the metrics port")).collect();
     // SAFETY: kill(2) on the master this test started.
@@ -230,9 +228,7 @@ fn tcp_inodes(port: u16, state: &str) -> Vec<String> {
 #[test]
 fn a_worker_holds_none_of_the_masters_metrics_sockets() {
     let server = Server::builder("chaos").workers(1).args(&["--metrics-bind", "127.0.0.1:0"]).start();
-    let line = server.wait_for_log("Metrics at: ");
-    let url = line.split("Metrics at: ").nth(1).unwrap().trim();
-    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let addr = server.metrics_addr();
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let first = server.wait_for_workers(1)[0];
     // A scrape in progress (it sends nothing), then a new worker forked beside it.

@@ -166,11 +166,15 @@ impl Server {
 
     /// Scrapes the master's `--metrics-bind` listener (named in its log); each sample's value, by its
     /// name and labels.
-    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+    /// `HOST:PORT` of the `--metrics-bind` listener, as the master logged it.
+    pub fn metrics_addr(&self) -> String {
         let line = self.wait_for_log("Metrics at: ");
         let url = line.split("Metrics at: ").nth(1).unwrap().trim();
-        let addr = url.trim_start_matches("http://").trim_end_matches("/metrics");
-        let mut s = TcpStream::connect(addr).expect("connect to the metrics listener");
+        url.trim_start_matches("http://").trim_end_matches("/metrics").to_string()
+    }
+
+    pub fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let mut s = TcpStream::connect(self.metrics_addr()).expect("connect to the metrics listener");
         s.set_read_timeout(Some(WAIT)).unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n").unwrap();
         let mut out = String::new();
