@@ -58,7 +58,7 @@ pub enum Wait {
     Idle,
     /// Part of a head: `--header-timeout`.
     Head,
-    /// The request body, before the response began: the minimum rate, and `--timeout` between bytes.
+    /// The request body, before the response began: the minimum rate.
     Body,
     /// The client taking the response: the minimum rate.
     Response,
@@ -196,7 +196,7 @@ impl Conn {
         }
     }
 
-    /// The body stopped arriving (past `--timeout`, or slower than the minimum rate): the exchange
+    /// The body stopped arriving (slower than the minimum rate over a period of waiting): the exchange
     /// answers 408 if its response has not begun, and the connection closes.
     pub fn body_stalled(&mut self) {
         self.body_failed(ErrorKind::BodyTimeout);

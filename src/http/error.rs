@@ -41,7 +41,7 @@ pub enum ErrorKind {
     BodyTooLarge,
     /// The client did not finish sending the request head in time.
     HeadTimeout,
-    /// The request body stalled longer than `--timeout`.
+    /// The request body arrived slower than `--min-rate` (or not at all) over a `--min-rate-period`.
     BodyTimeout,
 }
 

@@ -202,7 +202,7 @@ impl Call<'_, '_, '_> {
     }
 
     /// The body ended before its framing said: a client that left gets nothing more (it cannot read an
-    /// answer), one that stalled past `--timeout` gets 408 if nothing was sent yet.
+    /// answer), one the minimum rate dropped gets 408 if nothing was sent yet.
     fn body_cut_short(&mut self, stop: ReadStop) -> i32 {
         match stop {
             ReadStop::TimedOut => self.proto.body_stalled(),

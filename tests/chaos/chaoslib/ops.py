@@ -32,20 +32,31 @@ def s6_soak(ctx: Context, cls: str) -> dict:
             return ({p: status_kib(p, "VmRSS") for p in workers}, {p: fd_count(p) for p in workers},
                     fd_count(srv.pid), status_kib(srv.pid, "VmRSS"))
 
-        # Warm up with every serving thread busy at once (each makes its allocator arena), then measure.
+        # Warm up with every serving thread of every worker busy at once (each makes its allocator
+        # arena and first buffers), then measure. The warm-up connections are chosen by the worker that
+        # serves them: left to the kernel, all of them may land on one worker.
+        # A round of each kind of load until a round leaves every worker's RSS as it found it (a few
+        # hundred KiB of first-use pages otherwise show as growth at these small sizes).
         warm = max(2000, total // 20)
-        res = soak(srv.addr, warm, 8, depth)
-        time.sleep(0.5)
+        res = {"ok": 0, "bad": 0, "errors": []}
+        for _round in range(5):
+            before = {p: status_kib(p, "VmRSS") for p in workers}
+            held = connections_to_every_worker(srv, {"sync": 1, "threads": 4, "event": 4}[cls])
+            for part in (soak(srv.addr, warm, len(held), depth, held), soak(srv.addr, warm, conns, depth)):
+                res = {k: res[k] + part[k] for k in res}
+            time.sleep(0.5)
+            if {p: status_kib(p, "VmRSS") for p in workers} == before:
+                break
         rss0, fds0, mfd0, mrss0 = snapshot()
         t0 = time.monotonic()
-        res2 = soak(srv.addr, total - warm, conns, depth)
+        res2 = soak(srv.addr, total, conns, depth)
         took = time.monotonic() - t0
         time.sleep(0.5)
         rss1, fds1, mfd1, mrss1 = snapshot()
         ok = res["ok"] + res2["ok"]
         bad = res["bad"] + res2["bad"]
         growth = {p: (rss1[p] - rss0[p]) / rss0[p] * 100 if rss0[p] else 0 for p in workers}
-        f = dict(requests=ok + bad, ok=ok, failed=bad, req_s=f"{(total - warm) / took:.0f}",
+        f = dict(requests=ok + bad, ok=ok, failed=bad, req_s=f"{total / took:.0f}",
                  rss_mib=[f"{mib(rss0[p])}→{mib(rss1[p])}" for p in workers],
                  rss_growth_pct=[f"{g:+.1f}" for g in growth.values()],
                  fds=[f"{fds0[p]}→{fds1[p]}" for p in workers], master_fds=f"{mfd0}→{mfd1}",
@@ -62,9 +73,28 @@ def s6_soak(ctx: Context, cls: str) -> dict:
         return verdict(f, problems)
 
 
-def soak(addr, total: int, conns: int, depth: int) -> dict:
-    """`total` requests over `conns` keep-alive connections, `depth` pipelined at a time; each
-    connection is closed at the end so that the server's descriptors can be compared."""
+def connections_to_every_worker(srv: Server, per_worker: int, attempts: int = 400) -> list[socket.socket]:
+    """Keep-alive connections, `per_worker` of them held by each worker (each found by asking `/worker`
+    which worker serves it); never more than a worker can hold at once."""
+    held: dict[int, list] = {p: [] for p in srv.workers()}
+    for _ in range(attempts):
+        if all(len(v) >= per_worker for v in held.values()):
+            break
+        s = socket.create_connection(srv.addr, timeout=30)
+        s.sendall(request("/worker"))
+        _status, _h, body = Reader(s).response()
+        pid = int(body.split()[-1])  # "worker N pid P"
+        if pid in held and len(held[pid]) < per_worker:
+            held[pid].append(s)
+        else:
+            s.close()
+    return [s for conns in held.values() for s in conns]
+
+
+def soak(addr, total: int, conns: int, depth: int, socks: list | None = None) -> dict:
+    """`total` requests over `conns` keep-alive connections (`socks` when given, else new ones),
+    `depth` pipelined at a time; each connection is closed at the end so that the server's
+    descriptors can be compared."""
     res = {"ok": 0, "bad": 0, "errors": []}
     lock = threading.Lock()
     per = [total // conns + (1 if i < total % conns else 0) for i in range(conns)]
@@ -74,7 +104,7 @@ def soak(addr, total: int, conns: int, depth: int) -> dict:
         errors = []
         k = i
         try:
-            s = socket.create_connection(addr, timeout=30)
+            s = socks[i] if socks else socket.create_connection(addr, timeout=30)
             r = Reader(s)
             while n > 0:
                 batch = list(range(k, k + min(depth, n)))
