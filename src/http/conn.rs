@@ -406,7 +406,7 @@ impl Conn {
                 Expiry::Refuse(Error::new(ErrorKind::HeadTimeout, "request head not received in time"))
             }
             Wait::Body => {
-                Expiry::Refuse(Error::new(ErrorKind::BodyTimeout, "request body not received in time"))
+                Expiry::Refuse(Error::new(ErrorKind::BodyTimeout, "request body sent slower than --min-rate"))
             }
             Wait::Response => Expiry::Drop,
         };

@@ -453,7 +453,7 @@ pub(super) fn exchange<'a, 'c: 'a>(
         refuse((proto, io.out), shared, info, ctx, e, started);
         return Ok(proto.after(true));
     }
-    let Shared { head, resp, view, date, scratch, lane } = shared;
+    let Shared { head, resp, view, date, scratch, lane, .. } = shared;
     let lane = ctx.lane(*lane);
     if let Some(lane) = lane {
         lane.begin(head.method(), head.target(), head.version.as_bytes());

@@ -28,15 +28,15 @@ pub(super) struct Gather {
 }
 
 impl Gather {
-    /// A gatherer for a body of `framing`, stopping at a chunked body's `limit`; `None` when there
-    /// is nothing to wait for: no body, or a Content-Length over the limit (the connection refused
-    /// that with the head).
-    pub fn new(framing: BodyFraming, limit: u64) -> Option<Gather> {
+    /// A gatherer for a body of `framing`, stopping at a chunked body's `limit`, keeping its request's
+    /// head in `head` (a spare the caller lends, to swap with its own); `None` when there is nothing to
+    /// wait for: no body, or a Content-Length over the limit (the connection refused that with the head).
+    pub fn new(framing: BodyFraming, limit: u64, head: RequestHead) -> Option<Gather> {
         if framing == BodyFraming::Empty {
             return None;
         }
         let scout = Decoder::new(framing, limit).ok()?;
-        Some(Gather { head: RequestHead::default(), scout, held: 0, spool: None, done: false })
+        Some(Gather { head, scout, held: 0, spool: None, done: false })
     }
 
     /// Takes in what has arrived (`rbuf` holds the body so far, then whatever follows it); body bytes
@@ -73,9 +73,10 @@ impl Gather {
         Ok(self.done)
     }
 
-    /// The spooled part of the body, for the exchange to read first.
-    pub fn into_spool(self) -> Option<Spool> {
-        self.spool
+    /// The spooled part of the body, for the exchange to read first, and the head it held (by then
+    /// the spare it was lent, swapped back).
+    pub fn into_parts(self) -> (Option<Spool>, RequestHead) {
+        (self.spool, self.head)
     }
 }
 
@@ -149,16 +150,16 @@ mod tests {
     #[test]
     fn a_small_body_stays_in_memory_and_what_follows_it_stays_after_it() {
         let mut rbuf = buf_with(b"hello world!NEXT");
-        let mut gather = Gather::new(BodyFraming::Length(12), 0).unwrap();
+        let mut gather = Gather::new(BodyFraming::Length(12), 0, RequestHead::default()).unwrap();
         assert!(gather.absorb(&mut rbuf, 64).unwrap());
         assert_eq!(rbuf.data(), b"hello world!NEXT");
-        assert!(gather.into_spool().is_none());
+        assert!(gather.into_parts().0.is_none());
     }
 
     #[test]
     fn a_body_past_the_cap_is_spooled_in_order_and_the_read_buffer_keeps_what_follows() {
         let mut rbuf = buf_with(b"5\r\nhello\r\n");
-        let mut gather = Gather::new(BodyFraming::Chunked, 0).unwrap();
+        let mut gather = Gather::new(BodyFraming::Chunked, 0, RequestHead::default()).unwrap();
         assert!(!gather.absorb(&mut rbuf, 8).unwrap());
         assert!(rbuf.is_empty());
         // The rest arrives in pieces, with the next request behind the body's end.
@@ -171,7 +172,7 @@ mod tests {
             assert!(rbuf.data().len() <= at + piece.len());
         }
         assert_eq!(rbuf.data(), b"GET");
-        let mut spool = gather.into_spool().expect("spooled");
+        let mut spool = gather.into_parts().0.expect("spooled");
         let mut all = vec![0u8; spool.unread() as usize];
         assert_eq!(spool.peek(&mut all).unwrap(), all.len());
         spool.take(all.len());
@@ -181,14 +182,14 @@ mod tests {
 
     #[test]
     fn nothing_to_gather_without_a_body_or_with_a_refused_length() {
-        assert!(Gather::new(BodyFraming::Empty, 0).is_none());
-        assert!(Gather::new(BodyFraming::Length(10), 5).is_none());
+        assert!(Gather::new(BodyFraming::Empty, 0, RequestHead::default()).is_none());
+        assert!(Gather::new(BodyFraming::Length(10), 5, RequestHead::default()).is_none());
     }
 
     #[test]
     fn a_framing_error_ends_the_gathering_for_the_exchange_to_answer() {
         let mut rbuf = buf_with(b"zz\r\n");
-        let mut gather = Gather::new(BodyFraming::Chunked, 0).unwrap();
+        let mut gather = Gather::new(BodyFraming::Chunked, 0, RequestHead::default()).unwrap();
         assert!(gather.absorb(&mut rbuf, 64).unwrap());
     }
 }

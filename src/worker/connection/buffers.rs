@@ -99,7 +99,13 @@ pub struct Shared {
     pub(in crate::worker) scratch: Vec<u8>,
     /// The scoreboard lane of the thread these buffers belong to.
     pub(in crate::worker) lane: usize,
+    /// Heads lent to bodies being gathered (each keeps its request's head while this one serves
+    /// others) and given back, so that gathering allocates none in the steady state.
+    spare_heads: Vec<RequestHead>,
 }
+
+/// Most spare heads kept for gathered bodies.
+const SPARE_HEADS: usize = 16;
 
 impl Shared {
     /// Where the next head is parsed into.
@@ -110,6 +116,18 @@ impl Shared {
     /// Says which scoreboard lane the owning thread reports on.
     pub(in crate::worker) fn set_lane(&mut self, lane: usize) {
         self.lane = lane;
+    }
+
+    /// A head to hold a gathered request's own while this one serves other connections.
+    pub(in crate::worker) fn lend_head(&mut self) -> RequestHead {
+        self.spare_heads.pop().unwrap_or_default()
+    }
+
+    /// Takes back a head [`Shared::lend_head`] lent, up to [`SPARE_HEADS`].
+    pub(in crate::worker) fn take_back_head(&mut self, head: RequestHead) {
+        if self.spare_heads.len() < SPARE_HEADS {
+            self.spare_heads.push(head);
+        }
     }
 }
 
@@ -122,6 +140,7 @@ impl Default for Shared {
             date: DateCache::default(),
             scratch: vec![0; READ_CHUNK],
             lane: 0,
+            spare_heads: Vec::new(),
         }
     }
 }

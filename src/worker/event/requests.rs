@@ -40,9 +40,12 @@ pub(super) fn run_requests(
                 }
                 Ok(Some(n)) => {
                     conn.rbuf.consume(n);
-                    // The app on the loop runs once its body is here: gather it first.
-                    let limit = settings.limit_request_body;
-                    if queued && let Some(mut gather) = Gather::new(shared.head.framing, limit) {
+                    // The app on the loop runs once its body is here: gather it first, the head with it.
+                    let (framing, limit) = (shared.head.framing, settings.limit_request_body);
+                    if queued
+                        && !conn.proto.body_done()
+                        && let Some(mut gather) = Gather::new(framing, limit, shared.lend_head())
+                    {
                         std::mem::swap(&mut gather.head, &mut shared.head);
                         conn.gather = Some(gather);
                         conn.proto.send_continue(&mut conn.out);
@@ -71,7 +74,9 @@ pub(super) fn run_requests(
         }
         if let Some(mut gather) = conn.gather.take() {
             std::mem::swap(&mut gather.head, &mut shared.head);
-            io.gathered(gather.into_spool());
+            let (spool, spare) = gather.into_parts();
+            shared.take_back_head(spare);
+            io.gathered(spool);
         }
         let exchanged = connection::exchange(&mut io, &mut conn.proto, shared, &conn.info, ctx, started);
         ran = true;

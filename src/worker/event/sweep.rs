@@ -2,7 +2,6 @@
 //! body gets 408, a client slower than the minimum rate is dropped.
 
 use crate::http::conn::{After, Expiry};
-use crate::http::{Error as HttpError, ErrorKind};
 use crate::worker::connection;
 use std::time::Instant;
 
@@ -36,8 +35,8 @@ impl Loop<'_, '_> {
                 }
                 continue;
             }
-            let slow_body = conn.phase == Phase::Body && slow;
-            let expired = if conn.phase == Phase::Body { slow_body } else { now >= conn.deadline };
+            // A body has no deadline of its own: only the minimum rate ends it.
+            let expired = if conn.phase == Phase::Body { slow } else { now >= conn.deadline };
             if !expired {
                 continue;
             }
@@ -48,14 +47,11 @@ impl Loop<'_, '_> {
                 Phase::Idle | Phase::Head | Phase::Body => match conn.proto.expire(!conn.rbuf.is_empty()) {
                     Expiry::Quiet | Expiry::Drop => self.close(token),
                     Expiry::Refuse(e) => {
-                        let e = if slow_body {
-                            if let Some(lane) = self.ctx.lane(0) {
-                                lane.dropped_too_slow();
-                            }
-                            HttpError::new(ErrorKind::BodyTimeout, "request body sent slower than --min-rate")
-                        } else {
-                            e
-                        };
+                        if conn.phase == Phase::Body
+                            && let Some(lane) = self.ctx.lane(0)
+                        {
+                            lane.dropped_too_slow();
+                        }
                         conn.gather = None;
                         let answer = (&mut conn.proto, &mut conn.out);
                         connection::refuse(answer, &mut self.shared, &conn.info, self.ctx, e, now);
