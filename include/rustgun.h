@@ -1,5 +1,5 @@
 /*
- * rustgun.h -- the rustgun application ABI, version 1.2, for C and C++.
+ * rustgun.h -- the rustgun application ABI, version 1.3, for C and C++.
  *
  * This header declares, by hand, exactly what crates/rustgun-abi/src/lib.rs declares in Rust: the same
  * constants with the same values, the same structs with the same fields in the same order, the same
@@ -38,7 +38,7 @@ extern "C" {
 /* Incompatible changes bump the major version: the server refuses an app with another major. */
 #define RG_ABI_MAJOR 1
 /* Compatible additions bump the minor version: the server refuses an app built for a newer minor. */
-#define RG_ABI_MINOR 2
+#define RG_ABI_MINOR 3
 
 /* ---- Status codes returned by host functions and app entry points (int32_t) ------------------------ */
 
@@ -59,16 +59,27 @@ extern "C" {
 #define RG_E_CLOSED (-5)
 /* Reading the request body failed: the client timed out, closed early or sent a malformed body. */
 #define RG_E_IO (-6)
+/* The connection's output queue is above its high-water mark: nothing was taken. Try again after the
+ * RG_EV_WRITABLE event (ABI 1.3). */
+#define RG_E_AGAIN (-7)
+/* A `handle` result (ABI 1.3, RG_APP_ASYNC apps only): the call goes on after `handle` returns (the app
+ * accepted a WebSocket). It ends when the app calls `complete` or when the RG_EV_WS_CLOSE event returns,
+ * whichever comes first; the handle is stale afterwards. */
+#define RG_PENDING 1
 
 /* ---- Flags (uint32_t) ------------------------------------------------------------------------------- */
 
 /* rg_app.flags: the app's `handle` may run on several threads at once.
  * Without it, the server refuses to boot the app under a threaded worker class. */
 #define RG_APP_THREAD_SAFE (1u << 0)
+/* rg_app.flags (ABI 1.3): the app's calls may outlive `handle` (RG_PENDING) and it receives events
+ * through rg_app.on_event, which must be set. Only the `event` worker class serves such an app; the
+ * others refuse to boot it. */
+#define RG_APP_ASYNC (1u << 1)
 /* Every rg_app.flags bit this version defines. From ABI 1.2 on, a server refuses to boot an app that
  * sets any other bit, and start_response refuses flags outside RG_RESPONSE_FLAGS with RG_E_INVALID:
  * an app can rely on a flag it sets being understood. */
-#define RG_APP_FLAGS RG_APP_THREAD_SAFE
+#define RG_APP_FLAGS (RG_APP_THREAD_SAFE | RG_APP_ASYNC)
 
 /* rg_request.flags and rg_init.flags: the same app may be called by several threads at once
  * (WSGI's wsgi.multithread). */
@@ -81,6 +92,25 @@ extern "C" {
 #define RG_REQ_HAS_BODY (1u << 3)
 /* rg_request.flags: the body is chunked on the wire; read_body returns it decoded. */
 #define RG_REQ_CHUNKED (1u << 4)
+/* rg_request.flags (ABI 1.3): the request is a valid WebSocket opening handshake (RFC 6455 section
+ * 4.2.1) and the app may accept_websocket it. Set for RG_APP_ASYNC apps only. */
+#define RG_REQ_WEBSOCKET (1u << 5)
+
+/* rg_event.kind (ABI 1.3): the WebSocket the app accepted is open; the app may send from now on. */
+#define RG_EV_WS_OPEN 1u
+/* rg_event.kind: a whole message arrived; `code` is RG_WS_TEXT (valid UTF-8) or RG_WS_BINARY. */
+#define RG_EV_WS_MESSAGE 2u
+/* rg_event.kind: the WebSocket is closed; `code` is the peer's close code (1005 when its close frame
+ * had none, 1006 when the connection was lost without one, the server's own code when it closed for a
+ * protocol error, a timeout or shutdown), `data` the reason. The last event of the call: its handle is
+ * stale once the callback returns. */
+#define RG_EV_WS_CLOSE 3u
+/* rg_event.kind: a send refused with RG_E_AGAIN may be retried: the output queue drained. */
+#define RG_EV_WRITABLE 4u
+
+/* ws_send kinds and RG_EV_WS_MESSAGE codes (ABI 1.3). */
+#define RG_WS_TEXT 1u
+#define RG_WS_BINARY 2u
 
 /* start_response flag: replace a head recorded earlier (PEP 3333's exc_info). Allowed once, and only
  * before the first body byte has been sent. */
@@ -177,8 +207,24 @@ typedef struct rg_body_source {
     void (*close)(void *state);
 } rg_body_source;
 
+/* An event of a call that outlived `handle` (ABI 1.3), passed to rg_app.on_event on the worker's
+ * event-loop thread. Borrowed for the callback, `data` included. */
+typedef struct rg_event {
+    /* sizeof(rg_event) as the server built it. */
+    uint32_t size;
+    /* RG_EV_*. */
+    uint32_t kind;
+    /* The call the event belongs to: the handle `handle` received. */
+    rg_call *call;
+    /* RG_EV_WS_MESSAGE: RG_WS_TEXT or RG_WS_BINARY; RG_EV_WS_CLOSE: the close code; else 0. */
+    uint32_t code;
+    /* RG_EV_WS_MESSAGE: the message; RG_EV_WS_CLOSE: the close reason; else empty. Borrowed. */
+    rg_str data;
+} rg_event;
+
 /* The host functions. Request-scoped ones take the `call` from the request and may only be used during
- * that `handle` call, on its thread. The table is owned by the server; the app never frees it. */
+ * that `handle` call, on its thread -- or, for a call that outlived `handle` (RG_PENDING), on the
+ * event-loop thread until the call ends. The table is owned by the server; the app never frees it. */
 struct rg_host {
     /* sizeof(rg_host) as the server built it. */
     uint32_t size;
@@ -212,6 +258,26 @@ struct rg_host {
      * neither moves its offset nor closes it). Returns the count sent (less than `len` only when the file
      * ended), or RG_E_STATE, RG_E_INVALID (`fd` is not readable) or RG_E_CLOSED. */
     int64_t (*send_file)(rg_call *call, int32_t fd, uint64_t offset, uint64_t len);
+    /* ---- ABI 1.3 ---- */
+    /* Accept the WebSocket this request asks for (RG_REQ_WEBSOCKET), during `handle` and before any
+     * response: the server answers 101 with Sec-WebSocket-Accept, the negotiated compression, the
+     * `subprotocol` when not empty (one the client offered) and `headers`; `handle` then returns
+     * RG_PENDING. Returns RG_OK, RG_E_STATE (not a WebSocket request, not an async app, a response
+     * already recorded) or RG_E_INVALID (a subprotocol the client did not offer, bad header bytes). */
+    int32_t (*accept_websocket)(rg_call *call, rg_str subprotocol, const rg_header *headers,
+                                size_t headers_len);
+    /* Send one WebSocket message (RG_WS_TEXT, which must be valid UTF-8, or RG_WS_BINARY) after
+     * RG_EV_WS_OPEN. `data` is borrowed for this call. Returns RG_OK, RG_E_AGAIN (the queue is above its
+     * high-water mark: nothing was taken; wait for RG_EV_WRITABLE), RG_E_INVALID, RG_E_CLOSED (closing
+     * or closed) or RG_E_STATE. */
+    int32_t (*ws_send)(rg_call *call, uint32_t kind, const uint8_t *data, size_t len);
+    /* Start the closing handshake with `code` (1000, 1001, 1003, 1007-1011 or 3000-4999) and a UTF-8
+     * `reason` of at most 123 bytes. RG_EV_WS_CLOSE follows when the peer answers (or the wait for it
+     * ends). Returns RG_OK, RG_E_INVALID, RG_E_CLOSED or RG_E_STATE. */
+    int32_t (*ws_close)(rg_call *call, uint32_t code, rg_str reason);
+    /* End a call that outlived `handle`: RG_OK closes its WebSocket with 1000, anything else with 1011.
+     * No event follows, and the handle is stale on return. Returns RG_OK or RG_E_STATE. */
+    int32_t (*complete)(rg_call *call, int32_t status);
 };
 
 /* What `init` receives, once per worker after fork. Owned by the server; valid only during `init`. */
@@ -247,6 +313,9 @@ typedef void (*rg_shutdown_fn)(void *app_state);
  * `worker_id` 0. What it sets up is shared copy-on-write by every worker; `init` still runs in each.
  * Returns RG_OK, or anything else to refuse to boot (the message goes in `init->error_buf`). */
 typedef int32_t (*rg_preload_fn)(const rg_host *host, rg_init *init);
+/* on_event (ABI 1.3): an event of a call that outlived `handle`, on the event-loop thread. The app may
+ * call host functions for this and any other live call from it. `event` is borrowed for the call. */
+typedef void (*rg_event_fn)(void *app_state, const rg_event *event);
 
 /* The descriptor an app exports. The first four fields are frozen for every major version.
  * Owned by the app (static storage); the server reads it and never writes or frees it. */
@@ -268,17 +337,21 @@ typedef struct rg_app {
     /* ---- ABI 1.1 ---- */
     /* Optional set-up in the master before fork, under --preload (may be NULL). */
     rg_preload_fn preload;
+    /* ---- ABI 1.3 ---- */
+    /* Events of calls that outlived `handle`; required with RG_APP_ASYNC (may be NULL otherwise). */
+    rg_event_fn on_event;
 } rg_app;
 
 /* ---- Conveniences (not part of the binary ABI) ------------------------------------------------------ */
 
-/* An initializer for a descriptor with the given flags and entry points, without `preload` (like
+/* An initializer for a descriptor with the given flags and entry points, without `preload` and
+ * `on_event` (like
  * RgApp::new in Rust):
  *
  *     RG_EXPORT const rg_app app = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, my_init, my_handle, NULL);
  */
 #define RG_APP_DESCRIPTOR(flags, init, handle, shutdown)                                                   \
-    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL }
+    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL, NULL }
 
 /* Put before the descriptor's definition: C linkage (needed in C++, where a namespace-scope const object
  * would otherwise have internal linkage and a mangled name) and default visibility (so the symbol is

@@ -114,6 +114,27 @@ pub struct Config {
     #[arg(long = "client-body-buffer-size", default_value_t = 64 * 1024)]
     pub client_body_buffer_size: u64,
 
+    /// Seconds a WebSocket may stay silent before the server pings it (uvicorn's --ws-ping-interval);
+    /// 0 sends no pings.
+    #[arg(long = "ws-ping-interval", default_value_t = 20)]
+    pub ws_ping_interval: u64,
+
+    /// Seconds a ping may go unanswered before the WebSocket is closed with 1011 (uvicorn's
+    /// --ws-ping-timeout). A client that stops reading is dropped by it too: the ping waits behind
+    /// what it has not taken.
+    #[arg(long = "ws-ping-timeout", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_ping_timeout: u64,
+
+    /// Largest WebSocket message in bytes, after decompression; a larger one closes the WebSocket
+    /// with 1009 (gunicorn's --websocket-max-message-size).
+    #[arg(long = "websocket-max-message-size", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(125..=1 << 30))]
+    pub websocket_max_message_size: u64,
+
+    /// Whether WebSockets may negotiate permessage-deflate (RFC 7692) when the client offers it
+    /// (uvicorn's --ws-per-message-deflate): `true` or `false`.
+    #[arg(long = "ws-per-message-deflate", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ws_per_message_deflate: bool,
+
     /// Largest request head in bytes, request line and header fields together; larger → 431. Bounds
     /// what one connection's unfinished head may take of a worker's memory.
     #[arg(long = "limit-request-head", default_value_t = crate::http::parse::DEFAULT_HEAD_LIMIT as u64, value_parser = clap::value_parser!(u64).range(1024..=4 * 1024 * 1024))]
@@ -321,6 +342,18 @@ pub struct Settings {
     pub proxy_allow_ips: TrustList,
     /// Set when the listeners serve TLS: one configuration shared by every connection.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How accepted WebSockets are kept.
+    pub websocket: WebSocketSettings,
+}
+
+/// `--ws-ping-interval`, `--ws-ping-timeout`, `--websocket-max-message-size`, `--ws-per-message-deflate`.
+#[derive(Clone, Copy, Debug)]
+pub struct WebSocketSettings {
+    /// `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    pub ping_timeout: Duration,
+    pub max_message: usize,
+    pub deflate: bool,
 }
 
 /// `-e KEY=VALUE`.
@@ -411,6 +444,13 @@ impl Config {
             proxy_protocol: self.proxy_protocol,
             proxy_allow_ips: self.proxy_allow_ips.clone(),
             tls: self.tls.clone(),
+            websocket: WebSocketSettings {
+                ping_interval: (self.ws_ping_interval > 0)
+                    .then(|| Duration::from_secs(self.ws_ping_interval)),
+                ping_timeout: Duration::from_secs(self.ws_ping_timeout),
+                max_message: self.websocket_max_message_size as usize,
+                deflate: self.ws_per_message_deflate,
+            },
         }
     }
 }

@@ -6,9 +6,9 @@
 //! configuration is invalid (an unknown option or key, a bad value); 3 and 4 a worker failed to boot
 //! or to load the app (see `worker`).
 
-use rustgun::app::{Library, LoadError};
+use rustgun::app::Library;
 use rustgun::arbiter::{Arbiter, StartError};
-use rustgun::config::{self, Config, ConfigError};
+use rustgun::config::{self, Config, ConfigError, WorkerClass};
 use rustgun::sys::daemon::{self, Detached};
 
 /// The exit status for an invalid configuration (clap's own for a bad command line).
@@ -92,11 +92,9 @@ fn halt(detached: Option<Detached>, code: i32, message: &str) -> ! {
 fn check(config: &mut Config) -> i32 {
     let opened = config.load_tls().and_then(|()| {
         let lib = Library::open(&config.app).map_err(|e| e.to_string())?;
-        if config.multithreaded() && !lib.is_thread_safe() {
-            let worker_class = config.effective_class().name();
-            return Err(LoadError::NotThreadSafe { app: config.app.clone(), worker_class }.to_string());
-        }
-        Ok(())
+        let class = config.effective_class();
+        lib.check_class(class.name(), config.multithreaded(), class == WorkerClass::Event)
+            .map_err(|e| e.to_string())
     });
     match opened {
         Ok(()) => {

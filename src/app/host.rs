@@ -1,9 +1,11 @@
-//! The host function table ([`HOST`]) the app calls back into, and the [`Exchange`] trait each worker
-//! class implements to answer those calls for one request.
+//! The host function table ([`HOST`]) the app calls back into, the [`Exchange`] trait each worker
+//! class implements to answer those calls for one request, and the [`Socket`] trait of a call that
+//! outlived `handle` (an accepted WebSocket, driven by the event loop).
 //!
-//! Every entry point here converts raw pointers into slices, forwards to the exchange behind the
-//! `call` handle, and catches any panic so that none unwinds into the app's frames.
+//! Every entry point here converts raw pointers into slices, forwards to the exchange or socket behind
+//! the `call` handle, and catches any panic so that none unwinds into the app's frames.
 
+use super::calls::{self, Target};
 use rustgun_abi::{
     RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_E_STATE, RG_LOG_DEBUG, RG_LOG_ERROR,
     RG_LOG_INFO, RG_LOG_WARN, RG_OK, RG_RESPONSE_FLAGS, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader,
@@ -35,6 +37,20 @@ pub trait Exchange {
     /// response takes no more (HEAD, 304, a Content-Length already met), in which case the file is
     /// not read beyond what was sent.
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32>;
+    /// Accepts the WebSocket the request asks for (ABI 1.3): the 101 is sent once `handle` returns
+    /// `RG_PENDING`.
+    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32>;
+}
+
+/// A call that outlived `handle` (ABI 1.3): the accepted WebSocket, as its host functions see it.
+pub trait Socket {
+    /// Sends one message (`RG_WS_TEXT` or `RG_WS_BINARY`).
+    fn ws_send(&mut self, kind: u32, data: &[u8]) -> Result<(), i32>;
+    /// Starts the closing handshake.
+    fn ws_close(&mut self, code: u16, reason: &[u8]) -> Result<(), i32>;
+    /// The app ended the call with `status`: close the socket (1000 for `RG_OK`, else 1011) and
+    /// deliver no more events.
+    fn complete(&mut self, status: i32);
 }
 
 /// A pull-mode body the app registered with `set_body`: the server pulls it with [`BodySource::next`]
@@ -88,6 +104,10 @@ pub static HOST: RgHost = RgHost {
     environ: host_environ,
     log: host_log,
     send_file: host_send_file,
+    accept_websocket: host_accept_websocket,
+    ws_send: host_ws_send,
+    ws_close: host_ws_close,
+    complete: host_complete,
 };
 
 /// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
@@ -104,13 +124,26 @@ pub unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
 }
 
 /// Runs `f` on the exchange behind `call`: `RG_E_STATE` when `call` names no call in progress on this
-/// thread (stale, from another thread, made up), `RG_E_PANIC` for a panic (a server bug).
+/// thread (stale, from another thread, made up, or past `handle`), `RG_E_PANIC` for a panic (a server
+/// bug).
 fn with_exchange<T: From<i32>>(call: *mut RgCall, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
-    let Some(slot) = super::calls::lookup(call) else { return T::from(RG_E_STATE) };
+    let Some(Target::Exchange(slot)) = calls::lookup(call) else { return T::from(RG_E_STATE) };
     // SAFETY: a live registration holds the exchange's only borrow until it is dropped, and it is
     // reached from its own thread only (the slab is per thread); host calls do not nest.
     let slot = unsafe { &mut *slot };
-    catch_unwind(AssertUnwindSafe(|| f(&mut **slot))).unwrap_or_else(|_| {
+    guarded(|| f(&mut **slot))
+}
+
+/// Runs `f` on the socket behind `call` (a call that outlived `handle`): `RG_E_STATE` as for
+/// [`with_exchange`], and also while the socket is busy (a host call from inside one on it).
+fn with_socket(call: *mut RgCall, f: impl FnOnce(&mut dyn Socket) -> i32) -> i32 {
+    let Some(Target::Socket(socket)) = calls::lookup(call) else { return RG_E_STATE };
+    let Ok(mut socket) = socket.try_borrow_mut() else { return RG_E_STATE };
+    guarded(|| f(&mut *socket))
+}
+
+fn guarded<T: From<i32>>(f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         tracing::error!("panic in a host function; the request is failed");
         T::from(RG_E_PANIC)
     })
@@ -205,6 +238,52 @@ unsafe extern "C" fn host_send_file(call: *mut RgCall, fd: i32, offset: u64, len
             Err(code) => i64::from(code),
         })
     }
+}
+
+unsafe extern "C" fn host_accept_websocket(
+    call: *mut RgCall,
+    subprotocol: RgStr,
+    headers: *const RgHeader,
+    headers_len: usize,
+) -> i32 {
+    if headers.is_null() && headers_len > 0 {
+        return RG_E_INVALID;
+    }
+    // SAFETY: `call` is the server's handle; `subprotocol` and `headers` are lent for this call.
+    unsafe {
+        with_exchange(call, |ex| {
+            let headers: &[RgHeader] =
+                if headers_len == 0 { &[] } else { std::slice::from_raw_parts(headers, headers_len) };
+            ex.accept_websocket(bytes(subprotocol), headers).err().unwrap_or(RG_OK)
+        })
+    }
+}
+
+unsafe extern "C" fn host_ws_send(call: *mut RgCall, kind: u32, data: *const u8, len: usize) -> i32 {
+    if data.is_null() && len > 0 {
+        return RG_E_INVALID;
+    }
+    // SAFETY: `data` is lent for this call.
+    let data = unsafe { bytes(RgStr { ptr: data, len }) };
+    with_socket(call, |socket| socket.ws_send(kind, data).err().unwrap_or(RG_OK))
+}
+
+unsafe extern "C" fn host_ws_close(call: *mut RgCall, code: u32, reason: RgStr) -> i32 {
+    let Ok(code) = u16::try_from(code) else { return RG_E_INVALID };
+    // SAFETY: `reason` is lent for this call.
+    let reason = unsafe { bytes(reason) };
+    with_socket(call, |socket| socket.ws_close(code, reason).err().unwrap_or(RG_OK))
+}
+
+unsafe extern "C" fn host_complete(call: *mut RgCall, status: i32) -> i32 {
+    let code = with_socket(call, |socket| {
+        socket.complete(status);
+        RG_OK
+    });
+    if code == RG_OK {
+        calls::end(call);
+    }
+    code
 }
 
 unsafe extern "C" fn host_log(level: i32, msg: RgStr) {

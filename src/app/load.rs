@@ -3,8 +3,8 @@
 
 use super::host::HOST;
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_FLAGS, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp, RgHost, RgInit,
-    RgRequest, RgStr,
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_ASYNC, RG_APP_FLAGS, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp,
+    RgCall, RgEvent, RgHost, RgInit, RgRequest, RgStr,
 };
 use std::ffi::c_void;
 use std::fmt;
@@ -52,6 +52,8 @@ pub enum LoadError {
     NoHandle { app: AppRef },
     Flags { app: AppRef, unknown: u32 },
     NotThreadSafe { app: AppRef, worker_class: &'static str },
+    NoEventHandler { app: AppRef },
+    AsyncNeedsEvent { app: AppRef, worker_class: &'static str },
     Init { app: AppRef, code: i32, message: String },
 }
 
@@ -86,6 +88,14 @@ impl fmt::Display for LoadError {
                 f,
                 "cannot load app {app}: it does not declare RG_APP_THREAD_SAFE, which the {worker_class} worker class requires"
             ),
+            LoadError::NoEventHandler { app } => write!(
+                f,
+                "cannot load app {app}: it declares RG_APP_ASYNC but its descriptor has no on_event function"
+            ),
+            LoadError::AsyncNeedsEvent { app, worker_class } => write!(
+                f,
+                "cannot load app {app}: it declares RG_APP_ASYNC (its calls outlive handle: WebSockets), which only the event worker class serves, not {worker_class}; use -k event"
+            ),
             LoadError::Init { app, code, message } => {
                 write!(f, "app {app} failed to initialise (status {code}): {message}")
             }
@@ -97,6 +107,8 @@ impl std::error::Error for LoadError {}
 
 /// The size of a 1.0 descriptor: 1.1 appended `preload`, which an older app's descriptor lacks.
 const APP_SIZE_1_0: usize = std::mem::offset_of!(RgApp, preload);
+/// The size of a 1.1 descriptor (1.2 added no field); 1.3 appended `on_event`.
+const APP_SIZE_1_1: usize = std::mem::offset_of!(RgApp, on_event);
 
 /// An opened and checked app library. Never unloaded: Rust and C runtimes in it may have left
 /// thread-local destructors or atexit handlers pointing into it.
@@ -152,13 +164,16 @@ impl Library {
         if (size as usize) < APP_SIZE_1_0 {
             return Err(LoadError::Size { app: app.clone(), size });
         }
-        // A descriptor built for 1.0 ends before `preload`: copy what it has, the rest stays None.
+        // A descriptor built for an older minor ends early (before `preload` in 1.0, before `on_event`
+        // up to 1.2): copy what it has, the rest stays None.
         let desc: &'static RgApp = if (size as usize) < std::mem::size_of::<RgApp>() {
             // SAFETY: `size` bytes (at least the 1.0 fields) are readable at `addr`; the prefix of an
             // `RgApp` with the same layout is copied over a descriptor whose later fields are None.
+            // Only whole fields are copied: every minor's size ends on a field boundary.
             unsafe {
                 let mut full = RgApp::new(0, None, placeholder_handle, None);
-                std::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&raw mut full).cast::<u8>(), APP_SIZE_1_0);
+                let known = if size as usize >= APP_SIZE_1_1 { APP_SIZE_1_1 } else { APP_SIZE_1_0 };
+                std::ptr::copy_nonoverlapping(addr.cast::<u8>(), (&raw mut full).cast::<u8>(), known);
                 Box::leak(Box::new(full))
             }
         } else {
@@ -171,6 +186,9 @@ impl Library {
         }
         if desc.flags & !RG_APP_FLAGS != 0 {
             return Err(LoadError::Flags { app: app.clone(), unknown: desc.flags & !RG_APP_FLAGS });
+        }
+        if desc.flags & RG_APP_ASYNC != 0 && desc.on_event.is_none() {
+            return Err(LoadError::NoEventHandler { app: app.clone() });
         }
         Ok(Library { app_ref: app, desc })
     }
@@ -186,8 +204,27 @@ impl Library {
         })
     }
 
-    pub fn is_thread_safe(&self) -> bool {
-        self.desc.flags & RG_APP_THREAD_SAFE != 0
+    /// Whether `worker_class` can serve the app: a threaded class needs `RG_APP_THREAD_SAFE`, an
+    /// `RG_APP_ASYNC` app the event class.
+    pub fn check_class(
+        &self,
+        worker_class: &'static str,
+        multithreaded: bool,
+        evented: bool,
+    ) -> Result<(), LoadError> {
+        let app = self.app_ref.clone();
+        if multithreaded && self.desc.flags & RG_APP_THREAD_SAFE == 0 {
+            return Err(LoadError::NotThreadSafe { app, worker_class });
+        }
+        if self.is_async() && !evented {
+            return Err(LoadError::AsyncNeedsEvent { app, worker_class });
+        }
+        Ok(())
+    }
+
+    /// The app's calls may outlive `handle` (`RG_APP_ASYNC`, ABI 1.3).
+    pub fn is_async(&self) -> bool {
+        self.desc.flags & RG_APP_ASYNC != 0
     }
 
     /// Runs the app's `init` for this worker (when it has one) and returns the live instance.
@@ -261,6 +298,21 @@ impl App {
         // SAFETY: the descriptor was checked at load; `request` and everything it points to is
         // valid for the duration of the call, and its `call` handle refers to a live exchange.
         unsafe { handle(self.state, request) }
+    }
+
+    /// Calls the app's `on_event` (ABI 1.3) for a call that outlived `handle`.
+    pub fn on_event(&self, call: *mut RgCall, kind: u32, code: u32, data: &[u8]) {
+        let Some(on_event) = self.lib.desc.on_event else { return };
+        let event = RgEvent {
+            size: std::mem::size_of::<RgEvent>() as u32,
+            kind,
+            call,
+            code,
+            data: RgStr::from_bytes(data),
+        };
+        // SAFETY: the descriptor was checked at load (an async app has `on_event`); `event` and `data`
+        // outlive the call, and `call` names a live call on this thread.
+        unsafe { on_event(self.state, &event) }
     }
 
     /// Calls the app's `shutdown`, once, before the worker exits gracefully.

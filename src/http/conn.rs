@@ -23,6 +23,9 @@
 //! A refusal, a body error or a stall moves the read side to `Closed`; the connection then ends with
 //! [`After::Close`] or, when the client may still be sending, [`After::Linger`].
 //!
+//! An accepted upgrade ([`Conn::switch_protocols`]) ends the HTTP conversation: the connection then
+//! belongs to the new protocol's own state machine ([`super::ws::Session`]).
+//!
 //! Not here: sockets, timers' values (`config`), the app boundary (`worker::connection`), parsing
 //! (`parse`, `body`) and encoding (`response`), which this module sequences.
 
@@ -264,6 +267,24 @@ impl Conn {
         resp.write(out, framing, self.version, self.persist, date);
         self.write = Write::Body(Encoder::new(framing));
         Ok(())
+    }
+
+    /// Accepts an upgrade: writes the app's 101 head switching to `protocol`. The HTTP conversation on
+    /// this connection is over: what follows on it, both ways, belongs to the new protocol (the
+    /// request has no body: an opening handshake has none, [`super::upgrade::Opening::read`]).
+    pub fn switch_protocols(
+        &mut self,
+        resp: &mut ResponseHead,
+        protocol: &[u8],
+        date: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        debug_assert!(matches!(self.write, Write::Waiting) && self.body_done(), "an upgrade mid-exchange");
+        resp.status = 101;
+        resp.write_switch(out, protocol, date);
+        self.persist = false;
+        self.read = Read::Closed;
+        self.write = Write::Done { sent: 0 };
     }
 
     /// Whether the response head has been written.

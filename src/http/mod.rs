@@ -34,6 +34,8 @@ pub mod replay;
 pub mod response;
 pub mod status;
 pub mod target;
+pub mod upgrade;
+pub mod ws;
 
 pub use error::{Error, ErrorKind};
 

@@ -168,6 +168,37 @@ impl ResponseHead {
         keep_alive: bool,
         date: &[u8],
     ) {
+        self.write_start(out, date);
+        match framing {
+            Framing::Length(n) => push_content_length(out, n),
+            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            // HEAD and 304 keep the length the app announced (RFC 9110 §8.6); 1xx and 204 must not.
+            Framing::NoBody => {
+                if let Some(n) = self.content_length.filter(|_| self.status >= 200 && self.status != 204) {
+                    push_content_length(out, n);
+                }
+            }
+            Framing::Close => {}
+        }
+        if !keep_alive || framing == Framing::Close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends the 101 head that switches the connection to `protocol` (RFC 9110 §15.2.2): the
+    /// recorded fields, then `Upgrade` and `Connection: Upgrade`.
+    pub fn write_switch(&self, out: &mut Vec<u8>, protocol: &[u8], date: &[u8]) {
+        self.write_start(out, date);
+        out.extend_from_slice(b"Upgrade: ");
+        out.extend_from_slice(protocol);
+        out.extend_from_slice(b"\r\nConnection: Upgrade\r\n\r\n");
+    }
+
+    /// The status line, `Server` and `Date` unless the app gave them, and the recorded fields.
+    fn write_start(&self, out: &mut Vec<u8>, date: &[u8]) {
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, u64::from(self.status));
         out.push(b' ');
@@ -186,23 +217,6 @@ impl ResponseHead {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(&self.lines);
-        match framing {
-            Framing::Length(n) => push_content_length(out, n),
-            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-            // HEAD and 304 keep the length the app announced (RFC 9110 §8.6); 1xx and 204 must not.
-            Framing::NoBody => {
-                if let Some(n) = self.content_length.filter(|_| self.status >= 200 && self.status != 204) {
-                    push_content_length(out, n);
-                }
-            }
-            Framing::Close => {}
-        }
-        if !keep_alive || framing == Framing::Close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if version == Version::Http10 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -25,6 +25,7 @@ pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
 
 use super::Context;
 use super::pace::Pace;
+use super::websocket::Link;
 use crate::app::calls::Registration;
 use crate::app::host::BodySource;
 use crate::app::host::CallSlot;
@@ -35,9 +36,16 @@ use crate::http::conn::{After, InterimAsFinal};
 use crate::http::date::DateCache;
 use crate::http::parse::RequestHead;
 use crate::http::response::{Framing, ResponseHead};
+use crate::http::upgrade::{Opening, WEBSOCKET};
+use crate::http::ws::DeflateParams;
 use crate::logging::access::Record;
-use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RgBodySource, RgHeader};
+use rustgun_abi::{
+    RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RG_PENDING, RG_REQ_WEBSOCKET, RgBodySource,
+    RgHeader,
+};
+use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
+use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the app's response stands (the ABI's rules for `start_response`).
@@ -138,6 +146,18 @@ impl Call<'_, '_, '_> {
             self.state.body = Some(source);
         }
         parked
+    }
+
+    /// Sends the 101 of an accepted WebSocket and counts the request (its access log line is the
+    /// upgrade's).
+    fn switch_protocols(&mut self, started: Instant) {
+        let date = self.date.get(unix_now());
+        self.proto.switch_protocols(self.resp, WEBSOCKET, date, self.io.out);
+        if let Some(log) = self.ctx.access_log {
+            let (head, info, resp) = (self.head, self.info, &*self.resp);
+            log.write(&Record { head, info, resp, status: 101, sent: 0, started });
+        }
+        self.ctx.count_request(self.io.beat, 101, started);
     }
 
     /// Replaces whatever the app did with a complete error response and closes afterwards.
@@ -387,6 +407,31 @@ impl Exchange for Call<'_, '_, '_> {
         }
         self.copy_file(file, offset, len)
     }
+
+    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
+        if !self.ctx.app.lib.is_async() || !self.io.queued || !matches!(self.state.reply, Reply::None) {
+            return Err(RG_E_STATE);
+        }
+        let opening = Opening::read(self.head).ok_or(RG_E_STATE)?;
+        if !subprotocol.is_empty() && !opening.offers_subprotocol(subprotocol) {
+            return Err(RG_E_INVALID);
+        }
+        let deflate = if self.ctx.settings.websocket.deflate { opening.deflate() } else { None };
+        let ours = [
+            (&b"Sec-WebSocket-Accept"[..], opening.accept()),
+            (b"Sec-WebSocket-Protocol", subprotocol),
+            (b"Sec-WebSocket-Extensions", deflate.as_ref().map_or(&b""[..], |(_, answer)| answer.as_bytes())),
+        ];
+        // SAFETY: the host function lent `headers` for this call; their strings too.
+        let theirs = headers
+            .iter()
+            .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
+        let fields = ours.into_iter().filter(|(_, value)| !value.is_empty()).chain(theirs);
+        self.resp.set(101, b"", fields).map_err(|_| RG_E_INVALID)?;
+        self.state.reply = Reply::Recorded { replaced: true };
+        self.state.upgrade = Some(deflate.map(|(params, _)| params));
+        Ok(())
+    }
 }
 
 /// Where a refusal is written: the connection's protocol state and its output buffer.
@@ -448,10 +493,10 @@ pub(super) fn exchange<'a, 'c: 'a>(
     info: &ConnInfo,
     ctx: &Context<'c>,
     started: Instant,
-) -> Result<After, Box<Parked>> {
+) -> Exchanged {
     if let Err(e) = apply_forwarded(shared, info, ctx) {
         refuse((proto, io.out), shared, info, ctx, e, started);
-        return Ok(proto.after(true));
+        return Exchanged::Done(proto.after(true));
     }
     let Shared { head, resp, view, date, scratch, lane, .. } = shared;
     let lane = ctx.lane(*lane);
@@ -464,6 +509,10 @@ pub(super) fn exchange<'a, 'c: 'a>(
     // The view is plain data pointing into `head`, `info` and the view's own buffers, none of which
     // move while the app runs; the call handle is filled in once the exchange exists.
     let mut request = view.build(head, info, &crate::app::host::HOST, std::ptr::null_mut());
+    // Only an async app on the event loop can take a WebSocket: only it is told of one.
+    if io.queued && ctx.app.lib.is_async() && Opening::read(head).is_some() {
+        request.flags |= RG_REQ_WEBSOCKET;
+    }
     let mut call = Call {
         io,
         proto,
@@ -473,20 +522,62 @@ pub(super) fn exchange<'a, 'c: 'a>(
         info,
         date,
         ctx,
-        state: CallState { reply: Reply::None, body: None, file: None, overflow_logged: false },
+        state: CallState {
+            reply: Reply::None,
+            body: None,
+            file: None,
+            overflow_logged: false,
+            upgrade: None,
+        },
         scratch,
     };
-    let code = {
+    let (code, kept) = {
         let mut slot: CallSlot<'_> = &mut call;
         let live = Registration::new(&mut slot);
         request.call = live.handle();
-        ctx.app.handle(&request)
+        (ctx.app.handle(&request), live.keep())
     };
+    let code = match (call.state.upgrade.take(), code) {
+        (Some(deflate), RG_PENDING) => {
+            call.switch_protocols(started);
+            let link = Rc::new(RefCell::new(Link::new(kept.handle(), deflate, ctx.settings.websocket)));
+            kept.outlive(&(link.clone() as Rc<RefCell<dyn crate::app::host::Socket>>));
+            return Exchanged::Upgraded(link);
+        }
+        (Some(_), code) => {
+            tracing::error!(
+                "app accepted a WebSocket but its handle returned {code}, not RG_PENDING; answering 500"
+            );
+            call.state.reply = Reply::None;
+            rustgun_abi::RG_ERROR
+        }
+        (None, RG_PENDING) => {
+            tracing::error!("app returned RG_PENDING without accepting a WebSocket; answering 500");
+            rustgun_abi::RG_ERROR
+        }
+        (None, code) => code,
+    };
+    drop(kept);
     if call.finish(code) {
-        return Ok(call.conclude(started));
+        return Exchanged::Done(call.conclude(started));
     }
     let state = call.into_state();
-    Err(Box::new(Parked { head: std::mem::take(head), resp: std::mem::take(resp), state, started }))
+    Exchanged::Parked(Box::new(Parked {
+        head: std::mem::take(head),
+        resp: std::mem::take(resp),
+        state,
+        started,
+    }))
+}
+
+/// How an exchange ended.
+pub(super) enum Exchanged {
+    /// The response is complete (or queued): what the connection does next.
+    Done(After),
+    /// A pull-mode body waits for the client to take what is queued ([`resume`]).
+    Parked(Box<Parked>),
+    /// The app accepted a WebSocket: its 101 is queued, and the connection now belongs to the link.
+    Upgraded(Rc<RefCell<Link>>),
 }
 
 /// A response whose pull-mode body the event loop produces as its client reads it ([`Io::queued`]):
@@ -505,6 +596,8 @@ struct CallState {
     /// A file `send_file` handed over on queued I/O, sent as the client takes it.
     file: Option<PendingFile>,
     overflow_logged: bool,
+    /// The app accepted a WebSocket, with this compression.
+    upgrade: Option<Option<DeflateParams>>,
 }
 
 impl<'a, 'b, 'c> Call<'a, 'b, 'c> {

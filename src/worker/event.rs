@@ -15,6 +15,7 @@
 
 mod pool;
 mod requests;
+mod sockets;
 mod spares;
 mod sweep;
 
@@ -23,6 +24,7 @@ use super::connection::{
 };
 use super::gather::Gather;
 use super::pace::Pace;
+use super::websocket::Link;
 use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
@@ -33,14 +35,17 @@ use crate::sys::scoreboard::Refusal;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
+use std::rc::Rc;
 use std::sync::Mutex;
 use std::sync::mpsc::{self};
 use std::time::{Duration, Instant};
 
 use pool::{Pool, pool_thread};
 use requests::run_requests;
+use sockets::SOCKET;
 use spares::Spares;
 /// Token of the stop pipe; listener `i` is `LISTENER + i`; connections are their slab index.
 const STOP: u64 = u64::MAX;
@@ -74,6 +79,8 @@ enum Phase {
     Streaming,
     /// Our side is shut; we read and discard until the client closes or `LINGER` passes.
     Lingering,
+    /// The app accepted a WebSocket: the connection moves to the links ([`sockets`]) at once.
+    Upgraded,
 }
 
 struct Conn {
@@ -108,6 +115,11 @@ struct Loop<'a, 'c> {
     locals: Vec<(String, u16)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
+    /// Accepted WebSockets, their free slots, and what epoll watches on each (write, read).
+    sockets: Vec<Option<Rc<RefCell<Link>>>>,
+    free_sockets: Vec<usize>,
+    interest: Vec<(bool, bool)>,
+    /// Connections and WebSockets.
     live: usize,
     max_conns: usize,
     accepting: bool,
@@ -141,6 +153,9 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         locals: listeners.iter().map(|l| l.local()).collect(),
         conns: Vec::new(),
         free: Vec::new(),
+        sockets: Vec::new(),
+        free_sockets: Vec::new(),
+        interest: Vec::new(),
         live: 0,
         max_conns: config.worker_connections as usize,
         accepting: false,
@@ -153,7 +168,9 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         pool: None,
     };
     ev.set_accepting(true);
-    if config.threads <= 1 {
+    // An async app's calls live on the loop (their handles and events are the loop thread's): it
+    // never blocks it, so it needs no pool.
+    if config.threads <= 1 || ctx.app.lib.is_async() {
         return ev.serve();
     }
     // `--threads N`: app calls run on a pool of N threads; the loop only moves bytes.
@@ -220,12 +237,14 @@ impl Loop<'_, '_> {
                     STOP => self.begin_stop(),
                     WAKE => self.returned(),
                     token if token >= LISTENER => self.accept((token - LISTENER) as usize),
+                    token if token >= SOCKET => self.on_socket((token - SOCKET) as usize, event.events()),
                     token => self.on_ready(token as usize, event.events()),
                 }
             }
             let now = Instant::now();
             if now >= next_sweep {
                 self.sweep(now);
+                self.sweep_sockets(now);
                 next_sweep = now + TICK;
             }
         }
@@ -258,6 +277,7 @@ impl Loop<'_, '_> {
     fn begin_stop(&mut self) {
         self.stopping = true;
         self.set_accepting(false);
+        self.stop_sockets();
         for token in 0..self.conns.len() {
             if !self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle && !c.fresh) {
                 continue;
@@ -482,6 +502,7 @@ impl Loop<'_, '_> {
             let Some(conn) = self.conns[token].as_mut() else { return };
             match conn.phase {
                 Phase::Lingering => return,
+                Phase::Upgraded => return self.adopt(token),
                 Phase::Proxy => {
                     if conn.out.capacity() == 0 {
                         conn.out = self.outs.take();
@@ -589,6 +610,7 @@ impl Loop<'_, '_> {
                     let then = run_requests(conn, &mut self.shared, self.ctx, true);
                     let Some(conn) = self.conns[token].as_mut() else { return };
                     match then {
+                        Some(Phase::Upgraded) => return self.adopt(token),
                         Some(Phase::Streaming) => {
                             conn.phase = Phase::Streaming;
                             conn.start_pacing(Instant::now());

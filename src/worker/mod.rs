@@ -9,8 +9,8 @@ pub mod connection;
 pub mod event;
 mod gather;
 pub mod pace;
+mod websocket;
 
-use crate::app::LoadError;
 use crate::app::{App, Library};
 use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
@@ -197,8 +197,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
     };
     let class = boot.config.effective_class();
     let multithreaded = boot.config.multithreaded();
-    if multithreaded && !lib.is_thread_safe() {
-        let e = LoadError::NotThreadSafe { app: lib.app_ref.clone(), worker_class: class.name() };
+    if let Err(e) = lib.check_class(class.name(), multithreaded, class == WorkerClass::Event) {
         return fail(&mut report, EXIT_APP_LOAD, &e.to_string());
     }
     let flags = RG_REQ_MULTIPROCESS | if multithreaded { RG_REQ_MULTITHREAD } else { 0 };

@@ -57,8 +57,23 @@ static int32_t handle(void *state, const rg_request *req) {
     return rc != RG_OK ? rc : req->host->write(req->call, (const uint8_t *)"ok", 2);
 }
 RG_EXPORT const rg_app app_ok = RG_APP_DESCRIPTOR(0, NULL, handle, NULL);
-RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
-RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL};
+RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL};
+RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL};
+
+/* A descriptor built for ABI 1.2: it ends after `preload` (48 bytes on 64-bit), before 1.3's
+ * `on_event`. Its preload must still run. */
+typedef struct {
+    uint32_t magic; uint16_t major, minor; uint32_t size, flags;
+    rg_init_fn init; rg_handle_fn handle; rg_shutdown_fn shutdown; rg_preload_fn preload;
+} app12;
+static int32_t preload12(const rg_host *host, rg_init *init) {
+    host->log(RG_LOG_INFO, rg_str_make("preloaded by a 1.2 descriptor", 29));
+    (void)init;
+    return RG_OK;
+}
+RG_EXPORT const app12 app_v1_2 = {RG_MAGIC, 1, 2, (uint32_t)sizeof(app12), 0, NULL, handle, NULL, preload12};
+/* RG_APP_ASYNC without the on_event it requires. */
+RG_EXPORT const rg_app app_async_mute = RG_APP_DESCRIPTOR(RG_APP_ASYNC, NULL, handle, NULL);
 RG_EXPORT const rg_app app_flags = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE | (1u << 7), NULL, handle, NULL);
 RG_EXPORT int app = 42;
 
@@ -80,6 +95,35 @@ RG_EXPORT const rg_app app_probe = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, NULL, p
     )
 }
 
+/// "ABI 1.N" as this server names its own version in refusals.
+fn ours() -> String {
+    format!("ABI {}.{}", rustgun_abi::RG_ABI_MAJOR, rustgun_abi::RG_ABI_MINOR)
+}
+
+/// An app built for an older minor keeps everything its descriptor has: a 1.2 descriptor, shorter
+/// than today's, has its `preload` run and is served.
+#[test]
+fn a_descriptor_built_for_abi_1_2_keeps_its_preload() {
+    let dir = TempDir::new("abi-1-2");
+    let lib = c_descriptors(&dir);
+    let sock = dir.join("s.sock");
+    let bind = format!("unix:{}", sock.display());
+    let app = format!("{}:app_v1_2", lib.display());
+    let server = Bare::spawn(&[&app, "--bind", &bind, "--preload"], &[]);
+    server.wait_for_log("preloaded by a 1.2 descriptor");
+    server.wait_for_log("Ready: 1 workers serving");
+    let resp = unix_get(&sock, "/").expect("a response");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "ok"));
+}
+
+#[test]
+fn an_async_app_without_on_event_is_refused() {
+    let dir = TempDir::new("abi-async-mute");
+    let app = format!("{}:app_async_mute", c_descriptors(&dir).display());
+    let line = refused(&app, &["-k", "event"], 2);
+    assert!(line.contains(&app) && line.contains("no on_event"), "{line}");
+}
+
 #[test]
 fn the_c_control_descriptor_is_served() {
     let dir = TempDir::new("abi-ok");
@@ -99,7 +143,7 @@ fn another_abi_major_is_refused_naming_both_versions() {
     let app = format!("{}:app_v2", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 2.0") && line.contains("ABI 1.2"), "{line}");
+    assert!(line.contains("ABI 2.0") && line.contains(&ours()), "{line}");
 }
 
 #[test]
@@ -108,7 +152,7 @@ fn a_newer_abi_minor_is_refused_naming_both_versions() {
     let app = format!("{}:app_v1_7", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("ABI 1.7") && line.contains("ABI 1.2"), "{line}");
+    assert!(line.contains("ABI 1.7") && line.contains(&ours()), "{line}");
 }
 
 #[test]
@@ -117,7 +161,7 @@ fn a_descriptor_flag_the_abi_does_not_define_is_refused() {
     let app = format!("{}:app_flags", c_descriptors(&dir).display());
     let line = refused(&app, &[], 2);
     assert!(line.contains(&app), "{line}");
-    assert!(line.contains("flags 0x80") && line.contains("ABI 1.2"), "{line}");
+    assert!(line.contains("flags 0x80") && line.contains(&ours()), "{line}");
 }
 
 /// An unknown `start_response` flag is refused, and the handle of a request whose `handle` returned

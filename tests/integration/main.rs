@@ -28,6 +28,7 @@ mod streaming;
 mod supervision;
 mod systemd;
 mod tls;
+mod websockets;
 mod worker_classes;
 mod workers;
 mod wsgi;

@@ -494,7 +494,10 @@ __attribute__((visibility("default"))) const app10 app = {0x4E554752u, 1, 0, 40,
         .output()
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    assert_eq!(std::mem::size_of::<rustgun_abi::RgApp>(), 48, "this test is about the 1.0 → 1.1 growth");
+    assert!(
+        std::mem::size_of::<rustgun_abi::RgApp>() > 40,
+        "this test is about a descriptor shorter than today's"
+    );
     let app = format!("{}:app", out.display());
     let bare = Bare::spawn(&[app.as_str(), "--bind", "127.0.0.1:0", "--preload"], &[]);
     let line = bare.wait_for_log("Listening at: http://");

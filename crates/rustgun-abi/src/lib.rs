@@ -1,4 +1,4 @@
-//! The rustgun application ABI, version 1.2: the `#[repr(C)]` types and constants that cross the
+//! The rustgun application ABI, version 1.3: the `#[repr(C)]` types and constants that cross the
 //! boundary between the server and an app library. `include/rustgun.h` declares the same thing for C;
 //! the test suite compiles that header and checks that every size and offset agrees with this file.
 //!
@@ -26,7 +26,7 @@ pub const RG_MAGIC: u32 = u32::from_le_bytes(*b"RGUN");
 /// Incompatible changes bump the major version: the server refuses an app with another major.
 pub const RG_ABI_MAJOR: u16 = 1;
 /// Compatible additions bump the minor version: the server refuses an app built for a newer minor.
-pub const RG_ABI_MINOR: u16 = 2;
+pub const RG_ABI_MINOR: u16 = 3;
 
 // ---- Status codes returned by host functions and app entry points -----------------------------------
 
@@ -47,16 +47,27 @@ pub const RG_E_INVALID: i32 = -4;
 pub const RG_E_CLOSED: i32 = -5;
 /// Reading the request body failed: the client timed out, closed early or sent a malformed body.
 pub const RG_E_IO: i32 = -6;
+/// The connection's output queue is above its high-water mark: nothing was taken. Try again after
+/// the `RG_EV_WRITABLE` event (ABI 1.3).
+pub const RG_E_AGAIN: i32 = -7;
+/// A `handle` result (ABI 1.3, `RG_APP_ASYNC` apps only): the call goes on after `handle` returns —
+/// the app accepted a WebSocket. It ends when the app calls `complete` or when the `RG_EV_WS_CLOSE`
+/// event returns, whichever comes first; the handle is stale afterwards.
+pub const RG_PENDING: i32 = 1;
 
 // ---- Flags ------------------------------------------------------------------------------------------
 
 /// `RgApp::flags`: the app's `handle` may run on several threads at once.
 /// Without it, the server refuses to boot the app under a threaded worker class.
 pub const RG_APP_THREAD_SAFE: u32 = 1 << 0;
+/// `RgApp::flags` (ABI 1.3): the app's calls may outlive `handle` (`RG_PENDING`) and it receives
+/// events through `RgApp::on_event`, which must be set. Only the `event` worker class serves such an
+/// app; the others refuse to boot it.
+pub const RG_APP_ASYNC: u32 = 1 << 1;
 /// Every `RgApp::flags` bit this version defines. From ABI 1.2 on, a server refuses to boot an app
 /// that sets any other bit, and `start_response` refuses flags outside [`RG_RESPONSE_FLAGS`] with
 /// `RG_E_INVALID`: an app can rely on a flag it sets being understood.
-pub const RG_APP_FLAGS: u32 = RG_APP_THREAD_SAFE;
+pub const RG_APP_FLAGS: u32 = RG_APP_THREAD_SAFE | RG_APP_ASYNC;
 
 /// `RgRequest::flags` and `RgInit::flags`: the same app may be called by several threads at once
 /// (WSGI's `wsgi.multithread`).
@@ -69,6 +80,27 @@ pub const RG_REQ_RUN_ONCE: u32 = 1 << 2;
 pub const RG_REQ_HAS_BODY: u32 = 1 << 3;
 /// `RgRequest::flags`: the body is chunked on the wire; `read_body` returns it decoded.
 pub const RG_REQ_CHUNKED: u32 = 1 << 4;
+/// `RgRequest::flags` (ABI 1.3): the request is a valid WebSocket opening handshake (RFC 6455 §4.2.1)
+/// and the app may `accept_websocket` it. Set for `RG_APP_ASYNC` apps only.
+pub const RG_REQ_WEBSOCKET: u32 = 1 << 5;
+
+/// `RgEvent::kind` (ABI 1.3): the WebSocket the app accepted is open (the 101 is on its way); the
+/// app may send from now on.
+pub const RG_EV_WS_OPEN: u32 = 1;
+/// `RgEvent::kind`: a whole message arrived; `code` is `RG_WS_TEXT` (valid UTF-8) or `RG_WS_BINARY`,
+/// `data` its bytes.
+pub const RG_EV_WS_MESSAGE: u32 = 2;
+/// `RgEvent::kind`: the WebSocket is closed; `code` is the peer's close code (1005 when its close
+/// frame had none, 1006 when the connection was lost without one, the server's own code when it
+/// closed for a protocol error, a timeout or shutdown), `data` the reason. The last event of the call:
+/// its handle is stale once the callback returns.
+pub const RG_EV_WS_CLOSE: u32 = 3;
+/// `RgEvent::kind`: a send refused with `RG_E_AGAIN` may be retried: the output queue drained.
+pub const RG_EV_WRITABLE: u32 = 4;
+
+/// `ws_send` kinds and `RG_EV_WS_MESSAGE` codes (ABI 1.3).
+pub const RG_WS_TEXT: u32 = 1;
+pub const RG_WS_BINARY: u32 = 2;
 
 /// `start_response` flag: replace a head recorded earlier (PEP 3333's `exc_info`). Allowed once, and
 /// only before the first body byte has been sent.
@@ -173,8 +205,25 @@ pub struct RgBodySource {
     pub close: Option<unsafe extern "C" fn(state: *mut c_void)>,
 }
 
+/// An event of a call that outlived `handle` (ABI 1.3), passed to `RgApp::on_event` on the worker's
+/// event-loop thread. Borrowed for the callback, `data` included.
+#[repr(C)]
+pub struct RgEvent {
+    /// `size_of::<RgEvent>()` as the server built it.
+    pub size: u32,
+    /// `RG_EV_*`.
+    pub kind: u32,
+    /// The call the event belongs to: the handle `handle` received.
+    pub call: *mut RgCall,
+    /// `RG_EV_WS_MESSAGE`: `RG_WS_TEXT` or `RG_WS_BINARY`; `RG_EV_WS_CLOSE`: the close code; else 0.
+    pub code: u32,
+    /// `RG_EV_WS_MESSAGE`: the message; `RG_EV_WS_CLOSE`: the close reason; else empty.
+    pub data: RgStr,
+}
+
 /// The host functions. Request-scoped ones take the `call` from the request and may only be used
-/// during that `handle` call, on its thread.
+/// during that `handle` call, on its thread — or, for a call that outlived `handle` (`RG_PENDING`),
+/// on the event-loop thread until the call ends.
 #[repr(C)]
 pub struct RgHost {
     /// `size_of::<RgHost>()` as the server built it.
@@ -211,6 +260,30 @@ pub struct RgHost {
     /// neither moves its offset nor closes it). Returns the count sent (less than `len` only when the
     /// file ended), or `RG_E_STATE`, `RG_E_INVALID` (`fd` is not readable) or `RG_E_CLOSED`.
     pub send_file: unsafe extern "C" fn(call: *mut RgCall, fd: i32, offset: u64, len: u64) -> i64,
+    // ---- ABI 1.3 ----
+    /// Accept the WebSocket this request asks for (`RG_REQ_WEBSOCKET`), during `handle` and before any
+    /// response: the server answers 101 with `Sec-WebSocket-Accept`, the negotiated compression, the
+    /// `subprotocol` when not empty (one the client offered), and `headers`; `handle` then returns
+    /// `RG_PENDING`. Returns `RG_OK`, `RG_E_STATE` (not a WebSocket request, not an async app, a response
+    /// already recorded) or `RG_E_INVALID` (a subprotocol the client did not offer, bad header bytes).
+    pub accept_websocket: unsafe extern "C" fn(
+        call: *mut RgCall,
+        subprotocol: RgStr,
+        headers: *const RgHeader,
+        headers_len: usize,
+    ) -> i32,
+    /// Send one WebSocket message (`RG_WS_TEXT`, which must be valid UTF-8, or `RG_WS_BINARY`) after
+    /// `RG_EV_WS_OPEN`. `data` is borrowed for this call (copied, compressed when negotiated). Returns
+    /// `RG_OK`, `RG_E_AGAIN` (the queue is above its high-water mark: nothing was taken; wait for
+    /// `RG_EV_WRITABLE`), `RG_E_INVALID`, `RG_E_CLOSED` (closing or closed) or `RG_E_STATE`.
+    pub ws_send: unsafe extern "C" fn(call: *mut RgCall, kind: u32, data: *const u8, len: usize) -> i32,
+    /// Start the closing handshake with `code` (1000, 1001, 1003, 1007–1011 or 3000–4999) and a UTF-8
+    /// `reason` of at most 123 bytes. `RG_EV_WS_CLOSE` follows when the peer answers (or the wait
+    /// for it ends). Returns `RG_OK`, `RG_E_INVALID`, `RG_E_CLOSED` or `RG_E_STATE`.
+    pub ws_close: unsafe extern "C" fn(call: *mut RgCall, code: u32, reason: RgStr) -> i32,
+    /// End a call that outlived `handle`: `RG_OK` closes its WebSocket with 1000, anything else with
+    /// 1011. No event follows, and the handle is stale on return. Returns `RG_OK` or `RG_E_STATE`.
+    pub complete: unsafe extern "C" fn(call: *mut RgCall, status: i32) -> i32,
 }
 
 /// What `init` receives, once per worker after fork.
@@ -243,6 +316,9 @@ pub type RgShutdownFn = unsafe extern "C" fn(app_state: *mut c_void);
 /// `worker_id` 0. What it sets up is shared copy-on-write by every worker; `init` still runs in each.
 /// Returns `RG_OK`, or anything else to refuse to boot (the message goes in `init.error_buf`).
 pub type RgPreloadFn = unsafe extern "C" fn(host: *const RgHost, init: *mut RgInit) -> i32;
+/// `on_event` (ABI 1.3): an event of a call that outlived `handle`, on the event-loop thread. The app
+/// may call host functions for this and any other live call from it.
+pub type RgEventFn = unsafe extern "C" fn(app_state: *mut c_void, event: *const RgEvent);
 
 /// The descriptor an app exports. The first four fields are frozen for every major version.
 #[repr(C)]
@@ -264,6 +340,9 @@ pub struct RgApp {
     // ---- ABI 1.1 ----
     /// Optional set-up in the master before fork (`--preload`).
     pub preload: Option<RgPreloadFn>,
+    // ---- ABI 1.3 ----
+    /// Events of calls that outlived `handle`; required with `RG_APP_ASYNC`.
+    pub on_event: Option<RgEventFn>,
 }
 
 impl RgApp {
@@ -284,12 +363,18 @@ impl RgApp {
             handle: Some(handle),
             shutdown,
             preload: None,
+            on_event: None,
         }
     }
 
     /// The same descriptor with a `preload` entry (ABI 1.1).
     pub const fn with_preload(self, preload: Option<RgPreloadFn>) -> RgApp {
         RgApp { preload, ..self }
+    }
+
+    /// The same descriptor with an `on_event` entry and `RG_APP_ASYNC` set (ABI 1.3).
+    pub const fn with_events(self, on_event: RgEventFn) -> RgApp {
+        RgApp { on_event: Some(on_event), flags: self.flags | RG_APP_ASYNC, ..self }
     }
 }
 
@@ -301,14 +386,20 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn layout_snapshot_abi_1_2() {
+    fn layout_snapshot_abi_1_3() {
         assert_eq!(size_of::<RgStr>(), 16);
         assert_eq!(size_of::<RgHeader>(), 32);
-        assert_eq!(size_of::<RgApp>(), 48);
+        // 1.3 appended `on_event` to the 48-byte 1.1 descriptor and four functions to the table.
+        assert_eq!(size_of::<RgApp>(), 56);
+        assert_eq!(offset_of!(RgApp, on_event), 48);
+        assert_eq!(size_of::<RgEvent>(), 40);
+        assert_eq!(offset_of!(RgEvent, data), 24);
         assert_eq!(offset_of!(RgApp, handle), 24);
         // 1.1 appended `preload` to the 40-byte 1.0 descriptor and `send_file` to the 56-byte table.
         assert_eq!(offset_of!(RgApp, preload), 40);
-        assert_eq!(size_of::<RgHost>(), 64);
+        assert_eq!(size_of::<RgHost>(), 96);
+        assert_eq!(offset_of!(RgHost, accept_websocket), 64);
+        assert_eq!(offset_of!(RgHost, complete), 88);
         assert_eq!(offset_of!(RgHost, log), 48);
         assert_eq!(offset_of!(RgHost, send_file), 56);
         assert_eq!(size_of::<RgInit>(), 48);

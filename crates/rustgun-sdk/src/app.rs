@@ -9,6 +9,7 @@ use rustgun_abi::{RG_REQ_MULTIPROCESS, RG_REQ_MULTITHREAD};
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::{Response, ResponseWriter};
+use crate::websocket::{WebSocket, WsEvent};
 
 /// An app: one object per worker process, built after fork by the factory given to
 /// [`export_app!`](crate::export_app), shared by the worker's threads (hence `Send + Sync`; the
@@ -21,6 +22,11 @@ pub trait App: Send + Sync + 'static {
     /// aborts the connection. Returning without starting a response is the app's bug; the server then
     /// answers on its own.
     fn handle(&self, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error>;
+
+    /// An event of a WebSocket this app accepted ([`ResponseWriter::accept_websocket`]), on the
+    /// worker's event-loop thread (export with `export_app!(SYMBOL, FACTORY, websockets)`). It must
+    /// not block: every WebSocket of the worker waits while it runs.
+    fn on_websocket(&self, _ws: WebSocket, _event: WsEvent<'_>) {}
 
     /// Called once before the worker exits gracefully, before the app is dropped.
     fn shutdown(&mut self) {}

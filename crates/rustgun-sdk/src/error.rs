@@ -26,6 +26,9 @@ pub enum HostError {
     Closed,
     /// `RG_E_IO`: reading the request body failed (timeout, early close, malformed chunking).
     Io,
+    /// `RG_E_AGAIN` (ABI 1.3): a WebSocket's output queue is full; nothing was sent. Send again after
+    /// [`WsEvent::Writable`](crate::WsEvent::Writable).
+    Again,
     /// A code this version of the SDK does not know.
     Other(i32),
 }
@@ -44,6 +47,7 @@ impl HostError {
             abi::RG_E_INVALID => HostError::Invalid,
             abi::RG_E_CLOSED => HostError::Closed,
             abi::RG_E_IO => HostError::Io,
+            abi::RG_E_AGAIN => HostError::Again,
             other => HostError::Other(other),
         })
     }
@@ -57,6 +61,7 @@ impl HostError {
             HostError::Invalid => abi::RG_E_INVALID,
             HostError::Closed => abi::RG_E_CLOSED,
             HostError::Io => abi::RG_E_IO,
+            HostError::Again => abi::RG_E_AGAIN,
             HostError::Other(code) => code,
         }
     }
@@ -79,6 +84,9 @@ impl fmt::Display for HostError {
             HostError::Invalid => f.write_str("invalid status or header (RG_E_INVALID)"),
             HostError::Closed => f.write_str("the client went away (RG_E_CLOSED)"),
             HostError::Io => f.write_str("reading the request body failed (RG_E_IO)"),
+            HostError::Again => {
+                f.write_str("the output queue is full; send again once writable (RG_E_AGAIN)")
+            }
             HostError::Other(code) => write!(f, "unknown host status {code}"),
         }
     }

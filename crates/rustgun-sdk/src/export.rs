@@ -12,7 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_E_INVALID, RG_E_PANIC, RG_ERROR, RG_OK, RgHost, RgInit, RgRequest, RgStr,
+    RG_ABI_MAJOR, RG_E_INVALID, RG_E_PANIC, RG_ERROR, RG_EV_WRITABLE, RG_EV_WS_CLOSE, RG_EV_WS_MESSAGE,
+    RG_EV_WS_OPEN, RG_OK, RG_PENDING, RG_WS_TEXT, RgEvent, RgHost, RgInit, RgRequest, RgStr,
 };
 
 use crate::app::{App, AppFactory, InitContext};
@@ -20,6 +21,7 @@ use crate::error::HostError;
 use crate::ffi;
 use crate::log::{Level, log};
 use crate::response::{BodySource, ResponseWriter};
+use crate::websocket::{WebSocket, WsEvent};
 
 /// Runs `f`, turning a panic into a log line and `RG_E_PANIC` (or `on_panic`).
 fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
@@ -277,6 +279,7 @@ pub unsafe fn handle_with<F: AppFactory<M>, M>(
         let mut req = unsafe { ffi::request(raw, host) };
         let mut resp = ResponseWriter::new(req.call);
         match app.handle(&mut req, &mut resp) {
+            Ok(()) if resp.accepted() => RG_PENDING,
             Ok(()) => RG_OK,
             Err(e) => {
                 // A client that went away is routine, not an app failure.
@@ -288,6 +291,45 @@ pub unsafe fn handle_with<F: AppFactory<M>, M>(
                 RG_ERROR
             }
         }
+    })
+}
+
+/// `on_event` (ABI 1.3) for the app the factory `F` builds: a WebSocket's event, handed to
+/// [`App::on_websocket`](crate::App::on_websocket).
+///
+/// # Safety
+/// `app_state` must be what `init_with::<F, M>` stored (or null), `event` what the server passes to
+/// `RgApp::on_event` (or null).
+#[doc(hidden)]
+pub unsafe fn event_with<F: AppFactory<M>, M>(_factory: &F, app_state: *mut c_void, event: *const RgEvent) {
+    guard((), || {
+        // SAFETY: the server's event, valid until we return, or null.
+        let Some(event) = (unsafe { event.as_ref() }) else { return };
+        if app_state.is_null() || (event.size as usize) < size_of::<RgEvent>() {
+            log(Level::Error, "rustgun-sdk: on_event called without an app or with a short event");
+            return;
+        }
+        // SAFETY: as in `handle_with`: a shared borrow of the app `init_with` stored.
+        let app = unsafe { &*app_state.cast::<F::App>() };
+        // SAFETY: the event's data is lent for this call.
+        let data = unsafe { ffi::bytes(event.data) };
+        let ws = WebSocket(ffi::SocketCall::new(event.call));
+        let event = match (event.kind, event.code) {
+            (RG_EV_WS_OPEN, _) => WsEvent::Open,
+            (RG_EV_WS_MESSAGE, RG_WS_TEXT) => match std::str::from_utf8(data) {
+                Ok(text) => WsEvent::Text(text),
+                Err(_) => WsEvent::Binary(data),
+            },
+            (RG_EV_WS_MESSAGE, _) => WsEvent::Binary(data),
+            (RG_EV_WRITABLE, _) => WsEvent::Writable,
+            (RG_EV_WS_CLOSE, code) => WsEvent::Closed {
+                code: u16::try_from(code).unwrap_or(1006),
+                reason: std::str::from_utf8(data).unwrap_or(""),
+            },
+            // An event of a newer minor: not this app's business.
+            _ => return,
+        };
+        app.on_websocket(ws, event);
     })
 }
 
@@ -378,6 +420,10 @@ pub(crate) unsafe extern "C" fn body_close<S: BodySource>(state: *mut c_void) {
 /// before any fork (worker id 0), so what it sets up is shared copy-on-write by the workers; an `Err`
 /// refuses to boot. `FACTORY` still builds the app in each worker.
 ///
+/// `export_app!(SYMBOL, FACTORY, websockets)` also exports `on_event` (ABI 1.3) and declares
+/// `RG_APP_ASYNC`: the app may accept WebSockets and hears their events in
+/// [`App::on_websocket`](crate::App::on_websocket). Only the `event` worker class serves it.
+///
 /// The descriptor sets `RG_APP_THREAD_SAFE` (an [`App`](crate::App) is `Send + Sync`).
 ///
 /// ```no_run
@@ -421,12 +467,26 @@ macro_rules! export_app {
                 unsafe { $crate::__private::preload_with(preload, host, init) }
             }
             ::core::option::Option::Some(__rustgun_preload as $crate::abi::RgPreloadFn)
+        }, ::core::option::Option::None);
+    };
+    ($symbol:ident, $factory:expr, websockets $(,)?) => {
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, {
+            unsafe extern "C" fn __rustgun_event(
+                app_state: *mut ::core::ffi::c_void,
+                event: *const $crate::abi::RgEvent,
+            ) {
+                let factory = &$factory;
+                // SAFETY: `app_state` is what `__rustgun_init` stored with the same factory type, and the
+                // event comes unchanged from the server.
+                unsafe { $crate::__private::event_with(factory, app_state, event) }
+            }
+            ::core::option::Option::Some(__rustgun_event as $crate::abi::RgEventFn)
         });
     };
     ($symbol:ident, $factory:expr $(,)?) => {
-        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None);
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, ::core::option::Option::None);
     };
-    (@descriptor $symbol:ident, $factory:expr, $preload:expr) => {
+    (@descriptor $symbol:ident, $factory:expr, $preload:expr, $events:expr) => {
         #[unsafe(no_mangle)]
         #[allow(non_upper_case_globals)]
         pub static $symbol: $crate::abi::RgApp = {
@@ -453,13 +513,18 @@ macro_rules! export_app {
                 // SAFETY: `app_state` is what `__rustgun_init` stored with the same factory type.
                 unsafe { $crate::__private::shutdown_with(factory, app_state) }
             }
-            $crate::abi::RgApp::new(
+            let descriptor = $crate::abi::RgApp::new(
                 $crate::abi::RG_APP_THREAD_SAFE,
                 Some(__rustgun_init),
                 __rustgun_handle,
                 Some(__rustgun_shutdown),
             )
-            .with_preload($preload)
+            .with_preload($preload);
+            let events: ::core::option::Option<$crate::abi::RgEventFn> = $events;
+            match events {
+                ::core::option::Option::Some(on_event) => descriptor.with_events(on_event),
+                ::core::option::Option::None => descriptor,
+            }
         };
     };
 }

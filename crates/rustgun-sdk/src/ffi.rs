@@ -245,10 +245,90 @@ type LogFn = unsafe extern "C" fn(level: i32, msg: RgStr);
 /// server process, unlike the borrowed structs).
 static HOST_LOG: OnceLock<LogFn> = OnceLock::new();
 
-/// Remembers the host's `log` function for [`host_log`].
+/// The host's WebSocket functions (ABI 1.3), remembered like `log`: events carry no host table.
+static HOST_WS: OnceLock<SocketFns> = OnceLock::new();
+
+/// Remembers the host's `log` function for [`host_log`], and its WebSocket functions when the host
+/// has them.
 pub(crate) fn remember_host(host: &RgHost) {
     if HOST_LOG.get().is_none() {
         let _ = HOST_LOG.set(host.log);
+    }
+    if HOST_WS.get().is_none() && host.abi_minor >= 3 && host.size as usize >= size_of::<RgHost>() {
+        let _ = HOST_WS.set(SocketFns {
+            accept: host.accept_websocket,
+            send: host.ws_send,
+            close: host.ws_close,
+            complete: host.complete,
+        });
+    }
+}
+
+/// The host functions of a call that outlives `handle` (ABI 1.3).
+#[derive(Clone, Copy)]
+struct SocketFns {
+    accept: unsafe extern "C" fn(*mut RgCall, RgStr, *const RgHeader, usize) -> i32,
+    send: unsafe extern "C" fn(*mut RgCall, u32, *const u8, usize) -> i32,
+    close: unsafe extern "C" fn(*mut RgCall, u32, RgStr) -> i32,
+    complete: unsafe extern "C" fn(*mut RgCall, i32) -> i32,
+}
+
+/// The WebSocket functions, or `RG_E_STATE` from a host older than ABI 1.3.
+fn socket_fns() -> Result<SocketFns, HostError> {
+    HOST_WS.get().copied().ok_or(HostError::State)
+}
+
+impl Call<'_> {
+    /// `accept_websocket` (ABI 1.3).
+    pub(crate) fn accept_websocket(
+        &self,
+        subprotocol: &[u8],
+        headers: &[Header<'_>],
+    ) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        let ptr = headers.as_ptr().cast::<RgHeader>();
+        // SAFETY: `call` is live; the strings and headers are valid for this call (the host copies them).
+        let rc = unsafe { (fns.accept)(self.call, RgStr::from_bytes(subprotocol), ptr, headers.len()) };
+        HostError::check(rc)
+    }
+
+    /// The handle as a call that outlives `handle` keeps it.
+    pub(crate) fn socket(&self) -> SocketCall {
+        SocketCall::new(self.call)
+    }
+}
+
+/// A handle of a call that outlived `handle` (an accepted WebSocket), kept as the number it is: the
+/// host checks it on every use (`RG_E_STATE` once the call ended, or from another thread), so it may
+/// be kept, copied and shared freely.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct SocketCall(pub(crate) usize);
+
+impl SocketCall {
+    pub(crate) fn new(call: *mut RgCall) -> SocketCall {
+        SocketCall(call.addr())
+    }
+
+    fn raw(self) -> *mut RgCall {
+        std::ptr::without_provenance_mut(self.0)
+    }
+
+    pub(crate) fn send(self, kind: u32, data: &[u8]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        // SAFETY: the host checks the handle; `data` is valid for this call (the host copies it).
+        HostError::check(unsafe { (fns.send)(self.raw(), kind, data.as_ptr(), data.len()) })
+    }
+
+    pub(crate) fn close(self, code: u16, reason: &[u8]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        // SAFETY: the host checks the handle; `reason` is valid for this call.
+        HostError::check(unsafe { (fns.close)(self.raw(), u32::from(code), RgStr::from_bytes(reason)) })
+    }
+
+    pub(crate) fn complete(self, status: i32) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        // SAFETY: the host checks the handle.
+        HostError::check(unsafe { (fns.complete)(self.raw(), status) })
     }
 }
 

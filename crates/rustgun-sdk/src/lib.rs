@@ -22,7 +22,8 @@
 //! server turns into a 500 when nothing was sent yet); an `Err` from a handler becomes `RG_ERROR`.
 //!
 //! Module map: [`request`] (the borrowed request), [`response`] (owned [`Response`] and the streaming
-//! [`ResponseWriter`]), [`app`] (the [`App`] trait and its constructors), [`router`], [`json`], [`log`](mod@log)
+//! [`ResponseWriter`]), [`app`] (the [`App`] trait and its constructors), [`websocket`] (accepted
+//! WebSockets and their events), [`router`], [`json`], [`log`](mod@log)
 //! (the host's error log), [`url`] (percent-decoding, query strings), [`error`](mod@error). The `unsafe` code lives
 //! in two private modules only: `ffi` (calls into the host) and `export` (calls from the host).
 
@@ -36,6 +37,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod url;
+pub mod websocket;
 
 /// The raw ABI types and constants, for apps that need them (flags, status codes).
 pub use rustgun_abi as abi;
@@ -50,9 +52,10 @@ pub use log::{Level, log};
 pub use request::{Body, Environ, Headers, Request};
 pub use response::{BodySource, Header, IterBody, ReadBody, Response, ResponseWriter};
 pub use router::{Params, Router};
+pub use websocket::{WebSocket, WsEvent};
 
 /// Items the export macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{handle_with, init_with, preload_with, shutdown_with};
+    pub use crate::export::{event_with, handle_with, init_with, preload_with, shutdown_with};
 }

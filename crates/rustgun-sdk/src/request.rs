@@ -152,6 +152,12 @@ impl<'a> Request<'a> {
         self.flags
     }
 
+    /// The request is a valid WebSocket handshake the app may accept (ABI 1.3; only an app exported
+    /// with `websockets` is told).
+    pub fn is_websocket(&self) -> bool {
+        self.flags & rustgun_abi::RG_REQ_WEBSOCKET != 0
+    }
+
     /// The request has a body (Content-Length > 0 or chunked).
     pub fn has_body(&self) -> bool {
         self.flags & RG_REQ_HAS_BODY != 0

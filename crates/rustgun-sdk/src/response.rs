@@ -169,11 +169,35 @@ pub struct ResponseWriter<'a> {
     call: Call<'a>,
     started: bool,
     body_sent: bool,
+    accepted: bool,
 }
 
 impl<'a> ResponseWriter<'a> {
     pub(crate) fn new(call: Call<'a>) -> ResponseWriter<'a> {
-        ResponseWriter { call, started: false, body_sent: false }
+        ResponseWriter { call, started: false, body_sent: false, accepted: false }
+    }
+
+    /// Accepts the WebSocket the request asks for ([`Request::is_websocket`](crate::Request::is_websocket)),
+    /// instead of a response (ABI 1.3; the app is exported with `websockets`). The server answers
+    /// 101 with `subprotocol` (empty for none; it must be one the client offered) and `headers`; the
+    /// app then hears [`WsEvent::Open`](crate::WsEvent::Open) in
+    /// [`App::on_websocket`](crate::App::on_websocket) for the [`WebSocket`](crate::WebSocket)
+    /// returned here (keep it to tell its events apart; it can send once open).
+    /// [`HostError::State`] when the request is no WebSocket handshake or a response was started.
+    pub fn accept_websocket(
+        &mut self,
+        subprotocol: &str,
+        headers: &[Header<'_>],
+    ) -> Result<crate::WebSocket, HostError> {
+        self.call.accept_websocket(subprotocol.as_bytes(), headers)?;
+        self.accepted = true;
+        self.started = true;
+        Ok(crate::WebSocket(self.call.socket()))
+    }
+
+    /// Whether the app accepted a WebSocket: `handle` then returns `RG_PENDING`.
+    pub(crate) fn accepted(&self) -> bool {
+        self.accepted
     }
 
     /// Records the status and headers, with the standard reason phrase. `RG_E_STATE` if already

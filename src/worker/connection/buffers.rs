@@ -5,6 +5,9 @@ use crate::app::{ConnInfo, RequestView};
 use crate::http::date::DateCache;
 use crate::http::parse::RequestHead;
 use crate::http::response::ResponseHead;
+use crate::worker::websocket::Link;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// The output buffer's starting capacity: a response head and a small body fit without growing.
 pub(in crate::worker) const OUT_CAPACITY: usize = 64 * 1024;
@@ -102,6 +105,8 @@ pub struct Shared {
     /// Heads lent to bodies being gathered (each keeps its request's head while this one serves
     /// others) and given back, so that gathering allocates none in the steady state.
     spare_heads: Vec<RequestHead>,
+    /// The WebSocket the last exchange's app accepted, until the event loop adopts it.
+    pub(in crate::worker) upgraded: Option<Rc<RefCell<Link>>>,
 }
 
 /// Most spare heads kept for gathered bodies.
@@ -141,6 +146,7 @@ impl Default for Shared {
             scratch: vec![0; READ_CHUNK],
             lane: 0,
             spare_heads: Vec::new(),
+            upgraded: None,
         }
     }
 }

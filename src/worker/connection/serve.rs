@@ -1,7 +1,7 @@
 //! The blocking driver of the sync and threads classes: serve one connection until it ends, waiting
 //! on the client with deadlines; and the PROXY protocol header both drivers read first.
 
-use super::{Buffers, Io, ReadStop, Shared, exchange, refuse, refuse_status};
+use super::{Buffers, Exchanged, Io, ReadStop, Shared, exchange, refuse, refuse_status};
 use crate::app::ConnInfo;
 use crate::http::conn::{After, Conn, Expiry};
 use crate::net::Stream;
@@ -152,8 +152,11 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
         let after = match parsed {
             Ok(()) => {
                 served += 1;
-                // Blocking I/O never parks a response: each is complete when exchange returns.
-                exchange(&mut io, &mut proto, shared, info, ctx, started).unwrap_or(After::Close)
+                match exchange(&mut io, &mut proto, shared, info, ctx, started) {
+                    Exchanged::Done(after) => after,
+                    // Blocking I/O never parks a body, and only the event loop takes upgrades.
+                    Exchanged::Parked(_) | Exchanged::Upgraded(_) => After::Close,
+                }
             }
             Err(e) => {
                 refuse((&mut proto, io.out), shared, info, ctx, e, started);

@@ -3,7 +3,7 @@
 
 use crate::http::conn::After;
 use crate::worker::Context;
-use crate::worker::connection::{self, Io, Shared};
+use crate::worker::connection::{self, Exchanged, Io, Shared};
 use crate::worker::gather::Gather;
 use std::time::Instant;
 
@@ -11,7 +11,8 @@ use super::{Conn, Phase};
 
 /// Runs the complete requests in a connection's read buffer; returns the phase that writes what they
 /// left queued ([`Phase::Writing`] with what the connection does next, or [`Phase::Streaming`] when a
-/// pull-mode body was parked in `conn.parked`), [`Phase::Body`] while a body is being gathered, or
+/// pull-mode body was parked in `conn.parked`), [`Phase::Upgraded`] when the app accepted a WebSocket
+/// (its link in `shared.upgraded`), [`Phase::Body`] while a body is being gathered, or
 /// `None` when no complete head is buffered and nothing was produced. Runs on the loop with `queued`
 /// output, or on a pool thread (with the connection handed over) waiting on the client as the
 /// blocking classes do.
@@ -86,12 +87,16 @@ pub(super) fn run_requests(
             return Some(Phase::Writing(After::Close));
         }
         match exchanged {
-            Err(parked) => {
+            Exchanged::Parked(parked) => {
                 conn.parked = Some(parked);
                 return Some(Phase::Streaming);
             }
-            Ok(After::KeepAlive) if conn.out.is_empty() && !conn.rbuf.is_empty() => {}
-            Ok(after) => return Some(Phase::Writing(after)),
+            Exchanged::Upgraded(link) => {
+                shared.upgraded = Some(link);
+                return Some(Phase::Upgraded);
+            }
+            Exchanged::Done(After::KeepAlive) if conn.out.is_empty() && !conn.rbuf.is_empty() => {}
+            Exchanged::Done(after) => return Some(Phase::Writing(after)),
         }
     }
 }
