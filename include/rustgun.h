@@ -62,10 +62,13 @@ extern "C" {
 /* The connection's output queue is above its high-water mark: nothing was taken. Try again after the
  * RG_EV_WRITABLE event (ABI 1.3). */
 #define RG_E_AGAIN (-7)
-/* A `handle` result (ABI 1.3, RG_APP_ASYNC apps only): the call goes on after `handle` returns (the app
- * accepted a WebSocket). It ends when the app calls `complete` or when the RG_EV_WS_CLOSE event returns,
- * whichever comes first; the handle is stale afterwards. */
+/* A `handle` result (ABI 1.3, RG_APP_ASYNC apps only): the call goes on after `handle` returns. For an
+ * accepted WebSocket it ends when the app calls `complete` or when the RG_EV_WS_CLOSE event returns; for
+ * an HTTP request the app goes on with start_response, write and read_body and ends it with `complete`,
+ * or the RG_EV_DISCONNECT event ends it. The handle is stale afterwards. */
 #define RG_PENDING 1
+/* rg_loop.step's result when the worker is done: `run` must return. */
+#define RG_LOOP_DONE (-1)
 
 /* ---- Flags (uint32_t) ------------------------------------------------------------------------------- */
 
@@ -107,6 +110,12 @@ extern "C" {
 #define RG_EV_WS_CLOSE 3u
 /* rg_event.kind: a send refused with RG_E_AGAIN may be retried: the output queue drained. */
 #define RG_EV_WRITABLE 4u
+/* rg_event.kind: a pending HTTP call's read_body answered RG_E_AGAIN; body bytes (or the end of the
+ * body) can be read now. */
+#define RG_EV_READABLE 5u
+/* rg_event.kind: the client of a pending HTTP call went away before `complete`. The last event of the
+ * call: its handle is stale once the callback returns. */
+#define RG_EV_DISCONNECT 6u
 
 /* ws_send kinds and RG_EV_WS_MESSAGE codes (ABI 1.3). */
 #define RG_WS_TEXT 1u
@@ -222,6 +231,9 @@ typedef struct rg_event {
     rg_str data;
 } rg_event;
 
+/* A function `post` runs on the event-loop thread (ABI 1.3). */
+typedef void (*rg_post_fn)(void *arg);
+
 /* The host functions. Request-scoped ones take the `call` from the request and may only be used during
  * that `handle` call, on its thread -- or, for a call that outlived `handle` (RG_PENDING), on the
  * event-loop thread until the call ends. The table is owned by the server; the app never frees it. */
@@ -232,7 +244,8 @@ struct rg_host {
     uint16_t abi_minor;
     /* Read up to `cap` bytes of the decoded request body into `buf` (owned by the app). Returns the count
      * (> 0), 0 at the end of the body, or a negative RG_E_*. The first call sends 100 Continue when the
-     * client asked for it. */
+     * client asked for it. On a pending call (ABI 1.3), RG_E_AGAIN when no decoded bytes are ready: wait
+     * for RG_EV_READABLE. */
     int64_t (*read_body)(rg_call *call, uint8_t *buf, size_t cap);
     /* Record the response status and headers (WSGI's start_response). Nothing is sent until the first
      * body byte or the end of `handle`. `reason` may be empty (the standard phrase is used). Returns
@@ -240,7 +253,9 @@ struct rg_host {
      * `reason` and `headers` (`headers_len` entries) are borrowed for this call: the server copies them. */
     int32_t (*start_response)(rg_call *call, uint32_t status, rg_str reason, const rg_header *headers,
                               size_t headers_len, uint32_t flags);
-    /* Send body bytes (after start_response). Returns RG_OK, RG_E_STATE or RG_E_CLOSED.
+    /* Send body bytes (after start_response). Returns RG_OK, RG_E_STATE or RG_E_CLOSED; on a pending call
+     * (ABI 1.3) also RG_E_AGAIN while the output queue is above its high-water mark (nothing was taken:
+     * wait for RG_EV_WRITABLE).
      * `data` is borrowed for this call: the server copies or sends it before returning. */
     int32_t (*write)(rg_call *call, const uint8_t *data, size_t len);
     /* Register a pull-mode body, read after `handle` returns. The server copies the struct (so `source`
@@ -275,10 +290,34 @@ struct rg_host {
      * `reason` of at most 123 bytes. RG_EV_WS_CLOSE follows when the peer answers (or the wait for it
      * ends). Returns RG_OK, RG_E_INVALID, RG_E_CLOSED or RG_E_STATE. */
     int32_t (*ws_close)(rg_call *call, uint32_t code, rg_str reason);
-    /* End a call that outlived `handle`: RG_OK closes its WebSocket with 1000, anything else with 1011.
-     * No event follows, and the handle is stale on return. Returns RG_OK or RG_E_STATE. */
+    /* End a call that outlived `handle`. A pending HTTP response ends (RG_OK; any other status is the app
+     * failing: a 500 when nothing was sent, else the connection is cut); a WebSocket closes with 1000 for
+     * RG_OK, else 1011. No event follows, and the handle is stale on return. Returns RG_OK or
+     * RG_E_STATE. */
     int32_t (*complete)(rg_call *call, int32_t status);
+    /* Run `f(arg)` on the worker's event-loop thread soon (at its next wake-up, which this causes). The one
+     * host function safe from any thread: a thread of the app's hands its results to the loop this way,
+     * and makes its host calls from `f`. Returns RG_OK, or RG_E_STATE when the worker is not an
+     * event-loop worker or has stopped (`f` is then never called). */
+    int32_t (*post)(rg_post_fn f, void *arg);
 };
+
+/* The worker's event loop as an app that owns the thread sees it (rg_app.run, ABI 1.3). Owned by the
+ * server; valid during `run`. */
+typedef struct rg_loop {
+    /* sizeof(rg_loop) as the server built it. */
+    uint32_t size;
+    /* Readable whenever the loop has work (a connection, a signal, a post, host calls made outside
+     * `step`): watch it with epoll, poll or select, and call `step` when it is. */
+    int32_t fd;
+    /* The server's; passed back to `step`. */
+    void *host;
+    /* Does what is ready without waiting (accepts, reads, calls `handle` and `on_event`, writes) and
+     * returns the milliseconds within which it wants to be called again even if `fd` stays quiet
+     * (timeouts, pings), or RG_LOOP_DONE once the worker has stopped. Loop thread only; not from inside
+     * `handle` or `on_event` (RG_E_STATE). */
+    int32_t (*step)(void *host);
+} rg_loop;
 
 /* What `init` receives, once per worker after fork. Owned by the server; valid only during `init`. */
 typedef struct rg_init {
@@ -316,6 +355,11 @@ typedef int32_t (*rg_preload_fn)(const rg_host *host, rg_init *init);
 /* on_event (ABI 1.3): an event of a call that outlived `handle`, on the event-loop thread. The app may
  * call host functions for this and any other live call from it. `event` is borrowed for the call. */
 typedef void (*rg_event_fn)(void *app_state, const rg_event *event);
+/* run (ABI 1.3, RG_APP_ASYNC apps): the app's own event loop takes the worker's thread (asyncio, libuv).
+ * Called once, after `init`, instead of the server's loop: the app watches `host_loop->fd`, calls
+ * `host_loop->step` when it is readable and when the time `step` returned has passed, and returns once
+ * `step` returned RG_LOOP_DONE (RG_OK, or an error status, which is logged). */
+typedef int32_t (*rg_run_fn)(void *app_state, const rg_loop *host_loop);
 
 /* The descriptor an app exports. The first four fields are frozen for every major version.
  * Owned by the app (static storage); the server reads it and never writes or frees it. */
@@ -340,18 +384,19 @@ typedef struct rg_app {
     /* ---- ABI 1.3 ---- */
     /* Events of calls that outlived `handle`; required with RG_APP_ASYNC (may be NULL otherwise). */
     rg_event_fn on_event;
+    /* Optional with RG_APP_ASYNC (may be NULL): the app's loop drives the worker's (rg_run_fn). */
+    rg_run_fn run;
 } rg_app;
 
 /* ---- Conveniences (not part of the binary ABI) ------------------------------------------------------ */
 
-/* An initializer for a descriptor with the given flags and entry points, without `preload` and
- * `on_event` (like
- * RgApp::new in Rust):
+/* An initializer for a descriptor with the given flags and entry points, without `preload`,
+ * `on_event` and `run` (like RgApp::new in Rust):
  *
  *     RG_EXPORT const rg_app app = RG_APP_DESCRIPTOR(RG_APP_THREAD_SAFE, my_init, my_handle, NULL);
  */
 #define RG_APP_DESCRIPTOR(flags, init, handle, shutdown)                                                   \
-    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL, NULL }
+    { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL, NULL, NULL }
 
 /* Put before the descriptor's definition: C linkage (needed in C++, where a namespace-scope const object
  * would otherwise have internal linkage and a mangled name) and default visibility (so the symbol is

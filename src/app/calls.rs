@@ -6,8 +6,9 @@
 //!
 //! A call is live in one of two ways: during `handle`, its slot points at the exchange serving it
 //! (borrowed for that long, [`Registration`]); after an app returned `RG_PENDING` (a WebSocket it
-//! accepted), the slot holds a weak reference to the upgraded connection ([`Reserved::outlive`]),
-//! so the call ends as soon as the event loop drops the connection, or when the app completes it.
+//! accepted, or an HTTP response it goes on with), the slot holds a weak reference to what the event
+//! loop keeps of the call ([`Reserved::outlive`]), so the call ends as soon as the loop drops it, or
+//! when the app completes it.
 //!
 //! Not here: what a host call does (`host`), the exchange and the socket themselves (`worker`).
 
@@ -169,33 +170,10 @@ pub fn end(call: *mut RgCall) {
 mod tests {
     use super::*;
     use crate::app::Exchange;
-    use rustgun_abi::{RgBodySource, RgHeader};
 
     struct Nothing;
 
-    impl Exchange for Nothing {
-        fn read_body(&mut self, _: &mut [u8]) -> Result<usize, i32> {
-            Ok(0)
-        }
-        fn start_response(&mut self, _: u32, _: &[u8], _: &[RgHeader], _: bool) -> Result<(), i32> {
-            Ok(())
-        }
-        fn write(&mut self, _: &[u8]) -> Result<(), i32> {
-            Ok(())
-        }
-        fn set_body(&mut self, _: RgBodySource) -> Result<(), i32> {
-            Ok(())
-        }
-        fn environ(&mut self) -> &[RgHeader] {
-            &[]
-        }
-        fn send_file(&mut self, _: std::os::fd::BorrowedFd<'_>, _: u64, _: u64) -> Result<u64, i32> {
-            Ok(0)
-        }
-        fn accept_websocket(&mut self, _: &[u8], _: &[RgHeader]) -> Result<(), i32> {
-            Ok(())
-        }
-    }
+    impl Exchange for Nothing {}
 
     #[test]
     fn a_handle_names_its_call_only_while_it_is_registered_and_never_again() {
@@ -215,14 +193,10 @@ mod tests {
 
     struct Quiet;
 
+    impl Exchange for Quiet {}
+
     impl Socket for Quiet {
-        fn ws_send(&mut self, _: u32, _: &[u8]) -> Result<(), i32> {
-            Ok(())
-        }
-        fn ws_close(&mut self, _: u16, _: &[u8]) -> Result<(), i32> {
-            Ok(())
-        }
-        fn complete(&mut self, _: i32) {}
+        fn end(&mut self, _: i32) {}
     }
 
     #[test]

@@ -14,43 +14,68 @@ use rustgun_abi::{
 use std::os::fd::BorrowedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// One request's server side, as the app sees it through the host functions. Errors are `RG_E_*`.
+/// One request's server side, as the app sees it through the host functions. Errors are `RG_E_*`;
+/// what a kind of call cannot do answers `RG_E_STATE` (the defaults).
 pub trait Exchange {
     /// Reads decoded body bytes: `Ok(0)` at the end of the body.
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32>;
+    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, i32> {
+        Err(RG_E_STATE)
+    }
     /// Records the response head; `replace` is PEP 3333's exc_info.
     fn start_response(
         &mut self,
-        status: u32,
-        reason: &[u8],
-        headers: &[RgHeader],
-        replace: bool,
-    ) -> Result<(), i32>;
+        _status: u32,
+        _reason: &[u8],
+        _headers: &[RgHeader],
+        _replace: bool,
+    ) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
     /// Sends body bytes.
-    fn write(&mut self, data: &[u8]) -> Result<(), i32>;
+    fn write(&mut self, _data: &[u8]) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
     /// Registers a pull-mode body to be read after `handle` returns.
-    fn set_body(&mut self, source: RgBodySource) -> Result<(), i32>;
-    /// The environ entries, built on first use.
-    fn environ(&mut self) -> &[RgHeader];
+    fn set_body(&mut self, _source: RgBodySource) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
+    /// The environ entries, built on first use (during `handle` only).
+    fn environ(&mut self) -> Result<&[RgHeader], i32> {
+        Err(RG_E_STATE)
+    }
     /// Sends up to `len` bytes of `file` from `offset` as body bytes, never moving the file's own
     /// offset: the count the framing accepted, less than `len` when the file ended first or the
     /// response takes no more (HEAD, 304, a Content-Length already met), in which case the file is
     /// not read beyond what was sent.
-    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32>;
+    fn send_file(&mut self, _file: BorrowedFd<'_>, _offset: u64, _len: u64) -> Result<u64, i32> {
+        Err(RG_E_STATE)
+    }
     /// Accepts the WebSocket the request asks for (ABI 1.3): the 101 is sent once `handle` returns
     /// `RG_PENDING`.
-    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32>;
+    fn accept_websocket(&mut self, _subprotocol: &[u8], _headers: &[RgHeader]) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
+    /// Ends the call with `status` (ABI 1.3): from `handle`, the status it returns stands for this
+    /// one once it returns `RG_PENDING`.
+    fn complete(&mut self, _status: i32) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
 }
 
-/// A call that outlived `handle` (ABI 1.3): the accepted WebSocket, as its host functions see it.
-pub trait Socket {
+/// A call that outlived `handle` (ABI 1.3): an accepted WebSocket, or an HTTP exchange whose response
+/// goes on (its [`Exchange`] side), as its host functions see it.
+pub trait Socket: Exchange {
     /// Sends one message (`RG_WS_TEXT` or `RG_WS_BINARY`).
-    fn ws_send(&mut self, kind: u32, data: &[u8]) -> Result<(), i32>;
+    fn ws_send(&mut self, _kind: u32, _data: &[u8]) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
     /// Starts the closing handshake.
-    fn ws_close(&mut self, code: u16, reason: &[u8]) -> Result<(), i32>;
-    /// The app ended the call with `status`: close the socket (1000 for `RG_OK`, else 1011) and
-    /// deliver no more events.
-    fn complete(&mut self, status: i32);
+    fn ws_close(&mut self, _code: u16, _reason: &[u8]) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
+    /// The app ended the call with `status`: finish the response or close the socket (1000 for
+    /// `RG_OK`, else 1011), and deliver no more events.
+    fn end(&mut self, status: i32);
 }
 
 /// A pull-mode body the app registered with `set_body`: the server pulls it with [`BodySource::next`]
@@ -108,6 +133,7 @@ pub static HOST: RgHost = RgHost {
     ws_send: host_ws_send,
     ws_close: host_ws_close,
     complete: host_complete,
+    post: host_post,
 };
 
 /// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
@@ -123,15 +149,24 @@ pub unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
     }
 }
 
-/// Runs `f` on the exchange behind `call`: `RG_E_STATE` when `call` names no call in progress on this
-/// thread (stale, from another thread, made up, or past `handle`), `RG_E_PANIC` for a panic (a server
-/// bug).
+/// Runs `f` on the exchange behind `call` — the one serving `handle`, or a call that outlived it:
+/// `RG_E_STATE` when `call` names no call in progress on this thread (stale, from another thread,
+/// made up) or the call is busy (a host call from inside one on it), `RG_E_PANIC` for a panic (a
+/// server bug).
 fn with_exchange<T: From<i32>>(call: *mut RgCall, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
-    let Some(Target::Exchange(slot)) = calls::lookup(call) else { return T::from(RG_E_STATE) };
-    // SAFETY: a live registration holds the exchange's only borrow until it is dropped, and it is
-    // reached from its own thread only (the slab is per thread); host calls do not nest.
-    let slot = unsafe { &mut *slot };
-    guarded(|| f(&mut **slot))
+    match calls::lookup(call) {
+        Some(Target::Exchange(slot)) => {
+            // SAFETY: a live registration holds the exchange's only borrow until it is dropped, and it
+            // is reached from its own thread only (the slab is per thread); host calls do not nest.
+            let slot = unsafe { &mut *slot };
+            guarded(|| f(&mut **slot))
+        }
+        Some(Target::Socket(socket)) => {
+            let Ok(mut socket) = socket.try_borrow_mut() else { return T::from(RG_E_STATE) };
+            guarded(|| f(&mut *socket))
+        }
+        None => T::from(RG_E_STATE),
+    }
 }
 
 /// Runs `f` on the socket behind `call` (a call that outlived `handle`): `RG_E_STATE` as for
@@ -216,11 +251,13 @@ unsafe extern "C" fn host_environ(call: *mut RgCall, out: *mut *const RgHeader, 
     // SAFETY: `call` is the server's handle; `out` and `out_len` are writable out-pointers. The
     // entries stay valid until `handle` returns (the exchange owns them).
     unsafe {
-        with_exchange(call, |ex| {
-            let entries = ex.environ();
-            *out = entries.as_ptr();
-            *out_len = entries.len();
-            RG_OK
+        with_exchange(call, |ex| match ex.environ() {
+            Ok(entries) => {
+                *out = entries.as_ptr();
+                *out_len = entries.len();
+                RG_OK
+            }
+            Err(code) => code,
         })
     }
 }
@@ -276,14 +313,21 @@ unsafe extern "C" fn host_ws_close(call: *mut RgCall, code: u32, reason: RgStr) 
 }
 
 unsafe extern "C" fn host_complete(call: *mut RgCall, status: i32) -> i32 {
-    let code = with_socket(call, |socket| {
-        socket.complete(status);
-        RG_OK
-    });
+    let code = match calls::lookup(call) {
+        Some(Target::Exchange(_)) => with_exchange(call, |ex| ex.complete(status).err().unwrap_or(RG_OK)),
+        _ => with_socket(call, |socket| {
+            socket.end(status);
+            RG_OK
+        }),
+    };
     if code == RG_OK {
         calls::end(call);
     }
     code
+}
+
+unsafe extern "C" fn host_post(f: rustgun_abi::RgPostFn, arg: *mut std::ffi::c_void) -> i32 {
+    guarded(|| super::wake::post(f, arg))
 }
 
 unsafe extern "C" fn host_log(level: i32, msg: RgStr) {

@@ -4,7 +4,7 @@
 use super::host::HOST;
 use rustgun_abi::{
     RG_ABI_MAJOR, RG_ABI_MINOR, RG_APP_ASYNC, RG_APP_FLAGS, RG_APP_THREAD_SAFE, RG_MAGIC, RG_OK, RgApp,
-    RgCall, RgEvent, RgHost, RgInit, RgRequest, RgStr,
+    RgCall, RgEvent, RgHost, RgInit, RgLoop, RgRequest, RgStr,
 };
 use std::ffi::c_void;
 use std::fmt;
@@ -53,6 +53,7 @@ pub enum LoadError {
     Flags { app: AppRef, unknown: u32 },
     NotThreadSafe { app: AppRef, worker_class: &'static str },
     NoEventHandler { app: AppRef },
+    RunWithoutAsync { app: AppRef },
     AsyncNeedsEvent { app: AppRef, worker_class: &'static str },
     Init { app: AppRef, code: i32, message: String },
 }
@@ -92,9 +93,13 @@ impl fmt::Display for LoadError {
                 f,
                 "cannot load app {app}: it declares RG_APP_ASYNC but its descriptor has no on_event function"
             ),
+            LoadError::RunWithoutAsync { app } => write!(
+                f,
+                "cannot load app {app}: its descriptor has a run function but does not declare RG_APP_ASYNC"
+            ),
             LoadError::AsyncNeedsEvent { app, worker_class } => write!(
                 f,
-                "cannot load app {app}: it declares RG_APP_ASYNC (its calls outlive handle: WebSockets), which only the event worker class serves, not {worker_class}; use -k event"
+                "cannot load app {app}: it declares RG_APP_ASYNC (its calls outlive handle), which only the event worker class serves, not {worker_class}; use -k event"
             ),
             LoadError::Init { app, code, message } => {
                 write!(f, "app {app} failed to initialise (status {code}): {message}")
@@ -189,6 +194,9 @@ impl Library {
         }
         if desc.flags & RG_APP_ASYNC != 0 && desc.on_event.is_none() {
             return Err(LoadError::NoEventHandler { app: app.clone() });
+        }
+        if desc.run.is_some() && desc.flags & RG_APP_ASYNC == 0 {
+            return Err(LoadError::RunWithoutAsync { app: app.clone() });
         }
         Ok(Library { app_ref: app, desc })
     }
@@ -313,6 +321,19 @@ impl App {
         // SAFETY: the descriptor was checked at load (an async app has `on_event`); `event` and `data`
         // outlive the call, and `call` names a live call on this thread.
         unsafe { on_event(self.state, &event) }
+    }
+
+    /// Whether the app's own event loop drives the worker's (`run`, ABI 1.3).
+    pub fn has_run(&self) -> bool {
+        self.lib.desc.run.is_some()
+    }
+
+    /// Calls the app's `run` (ABI 1.3), which returns once the worker is done; `RG_OK` when it has none.
+    pub fn run(&self, host_loop: &RgLoop) -> i32 {
+        let Some(run) = self.lib.desc.run else { return RG_OK };
+        // SAFETY: the descriptor was checked at load; `host_loop` outlives the call, and its `step`
+        // is valid for as long as `run` runs.
+        unsafe { run(self.state, host_loop) }
     }
 
     /// Calls the app's `shutdown`, once, before the worker exits gracefully.

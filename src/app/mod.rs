@@ -1,6 +1,6 @@
 //! The server's side of the application ABI: loading an app library and checking its descriptor
 //! ([`load`]), the host function table the app calls back into ([`host`]) and the handles that name
-//! the calls in progress ([`calls`]), and the request view and CGI/WSGI environ handed to it ([`view`]).
+//! the calls in progress ([`calls`]), the event loop's wake-up for `post` ([`wake`]), and the request view and CGI/WSGI environ handed to it ([`view`]).
 //!
 //! This is one of the few places with `unsafe`: every raw pointer that crosses the boundary is turned
 //! into a Rust reference here, and nowhere else.
@@ -9,6 +9,7 @@ pub mod calls;
 pub mod host;
 pub mod load;
 pub mod view;
+pub mod wake;
 
 pub use host::Exchange;
 pub use load::{App, AppRef, Library, LoadError};

@@ -13,6 +13,7 @@
 mod buffers;
 mod files;
 mod io;
+mod pending;
 mod serve;
 
 pub use buffers::{Buffers, Shared};
@@ -20,6 +21,7 @@ pub(super) use buffers::{OUT_CAPACITY, READ_CHUNK, ReadBuf};
 use files::PendingFile;
 use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
+pub(super) use pending::{Advanced, Pending, advance, touched};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
 
@@ -327,32 +329,7 @@ impl Exchange for Call<'_, '_, '_> {
         headers: &[RgHeader],
         replace: bool,
     ) -> Result<(), i32> {
-        match self.state.reply {
-            Reply::Streaming => return Err(RG_E_STATE),
-            Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
-            Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
-            Reply::Recorded { .. } | Reply::None => {}
-        }
-        let replaced = matches!(self.state.reply, Reply::Recorded { .. });
-        // SAFETY: the host function lent `headers` for this call; their strings too.
-        let pairs = headers
-            .iter()
-            .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
-        match self.resp.set(status, reason, pairs) {
-            Ok(()) => {
-                self.state.reply = Reply::Recorded { replaced };
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(
-                    "app gave an invalid response head for {} {}: {e}; answering 500",
-                    String::from_utf8_lossy(self.head.method()),
-                    String::from_utf8_lossy(self.head.target())
-                );
-                self.state.reply = Reply::None;
-                Err(RG_E_INVALID)
-            }
-        }
+        record_head(&mut self.state.reply, self.resp, self.head, (status, reason, headers), replace)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), i32> {
@@ -375,8 +352,8 @@ impl Exchange for Call<'_, '_, '_> {
         Ok(())
     }
 
-    fn environ(&mut self) -> &[RgHeader] {
-        self.view.environ(self.head, self.info, self.ctx.settings.limits.header_map)
+    fn environ(&mut self) -> Result<&[RgHeader], i32> {
+        Ok(self.view.environ(self.head, self.info, self.ctx.settings.limits.header_map))
     }
 
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
@@ -431,6 +408,51 @@ impl Exchange for Call<'_, '_, '_> {
         self.state.reply = Reply::Recorded { replaced: true };
         self.state.upgrade = Some(deflate.map(|(params, _)| params));
         Ok(())
+    }
+
+    fn complete(&mut self, status: i32) -> Result<(), i32> {
+        if !self.ctx.app.lib.is_async() || !self.io.queued || self.state.upgrade.is_some() {
+            return Err(RG_E_STATE);
+        }
+        self.state.completed = Some(status);
+        Ok(())
+    }
+}
+
+/// `start_response`'s rules (ABI): a head may be recorded once, and replaced once (`replace`) until
+/// the body starts; an invalid one is refused and leaves no head.
+fn record_head(
+    reply: &mut Reply,
+    resp: &mut ResponseHead,
+    head: &RequestHead,
+    (status, reason, headers): (u32, &[u8], &[RgHeader]),
+    replace: bool,
+) -> Result<(), i32> {
+    match *reply {
+        Reply::Streaming => return Err(RG_E_STATE),
+        Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
+        Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
+        Reply::Recorded { .. } | Reply::None => {}
+    }
+    let replaced = matches!(reply, Reply::Recorded { .. });
+    // SAFETY: the host function lent `headers` for this call; their strings too.
+    let pairs = headers
+        .iter()
+        .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
+    match resp.set(status, reason, pairs) {
+        Ok(()) => {
+            *reply = Reply::Recorded { replaced };
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(
+                "app gave an invalid response head for {} {}: {e}; answering 500",
+                String::from_utf8_lossy(head.method()),
+                String::from_utf8_lossy(head.target())
+            );
+            *reply = Reply::None;
+            Err(RG_E_INVALID)
+        }
     }
 }
 
@@ -513,24 +535,8 @@ pub(super) fn exchange<'a, 'c: 'a>(
     if io.queued && ctx.app.lib.is_async() && Opening::read(head).is_some() {
         request.flags |= RG_REQ_WEBSOCKET;
     }
-    let mut call = Call {
-        io,
-        proto,
-        head,
-        resp: &mut *resp,
-        view,
-        info,
-        date,
-        ctx,
-        state: CallState {
-            reply: Reply::None,
-            body: None,
-            file: None,
-            overflow_logged: false,
-            upgrade: None,
-        },
-        scratch,
-    };
+    let mut call =
+        Call { io, proto, head, resp: &mut *resp, view, info, date, ctx, state: CallState::new(), scratch };
     let (code, kept) = {
         let mut slot: CallSlot<'_> = &mut call;
         let live = Registration::new(&mut slot);
@@ -551,8 +557,20 @@ pub(super) fn exchange<'a, 'c: 'a>(
             call.state.reply = Reply::None;
             rustgun_abi::RG_ERROR
         }
+        // Completed before `handle` returned: as if `handle` had returned that status.
+        (None, RG_PENDING) if call.state.completed.is_some() => call.state.completed.take().unwrap_or(RG_OK),
+        // An async app on the loop goes on with its response after `handle`.
+        (None, RG_PENDING) if call.io.queued && ctx.app.lib.is_async() => {
+            let mut pending = call.into_pending(kept.handle(), started);
+            pending.keep_heads(std::mem::take(head), std::mem::take(resp));
+            let pending = Rc::new(RefCell::new(pending));
+            kept.outlive(&(pending.clone() as Rc<RefCell<dyn crate::app::host::Socket>>));
+            return Exchanged::Pending(pending);
+        }
         (None, RG_PENDING) => {
-            tracing::error!("app returned RG_PENDING without accepting a WebSocket; answering 500");
+            tracing::error!(
+                "app returned RG_PENDING but is not an async app on the event loop; answering 500"
+            );
             rustgun_abi::RG_ERROR
         }
         (None, code) => code,
@@ -578,6 +596,8 @@ pub(super) enum Exchanged {
     Parked(Box<Parked>),
     /// The app accepted a WebSocket: its 101 is queued, and the connection now belongs to the link.
     Upgraded(Rc<RefCell<Link>>),
+    /// The app returned `RG_PENDING`: the response goes on through the pending call ([`advance`]).
+    Pending(Rc<RefCell<Pending>>),
 }
 
 /// A response whose pull-mode body the event loop produces as its client reads it ([`Io::queued`]):
@@ -598,6 +618,21 @@ struct CallState {
     overflow_logged: bool,
     /// The app accepted a WebSocket, with this compression.
     upgrade: Option<Option<DeflateParams>>,
+    /// An async app completed the call from inside `handle`, with this status.
+    completed: Option<i32>,
+}
+
+impl CallState {
+    fn new() -> CallState {
+        CallState {
+            reply: Reply::None,
+            body: None,
+            file: None,
+            overflow_logged: false,
+            upgrade: None,
+            completed: None,
+        }
+    }
 }
 
 impl<'a, 'b, 'c> Call<'a, 'b, 'c> {

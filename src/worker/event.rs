@@ -13,14 +13,16 @@
 //! Not here: the exchange itself (`connection`), timeouts' values (`config`). Still waiting inline
 //! without `--threads`: an app's push past its queue's cap.
 
+mod later;
 mod pool;
 mod requests;
 mod sockets;
 mod spares;
+mod stepped;
 mod sweep;
 
 use super::connection::{
-    self, Io, LOW_WATER, OUT_CAPACITY, Parked, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
+    self, Io, LOW_WATER, OUT_CAPACITY, Parked, Pending, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
 };
 use super::gather::Gather;
 use super::pace::Pace;
@@ -51,6 +53,8 @@ use spares::Spares;
 const STOP: u64 = u64::MAX;
 /// Token of the pipe pool threads write to when they hand a connection back.
 const WAKE: u64 = u64::MAX - 1;
+/// Token of the eventfd that `post` and host calls made outside the loop's dispatch write to.
+const POSTED: u64 = u64::MAX - 2;
 const LISTENER: u64 = 1 << 62;
 /// Connections accepted per listener wake-up; the rest wake the other workers.
 const ACCEPTS_PER_WAKE: usize = 1;
@@ -81,6 +85,9 @@ enum Phase {
     Lingering,
     /// The app accepted a WebSocket: the connection moves to the links ([`sockets`]) at once.
     Upgraded,
+    /// An async app returned `RG_PENDING`: the response goes on through host calls ([`later`]); only
+    /// the client's hang-up is watched, and output while there is some.
+    Pending,
 }
 
 struct Conn {
@@ -115,6 +122,8 @@ struct Loop<'a, 'c> {
     locals: Vec<(String, u16)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
+    /// The pending calls of connections in [`Phase::Pending`], by token.
+    pending: Vec<Option<Rc<RefCell<Pending>>>>,
     /// Accepted WebSockets, their free slots, and what epoll watches on each (write, read).
     sockets: Vec<Option<Rc<RefCell<Link>>>>,
     free_sockets: Vec<usize>,
@@ -131,6 +140,9 @@ struct Loop<'a, 'c> {
     id: u32,
     flags: u32,
     pool: Option<Pool>,
+    /// The eventfd of `post` ([`crate::app::wake`]).
+    posted: std::os::fd::OwnedFd,
+    next_sweep: Instant,
 }
 
 /// Runs the event loop until the worker is told to stop and its connections are done.
@@ -146,6 +158,18 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         tracing::error!("cannot watch the stop pipe: {e}");
         return;
     }
+    // `post` and host calls from outside the loop's dispatch wake it through this.
+    let posted = match crate::app::wake::install() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!("cannot create the loop's eventfd: {e}");
+            return;
+        }
+    };
+    if let Err(e) = epoll.add(posted.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, POSTED)) {
+        tracing::error!("cannot watch the loop's eventfd: {e}");
+        return;
+    }
     let mut ev = Loop {
         epoll,
         ctx,
@@ -153,6 +177,7 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         locals: listeners.iter().map(|l| l.local()).collect(),
         conns: Vec::new(),
         free: Vec::new(),
+        pending: Vec::new(),
         sockets: Vec::new(),
         free_sockets: Vec::new(),
         interest: Vec::new(),
@@ -166,11 +191,17 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         id,
         flags,
         pool: None,
+        posted,
+        next_sweep: Instant::now() + TICK,
     };
     ev.set_accepting(true);
     // An async app's calls live on the loop (their handles and events are the loop thread's): it
     // never blocks it, so it needs no pool.
-    if config.threads <= 1 || ctx.app.lib.is_async() {
+    if ctx.app.lib.is_async() {
+        ev.serve_async();
+        return crate::app::wake::uninstall();
+    }
+    if config.threads <= 1 {
         return ev.serve();
     }
     // `--threads N`: app calls run on a pool of N threads; the loop only moves bytes.
@@ -206,48 +237,59 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
 impl Loop<'_, '_> {
     fn serve(&mut self) {
         let mut events = vec![EpollEvent::empty(); 256];
-        let mut next_sweep = Instant::now() + TICK;
+        let _dispatching = crate::app::wake::dispatching();
+        while self.turn(&mut events, TICK).is_some() {}
+    }
+
+    /// One turn of the loop: waits up to `timeout` for readiness, handles what is ready, applies the
+    /// deadlines when a tick is due, and writes out what host calls queued. The time until the next
+    /// tick, or `None` once the worker is done (stopped, and its connections finished).
+    fn turn(&mut self, events: &mut [EpollEvent], timeout: Duration) -> Option<Duration> {
+        if self.ctx.stopping() && !self.stopping {
+            self.begin_stop();
+        }
+        if self.stopping && self.live == 0 {
+            return None;
+        }
         let beat = self.ctx.lane(0);
-        loop {
-            if self.ctx.stopping() && !self.stopping {
-                self.begin_stop();
+        let timeout = EpollTimeout::try_from(timeout).unwrap_or(EpollTimeout::NONE);
+        if let Some(lane) = beat
+            && timeout != EpollTimeout::ZERO
+        {
+            lane.waiting();
+        }
+        let waited = self.epoll.wait(events, timeout);
+        if let Some(lane) = beat {
+            lane.awake();
+        }
+        let n = match waited {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                tracing::error!("epoll_wait failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                0
             }
-            if self.stopping && self.live == 0 {
-                return;
-            }
-            let timeout = EpollTimeout::try_from(TICK).unwrap_or(EpollTimeout::NONE);
-            if let Some(lane) = beat {
-                lane.waiting();
-            }
-            let waited = self.epoll.wait(&mut events, timeout);
-            if let Some(lane) = beat {
-                lane.awake();
-            }
-            let n = match waited {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
-                Err(e) => {
-                    tracing::error!("epoll_wait failed: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                    0
-                }
-            };
-            for event in &events[..n] {
-                match event.data() {
-                    STOP => self.begin_stop(),
-                    WAKE => self.returned(),
-                    token if token >= LISTENER => self.accept((token - LISTENER) as usize),
-                    token if token >= SOCKET => self.on_socket((token - SOCKET) as usize, event.events()),
-                    token => self.on_ready(token as usize, event.events()),
-                }
-            }
-            let now = Instant::now();
-            if now >= next_sweep {
-                self.sweep(now);
-                self.sweep_sockets(now);
-                next_sweep = now + TICK;
+        };
+        for event in &events[..n] {
+            match event.data() {
+                STOP => self.begin_stop(),
+                WAKE => self.returned(),
+                POSTED => self.run_posted(),
+                token if token >= LISTENER => self.accept((token - LISTENER) as usize),
+                token if token >= SOCKET => self.on_socket((token - SOCKET) as usize, event.events()),
+                token => self.on_ready(token as usize, event.events()),
             }
         }
+        self.settle();
+        let now = Instant::now();
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.sweep_sockets(now);
+            self.settle();
+            self.next_sweep = now + TICK;
+        }
+        Some(self.next_sweep.saturating_duration_since(Instant::now()))
     }
 
     /// Registers or removes the listeners (at the connection limit, and when stopping).
@@ -377,6 +419,9 @@ impl Loop<'_, '_> {
     fn close(&mut self, token: usize) {
         // Closing the descriptor (its only one) takes it out of the epoll set: no EPOLL_CTL_DEL needed.
         if let Some(mut conn) = self.conns[token].take() {
+            if let Some(pending) = self.pending.get_mut(token).and_then(Option::take) {
+                self.abandon(pending);
+            }
             if conn.stream.handshake_failed() {
                 self.ctx.count_refused(None, Refusal::Tls);
             }
@@ -402,6 +447,9 @@ impl Loop<'_, '_> {
 
     fn on_ready(&mut self, token: usize, events: EpollFlags) {
         let Some(conn) = self.conns.get_mut(token).and_then(Option::as_mut) else { return };
+        if conn.phase == Phase::Pending {
+            return self.on_pending(token, events);
+        }
         if events.intersects(EpollFlags::EPOLLERR) {
             return self.close(token);
         }
@@ -503,6 +551,7 @@ impl Loop<'_, '_> {
             match conn.phase {
                 Phase::Lingering => return,
                 Phase::Upgraded => return self.adopt(token),
+                Phase::Pending => return self.pending_io(token),
                 Phase::Proxy => {
                     if conn.out.capacity() == 0 {
                         conn.out = self.outs.take();
@@ -611,6 +660,7 @@ impl Loop<'_, '_> {
                     let Some(conn) = self.conns[token].as_mut() else { return };
                     match then {
                         Some(Phase::Upgraded) => return self.adopt(token),
+                        Some(Phase::Pending) => return self.begin_pending(token),
                         Some(Phase::Streaming) => {
                             conn.phase = Phase::Streaming;
                             conn.start_pacing(Instant::now());

@@ -14,7 +14,7 @@
 //! Not here: the frames and the handshake (`http::ws`, `http::upgrade`), epoll (`event::sockets`).
 
 use super::connection::{HIGH_WATER, ReadBuf};
-use crate::app::host::Socket;
+use crate::app::host::{Exchange, Socket};
 use crate::config::WebSocketSettings;
 use crate::http::ws::{self, Deflater, Event, Kind, Session, State};
 use crate::net::Stream;
@@ -198,8 +198,12 @@ impl Link {
 
     fn touch(&self) {
         TOUCHED.with_borrow_mut(|t| t.push(self.token));
+        crate::app::wake::nudge();
     }
 }
+
+/// A WebSocket answers only the socket's host calls.
+impl Exchange for Link {}
 
 impl Socket for Link {
     fn ws_send(&mut self, kind: u32, data: &[u8]) -> Result<(), i32> {
@@ -235,7 +239,7 @@ impl Socket for Link {
         Ok(())
     }
 
-    fn complete(&mut self, status: i32) {
+    fn end(&mut self, status: i32) {
         self.ended = true;
         let code = if status == RG_OK { ws::close::NORMAL } else { ws::close::INTERNAL };
         self.start_close(code, "", Instant::now());

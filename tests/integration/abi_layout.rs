@@ -87,8 +87,8 @@ const C_PRELUDE: &str = r#"#include <stdio.h>
 #include <stdint.h>
 #include "rustgun.h"
 
-void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a);
-void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
+void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a, rg_loop *l);
+void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a, rg_loop *l) {
     /* RgBodySource */
     int64_t (*next)(void *, uint8_t *, size_t) = bs->next;
     void (*close)(void *) = bs->close;
@@ -105,6 +105,10 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
     int32_t (*ws_send)(rg_call *, uint32_t, const uint8_t *, size_t) = h->ws_send;
     int32_t (*ws_close)(rg_call *, uint32_t, rg_str) = h->ws_close;
     int32_t (*complete)(rg_call *, int32_t) = h->complete;
+    int32_t (*post)(void (*)(void *), void *) = h->post;
+    rg_post_fn post_fn = bs->close;
+    void (*post_fn_u)(void *) = post_fn;
+    int32_t (*step)(void *) = l->step;
     /* RgApp and the RgInitFn / RgHandleFn / RgShutdownFn types */
     int32_t (*init)(const rg_host *, rg_init *, void **) = a->init;
     int32_t (*handle)(void *, const rg_request *) = a->handle;
@@ -113,6 +117,9 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
     void (*on_event)(void *, const rg_event *) = a->on_event;
     rg_event_fn on_event_t = on_event;
     void (*on_event_u)(void *, const rg_event *) = on_event_t;
+    int32_t (*run)(void *, const rg_loop *) = a->run;
+    rg_run_fn run_t = run;
+    int32_t (*run_u)(void *, const rg_loop *) = run_t;
     rg_preload_fn preload_t = preload;
     int32_t (*preload_u)(const rg_host *, rg_init *) = preload_t;
     rg_init_fn init_t = init;
@@ -124,7 +131,7 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a) {
     (void)next; (void)close; (void)read_body; (void)start_response; (void)write; (void)set_body;
     (void)environ; (void)log; (void)send_file; (void)init_u; (void)handle_u; (void)shutdown_u;
     (void)preload_u; (void)accept_websocket; (void)ws_send; (void)ws_close; (void)complete;
-    (void)on_event_u;
+    (void)on_event_u; (void)post; (void)post_fn_u; (void)step; (void)run_u;
 }
 
 "#;
@@ -252,17 +259,19 @@ fn c_header_matches_rust_abi() {
         RgBodySource as "rg_body_source" { state, next, close }
         RgHost as "rg_host" {
             size, abi_major, abi_minor, read_body, start_response, write, set_body, environ, log,
-            send_file, accept_websocket, ws_send, ws_close, complete,
+            send_file, accept_websocket, ws_send, ws_close, complete, post,
         }
         RgInit as "rg_init" {
             size, worker_id, args, args_len, flags, error_len, error_buf, error_cap,
         }
         RgApp as "rg_app" {
-            magic, abi_major, abi_minor, size, flags, init, handle, shutdown, preload, on_event,
+            magic, abi_major, abi_minor, size, flags, init, handle, shutdown, preload, on_event, run,
         }
+        RgLoop as "rg_loop" { size, fd, host, step }
         RgEvent as "rg_event" { size, kind, call, code, data }
     }
-    let covered_types = ["RgInitFn", "RgHandleFn", "RgShutdownFn", "RgPreloadFn", "RgEventFn"];
+    let covered_types =
+        ["RgInitFn", "RgHandleFn", "RgShutdownFn", "RgPreloadFn", "RgEventFn", "RgRunFn", "RgPostFn"];
     // RgCall is opaque: zero-sized in Rust, an incomplete type in C; only pointers to it cross.
     covered_structs.push(("RgCall", Vec::new()));
     assert_eq!(size_of::<RgCall>(), 0, "RgCall must stay an opaque, zero-sized type");
@@ -273,15 +282,18 @@ fn c_header_matches_rust_abi() {
         RgShutdownFn as "rg_shutdown_fn",
         RgPreloadFn as "rg_preload_fn",
         RgEventFn as "rg_event_fn",
+        RgRunFn as "rg_run_fn",
+        RgPostFn as "rg_post_fn",
     }
 
     constants! { checks, covered_consts;
         RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR,
         RG_OK, RG_ERROR, RG_E_PANIC, RG_E_STATE, RG_E_INVALID, RG_E_CLOSED, RG_E_IO, RG_E_AGAIN,
-        RG_PENDING,
+        RG_PENDING, RG_LOOP_DONE,
         RG_APP_THREAD_SAFE, RG_APP_ASYNC, RG_APP_FLAGS,
         RG_REQ_MULTITHREAD, RG_REQ_MULTIPROCESS, RG_REQ_RUN_ONCE, RG_REQ_HAS_BODY, RG_REQ_CHUNKED,
         RG_REQ_WEBSOCKET, RG_EV_WS_OPEN, RG_EV_WS_MESSAGE, RG_EV_WS_CLOSE, RG_EV_WRITABLE,
+        RG_EV_READABLE, RG_EV_DISCONNECT,
         RG_WS_TEXT, RG_WS_BINARY,
         RG_RESPONSE_REPLACE, RG_RESPONSE_FLAGS,
         RG_LOG_ERROR, RG_LOG_WARN, RG_LOG_INFO, RG_LOG_DEBUG,

@@ -57,8 +57,8 @@ static int32_t handle(void *state, const rg_request *req) {
     return rc != RG_OK ? rc : req->host->write(req->call, (const uint8_t *)"ok", 2);
 }
 RG_EXPORT const rg_app app_ok = RG_APP_DESCRIPTOR(0, NULL, handle, NULL);
-RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL};
-RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL};
+RG_EXPORT const rg_app app_v2 = {RG_MAGIC, 2, 0, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL, NULL};
+RG_EXPORT const rg_app app_v1_7 = {RG_MAGIC, 1, 7, (uint32_t)sizeof(rg_app), 0, NULL, handle, NULL, NULL, NULL, NULL};
 
 /* A descriptor built for ABI 1.2: it ends after `preload` (48 bytes on 64-bit), before 1.3's
  * `on_event`. Its preload must still run. */

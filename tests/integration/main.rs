@@ -17,6 +17,7 @@ mod load;
 mod logs;
 mod nginx;
 mod operations;
+mod pending;
 mod process_setup;
 mod procs;
 mod proxies;

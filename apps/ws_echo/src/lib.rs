@@ -12,12 +12,23 @@
 //! - `/close?code=N`: the app closes the WebSocket with code N and the reason `bye` as soon as it is
 //!   open.
 //! - `/complete`: the app ends the call (`complete`, code 1000) on the first message.
+//!
+//! And plain HTTP requests answered after `handle` returned (`ResponseWriter::later`):
+//! - `/later`: a thread of the app computes the answer and `post`s it back to the loop.
+//! - `/later/echo`: the request body comes back, read through the pending call (`Readable` events
+//!   past the part the server holds for it).
+//! - `/later/hang`: never answered; the app logs `holding /later/hang`, then `client left
+//!   /later/hang` when the client goes.
 //! - Anything else, and a request that is no WebSocket handshake: 426 naming the routes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use rustgun_sdk::{App, Error, Header, Request, Response, ResponseWriter, WebSocket, WsEvent};
+use rustgun_sdk::log::{Level, log};
+use rustgun_sdk::{
+    App, Error, Header, HostError, Later, LaterEvent, Request, Response, ResponseWriter, WebSocket, WsEvent,
+    later,
+};
 
 /// What a WebSocket was opened for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +44,70 @@ struct WsEcho {
     /// Every open WebSocket of this worker and its route. Events all come on the worker's loop
     /// thread; the lock is never contended.
     open: Mutex<HashMap<WebSocket, Route>>,
+    /// The bodies `/later/echo` calls have read so far (`None`: a `/later/hang` call).
+    pending: Mutex<HashMap<Later, Option<Vec<u8>>>>,
+}
+
+static TEXT: [Header<'static>; 1] = [Header::new(b"Content-Type", b"text/plain")];
+
+impl WsEcho {
+    /// Serves the `/later` routes; `false` for any other path.
+    fn later(&self, req: &Request<'_>, resp: &mut ResponseWriter<'_>) -> bool {
+        match req.path() {
+            b"/later" => {
+                let call = resp.later();
+                std::thread::spawn(move || {
+                    let answer = format!("later from {:?}\n", std::thread::current().id());
+                    let _ = later::post(move || {
+                        let _ = call.start(200, &TEXT);
+                        let _ = call.write(answer.as_bytes());
+                        let _ = call.complete(true);
+                    });
+                });
+            }
+            b"/later/echo" => {
+                let call = resp.later();
+                self.remember(call, Some(Vec::new()));
+                self.pump(call);
+            }
+            b"/later/hang" => {
+                self.remember(resp.later(), None);
+                log(Level::Info, "holding /later/hang");
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn remember(&self, call: Later, body: Option<Vec<u8>>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(call, body);
+        }
+    }
+
+    /// Reads what the server has of an echo call's body; answers once it ended.
+    fn pump(&self, call: Later) {
+        let Ok(mut pending) = self.pending.lock() else { return };
+        let Some(Some(body)) = pending.get_mut(&call) else { return };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match call.read_body(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+                // The rest comes with a Readable event.
+                Err(HostError::Again) => return,
+                Err(_) => {
+                    pending.remove(&call);
+                    let _ = call.complete(false);
+                    return;
+                }
+            }
+        }
+        let body = pending.remove(&call).flatten().unwrap_or_default();
+        let _ = call.start(200, &TEXT);
+        let _ = call.write(&body);
+        let _ = call.complete(true);
+    }
 }
 
 impl WsEcho {
@@ -74,6 +149,9 @@ fn send_back(ws: WebSocket, event: &WsEvent<'_>) -> Result<(), rustgun_sdk::Host
 
 impl App for WsEcho {
     fn handle(&self, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
+        if !req.is_websocket() && self.later(req, resp) {
+            return Ok(());
+        }
         let Some(route) = Self::route(req).filter(|_| req.is_websocket()) else {
             let body = "ws_echo serves WebSockets on /echo, /broadcast, /close?code=N and /complete\n";
             resp.send(&Response::text(body).status(426).header("Upgrade", "websocket"))?;
@@ -117,6 +195,20 @@ impl App for WsEcho {
             WsEvent::Closed { .. } => {
                 if let Ok(mut open) = self.open.lock() {
                     open.remove(&ws);
+                }
+            }
+        }
+    }
+
+    fn on_later(&self, call: Later, event: LaterEvent) {
+        match event {
+            LaterEvent::Readable => self.pump(call),
+            LaterEvent::Writable => {}
+            LaterEvent::Disconnected => {
+                let hung =
+                    self.pending.lock().ok().and_then(|mut p| p.remove(&call)).is_some_and(|b| b.is_none());
+                if hung {
+                    log(Level::Info, "client left /later/hang");
                 }
             }
         }

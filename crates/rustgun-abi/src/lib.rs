@@ -50,10 +50,13 @@ pub const RG_E_IO: i32 = -6;
 /// The connection's output queue is above its high-water mark: nothing was taken. Try again after
 /// the `RG_EV_WRITABLE` event (ABI 1.3).
 pub const RG_E_AGAIN: i32 = -7;
-/// A `handle` result (ABI 1.3, `RG_APP_ASYNC` apps only): the call goes on after `handle` returns —
-/// the app accepted a WebSocket. It ends when the app calls `complete` or when the `RG_EV_WS_CLOSE`
-/// event returns, whichever comes first; the handle is stale afterwards.
+/// A `handle` result (ABI 1.3, `RG_APP_ASYNC` apps only): the call goes on after `handle` returns.
+/// For an accepted WebSocket it ends when the app calls `complete` or when the `RG_EV_WS_CLOSE` event
+/// returns; for an HTTP request the app goes on with `start_response`, `write` and `read_body` and
+/// ends it with `complete`, or the `RG_EV_DISCONNECT` event ends it. The handle is stale afterwards.
 pub const RG_PENDING: i32 = 1;
+/// `RgLoop::step`'s result when the worker is done: `run` must return.
+pub const RG_LOOP_DONE: i32 = -1;
 
 // ---- Flags ------------------------------------------------------------------------------------------
 
@@ -97,6 +100,12 @@ pub const RG_EV_WS_MESSAGE: u32 = 2;
 pub const RG_EV_WS_CLOSE: u32 = 3;
 /// `RgEvent::kind`: a send refused with `RG_E_AGAIN` may be retried: the output queue drained.
 pub const RG_EV_WRITABLE: u32 = 4;
+/// `RgEvent::kind`: a pending HTTP call's `read_body` answered `RG_E_AGAIN`; body bytes (or the end of
+/// the body) can be read now.
+pub const RG_EV_READABLE: u32 = 5;
+/// `RgEvent::kind`: the client of a pending HTTP call went away before `complete`. The last event of
+/// the call: its handle is stale once the callback returns.
+pub const RG_EV_DISCONNECT: u32 = 6;
 
 /// `ws_send` kinds and `RG_EV_WS_MESSAGE` codes (ABI 1.3).
 pub const RG_WS_TEXT: u32 = 1;
@@ -232,6 +241,8 @@ pub struct RgHost {
     pub abi_minor: u16,
     /// Read up to `cap` bytes of the decoded request body. Returns the count (> 0), 0 at the end of the
     /// body, or a negative `RG_E_*`. The first call sends `100 Continue` when the client asked for it.
+    /// On a pending call (ABI 1.3), `RG_E_AGAIN` when no decoded bytes are ready: wait for
+    /// `RG_EV_READABLE`.
     pub read_body: unsafe extern "C" fn(call: *mut RgCall, buf: *mut u8, cap: usize) -> i64,
     /// Record the response status and headers (WSGI's `start_response`). Nothing is sent until the first
     /// body byte or the end of `handle`. `reason` may be empty (the standard phrase is used). Returns
@@ -244,7 +255,9 @@ pub struct RgHost {
         headers_len: usize,
         flags: u32,
     ) -> i32,
-    /// Send body bytes (after `start_response`). Returns `RG_OK`, `RG_E_STATE` or `RG_E_CLOSED`.
+    /// Send body bytes (after `start_response`). Returns `RG_OK`, `RG_E_STATE` or `RG_E_CLOSED`; on a
+    /// pending call (ABI 1.3) also `RG_E_AGAIN` while the output queue is above its high-water mark
+    /// (nothing was taken: wait for `RG_EV_WRITABLE`).
     pub write: unsafe extern "C" fn(call: *mut RgCall, data: *const u8, len: usize) -> i32,
     /// Register a pull-mode body, read after `handle` returns. The server copies the struct.
     pub set_body: unsafe extern "C" fn(call: *mut RgCall, source: *const RgBodySource) -> i32,
@@ -281,9 +294,36 @@ pub struct RgHost {
     /// `reason` of at most 123 bytes. `RG_EV_WS_CLOSE` follows when the peer answers (or the wait
     /// for it ends). Returns `RG_OK`, `RG_E_INVALID`, `RG_E_CLOSED` or `RG_E_STATE`.
     pub ws_close: unsafe extern "C" fn(call: *mut RgCall, code: u32, reason: RgStr) -> i32,
-    /// End a call that outlived `handle`: `RG_OK` closes its WebSocket with 1000, anything else with
-    /// 1011. No event follows, and the handle is stale on return. Returns `RG_OK` or `RG_E_STATE`.
+    /// End a call that outlived `handle`. A pending HTTP response ends (`RG_OK`; any other status is
+    /// the app failing: a 500 when nothing was sent, else the connection is cut); a WebSocket closes
+    /// with 1000 for `RG_OK`, else 1011. No event follows, and the handle is stale on return. Returns
+    /// `RG_OK` or `RG_E_STATE`.
     pub complete: unsafe extern "C" fn(call: *mut RgCall, status: i32) -> i32,
+    /// Run `f(arg)` on the worker's event-loop thread soon (at its next wake-up, which this causes).
+    /// The one host function safe from any thread: a thread of the app's hands its results to the loop
+    /// this way, and makes its host calls from `f`. Returns `RG_OK`, or `RG_E_STATE` when the worker is
+    /// not an event-loop worker or has stopped (`f` is then never called).
+    pub post: unsafe extern "C" fn(f: RgPostFn, arg: *mut c_void) -> i32,
+}
+
+/// A function `post` runs on the event-loop thread.
+pub type RgPostFn = unsafe extern "C" fn(arg: *mut c_void);
+
+/// The worker's event loop as an app that owns the thread sees it (`RgApp::run`, ABI 1.3).
+#[repr(C)]
+pub struct RgLoop {
+    /// `size_of::<RgLoop>()` as the server built it.
+    pub size: u32,
+    /// Readable whenever the loop has work (a connection, a signal, a `post`, host calls made outside
+    /// `step`): watch it with epoll, poll or select, and call `step` when it is.
+    pub fd: i32,
+    /// The server's; passed back to `step`.
+    pub host: *mut c_void,
+    /// Does what is ready without waiting — accepts, reads, calls `handle` and `on_event`, writes —
+    /// and returns the milliseconds within which it wants to be called again even if `fd` stays quiet
+    /// (timeouts, pings), or `RG_LOOP_DONE` once the worker has stopped. Loop thread only; not from
+    /// inside `handle` or `on_event` (`RG_E_STATE`).
+    pub step: unsafe extern "C" fn(host: *mut c_void) -> i32,
 }
 
 /// What `init` receives, once per worker after fork.
@@ -319,6 +359,11 @@ pub type RgPreloadFn = unsafe extern "C" fn(host: *const RgHost, init: *mut RgIn
 /// `on_event` (ABI 1.3): an event of a call that outlived `handle`, on the event-loop thread. The app
 /// may call host functions for this and any other live call from it.
 pub type RgEventFn = unsafe extern "C" fn(app_state: *mut c_void, event: *const RgEvent);
+/// `run` (ABI 1.3, `RG_APP_ASYNC` apps): the app's own event loop takes the worker's thread (asyncio,
+/// libuv). Called once, after `init`, instead of the server's loop: the app watches `host_loop.fd`,
+/// calls `host_loop.step` when it is readable and when the time `step` returned has passed, and
+/// returns once `step` returned `RG_LOOP_DONE` (`RG_OK`, or an error status, which is logged).
+pub type RgRunFn = unsafe extern "C" fn(app_state: *mut c_void, host_loop: *const RgLoop) -> i32;
 
 /// The descriptor an app exports. The first four fields are frozen for every major version.
 #[repr(C)]
@@ -343,6 +388,8 @@ pub struct RgApp {
     // ---- ABI 1.3 ----
     /// Events of calls that outlived `handle`; required with `RG_APP_ASYNC`.
     pub on_event: Option<RgEventFn>,
+    /// Optional with `RG_APP_ASYNC`: the app's loop drives the worker's ([`RgRunFn`]).
+    pub run: Option<RgRunFn>,
 }
 
 impl RgApp {
@@ -364,6 +411,7 @@ impl RgApp {
             shutdown,
             preload: None,
             on_event: None,
+            run: None,
         }
     }
 
@@ -375,6 +423,11 @@ impl RgApp {
     /// The same descriptor with an `on_event` entry and `RG_APP_ASYNC` set (ABI 1.3).
     pub const fn with_events(self, on_event: RgEventFn) -> RgApp {
         RgApp { on_event: Some(on_event), flags: self.flags | RG_APP_ASYNC, ..self }
+    }
+
+    /// The same descriptor with a `run` entry (ABI 1.3): the app's event loop owns the worker thread.
+    pub const fn with_run(self, run: RgRunFn) -> RgApp {
+        RgApp { run: Some(run), ..self }
     }
 }
 
@@ -389,15 +442,20 @@ mod tests {
     fn layout_snapshot_abi_1_3() {
         assert_eq!(size_of::<RgStr>(), 16);
         assert_eq!(size_of::<RgHeader>(), 32);
-        // 1.3 appended `on_event` to the 48-byte 1.1 descriptor and four functions to the table.
-        assert_eq!(size_of::<RgApp>(), 56);
+        // 1.3 appended `on_event` and `run` to the 48-byte 1.1 descriptor and five functions to the
+        // table.
+        assert_eq!(size_of::<RgApp>(), 64);
         assert_eq!(offset_of!(RgApp, on_event), 48);
+        assert_eq!(offset_of!(RgApp, run), 56);
+        assert_eq!(size_of::<RgLoop>(), 24);
+        assert_eq!(offset_of!(RgLoop, step), 16);
         assert_eq!(size_of::<RgEvent>(), 40);
         assert_eq!(offset_of!(RgEvent, data), 24);
         assert_eq!(offset_of!(RgApp, handle), 24);
         // 1.1 appended `preload` to the 40-byte 1.0 descriptor and `send_file` to the 56-byte table.
         assert_eq!(offset_of!(RgApp, preload), 40);
-        assert_eq!(size_of::<RgHost>(), 96);
+        assert_eq!(size_of::<RgHost>(), 104);
+        assert_eq!(offset_of!(RgHost, post), 96);
         assert_eq!(offset_of!(RgHost, accept_websocket), 64);
         assert_eq!(offset_of!(RgHost, complete), 88);
         assert_eq!(offset_of!(RgHost, log), 48);

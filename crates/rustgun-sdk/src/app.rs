@@ -28,6 +28,18 @@ pub trait App: Send + Sync + 'static {
     /// not block: every WebSocket of the worker waits while it runs.
     fn on_websocket(&self, _ws: WebSocket, _event: WsEvent<'_>) {}
 
+    /// An event of a response this app continues after `handle`
+    /// ([`ResponseWriter::later`](crate::ResponseWriter::later)), on the event-loop thread.
+    fn on_later(&self, _call: crate::later::Later, _event: crate::later::LaterEvent) {}
+
+    /// The app's own event loop takes the worker's thread (export with `export_app!(SYMBOL, FACTORY,
+    /// owns_loop)`): watch `host_loop.fd()`, call `host_loop.step()` when it is readable and when the
+    /// time it returned has passed, and return once it says [`Step::Done`](crate::later::Step::Done).
+    /// An `Err` is logged.
+    fn run(&self, _host_loop: &crate::later::HostLoop) -> Result<(), Error> {
+        Err(Error::msg("this app exported a run entry but does not implement App::run"))
+    }
+
     /// Called once before the worker exits gracefully, before the app is dropped.
     fn shutdown(&mut self) {}
 }

@@ -12,13 +12,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_E_INVALID, RG_E_PANIC, RG_ERROR, RG_EV_WRITABLE, RG_EV_WS_CLOSE, RG_EV_WS_MESSAGE,
-    RG_EV_WS_OPEN, RG_OK, RG_PENDING, RG_WS_TEXT, RgEvent, RgHost, RgInit, RgRequest, RgStr,
+    RG_ABI_MAJOR, RG_E_INVALID, RG_E_PANIC, RG_ERROR, RG_EV_DISCONNECT, RG_EV_READABLE, RG_EV_WRITABLE,
+    RG_EV_WS_CLOSE, RG_EV_WS_MESSAGE, RG_EV_WS_OPEN, RG_OK, RG_PENDING, RG_WS_TEXT, RgEvent, RgHost, RgInit,
+    RgLoop, RgRequest, RgStr,
 };
 
 use crate::app::{App, AppFactory, InitContext};
 use crate::error::HostError;
 use crate::ffi;
+use crate::later::{HostLoop, Later, LaterEvent};
 use crate::log::{Level, log};
 use crate::response::{BodySource, ResponseWriter};
 use crate::websocket::{WebSocket, WsEvent};
@@ -313,7 +315,21 @@ pub unsafe fn event_with<F: AppFactory<M>, M>(_factory: &F, app_state: *mut c_vo
         let app = unsafe { &*app_state.cast::<F::App>() };
         // SAFETY: the event's data is lent for this call.
         let data = unsafe { ffi::bytes(event.data) };
-        let ws = WebSocket(ffi::SocketCall::new(event.call));
+        let call = ffi::SocketCall::new(event.call);
+        if Later::is_live(call) {
+            let later = Later(call);
+            let what = match event.kind {
+                RG_EV_READABLE => LaterEvent::Readable,
+                RG_EV_WRITABLE => LaterEvent::Writable,
+                RG_EV_DISCONNECT => {
+                    later.ended();
+                    LaterEvent::Disconnected
+                }
+                _ => return,
+            };
+            return app.on_later(later, what);
+        }
+        let ws = WebSocket(call);
         let event = match (event.kind, event.code) {
             (RG_EV_WS_OPEN, _) => WsEvent::Open,
             (RG_EV_WS_MESSAGE, RG_WS_TEXT) => match std::str::from_utf8(data) {
@@ -330,6 +346,62 @@ pub unsafe fn event_with<F: AppFactory<M>, M>(_factory: &F, app_state: *mut c_vo
             _ => return,
         };
         app.on_websocket(ws, event);
+    })
+}
+
+/// `run` (ABI 1.3) for the app the factory `F` builds: [`App::run`](crate::App::run) with the loop.
+///
+/// # Safety
+/// `app_state` must be what `init_with::<F, M>` stored (or null), `host_loop` what the server passes
+/// to `RgApp::run` (or null).
+#[doc(hidden)]
+pub unsafe fn run_with<F: AppFactory<M>, M>(
+    _factory: &F,
+    app_state: *mut c_void,
+    host_loop: *const RgLoop,
+) -> i32 {
+    guard(RG_E_PANIC, || {
+        // SAFETY: the server's loop, valid for this call, or null.
+        let Some(host_loop) = (unsafe { ffi::LoopRef::new(host_loop) }) else {
+            log(Level::Error, "rustgun-sdk: run called without a complete RgLoop");
+            return RG_ERROR;
+        };
+        if app_state.is_null() {
+            return RG_ERROR;
+        }
+        // SAFETY: as in `handle_with`: a shared borrow of the app `init_with` stored.
+        let app = unsafe { &*app_state.cast::<F::App>() };
+        match app.run(&HostLoop(host_loop)) {
+            Ok(()) => RG_OK,
+            Err(e) => {
+                log(Level::Error, &format!("the app's event loop failed: {e}"));
+                RG_ERROR
+            }
+        }
+    })
+}
+
+/// A closure handed to `post`, boxed twice so that a thin pointer crosses.
+type PostedFn = Box<dyn FnOnce() + Send>;
+
+/// [`post`](crate::later::post): hands the closure to the host, which runs [`run_posted`] with it.
+pub(crate) fn post_boxed(f: PostedFn) -> Result<(), HostError> {
+    let arg = Box::into_raw(Box::new(f)).cast::<c_void>();
+    // SAFETY: `run_posted` takes back the box made here, once, and catches any panic.
+    let posted = unsafe { ffi::post(run_posted, arg) };
+    if posted.is_err() {
+        // SAFETY: the host refused, so it will never call `run_posted` with `arg`: the box is ours.
+        drop(unsafe { Box::from_raw(arg.cast::<PostedFn>()) });
+    }
+    posted
+}
+
+/// The `RgPostFn` behind [`post_boxed`].
+unsafe extern "C" fn run_posted(arg: *mut c_void) {
+    guard((), || {
+        // SAFETY: `arg` is the box `post_boxed` leaked, and the host calls this once with it.
+        let f = unsafe { Box::from_raw(arg.cast::<PostedFn>()) };
+        f();
     })
 }
 
@@ -421,8 +493,11 @@ pub(crate) unsafe extern "C" fn body_close<S: BodySource>(state: *mut c_void) {
 /// refuses to boot. `FACTORY` still builds the app in each worker.
 ///
 /// `export_app!(SYMBOL, FACTORY, websockets)` also exports `on_event` (ABI 1.3) and declares
-/// `RG_APP_ASYNC`: the app may accept WebSockets and hears their events in
-/// [`App::on_websocket`](crate::App::on_websocket). Only the `event` worker class serves it.
+/// `RG_APP_ASYNC`: the app may accept WebSockets and go on with responses after `handle`, and hears
+/// their events in [`App::on_websocket`](crate::App::on_websocket) and
+/// [`App::on_later`](crate::App::on_later). Only the `event` worker class serves it.
+/// `export_app!(SYMBOL, FACTORY, owns_loop)` also exports `run`: [`App::run`](crate::App::run) drives
+/// the worker's loop from the app's own.
 ///
 /// The descriptor sets `RG_APP_THREAD_SAFE` (an [`App`](crate::App) is `Send + Sync`).
 ///
@@ -467,10 +542,27 @@ macro_rules! export_app {
                 unsafe { $crate::__private::preload_with(preload, host, init) }
             }
             ::core::option::Option::Some(__rustgun_preload as $crate::abi::RgPreloadFn)
-        }, ::core::option::Option::None);
+        }, ::core::option::Option::None, ::core::option::Option::None);
+    };
+    ($symbol:ident, $factory:expr, owns_loop $(,)?) => {
+        $crate::export_app!(@events $symbol, $factory, {
+            unsafe extern "C" fn __rustgun_run(
+                app_state: *mut ::core::ffi::c_void,
+                host_loop: *const $crate::abi::RgLoop,
+            ) -> i32 {
+                let factory = &$factory;
+                // SAFETY: `app_state` is what `__rustgun_init` stored with the same factory type, and the
+                // loop comes unchanged from the server.
+                unsafe { $crate::__private::run_with(factory, app_state, host_loop) }
+            }
+            ::core::option::Option::Some(__rustgun_run as $crate::abi::RgRunFn)
+        });
     };
     ($symbol:ident, $factory:expr, websockets $(,)?) => {
-        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, {
+        $crate::export_app!(@events $symbol, $factory, ::core::option::Option::None);
+    };
+    (@events $symbol:ident, $factory:expr, $run:expr) => {
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, $run, {
             unsafe extern "C" fn __rustgun_event(
                 app_state: *mut ::core::ffi::c_void,
                 event: *const $crate::abi::RgEvent,
@@ -484,9 +576,9 @@ macro_rules! export_app {
         });
     };
     ($symbol:ident, $factory:expr $(,)?) => {
-        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, ::core::option::Option::None);
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, ::core::option::Option::None, ::core::option::Option::None);
     };
-    (@descriptor $symbol:ident, $factory:expr, $preload:expr, $events:expr) => {
+    (@descriptor $symbol:ident, $factory:expr, $preload:expr, $run:expr, $events:expr) => {
         #[unsafe(no_mangle)]
         #[allow(non_upper_case_globals)]
         pub static $symbol: $crate::abi::RgApp = {
@@ -521,8 +613,13 @@ macro_rules! export_app {
             )
             .with_preload($preload);
             let events: ::core::option::Option<$crate::abi::RgEventFn> = $events;
-            match events {
+            let descriptor = match events {
                 ::core::option::Option::Some(on_event) => descriptor.with_events(on_event),
+                ::core::option::Option::None => descriptor,
+            };
+            let run: ::core::option::Option<$crate::abi::RgRunFn> = $run;
+            match run {
+                ::core::option::Option::Some(run) => descriptor.with_run(run),
                 ::core::option::Option::None => descriptor,
             }
         };

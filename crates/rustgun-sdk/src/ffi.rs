@@ -260,6 +260,10 @@ pub(crate) fn remember_host(host: &RgHost) {
             send: host.ws_send,
             close: host.ws_close,
             complete: host.complete,
+            read_body: host.read_body,
+            start_response: host.start_response,
+            write: host.write,
+            post: host.post,
         });
     }
 }
@@ -271,6 +275,10 @@ struct SocketFns {
     send: unsafe extern "C" fn(*mut RgCall, u32, *const u8, usize) -> i32,
     close: unsafe extern "C" fn(*mut RgCall, u32, RgStr) -> i32,
     complete: unsafe extern "C" fn(*mut RgCall, i32) -> i32,
+    read_body: unsafe extern "C" fn(*mut RgCall, *mut u8, usize) -> i64,
+    start_response: unsafe extern "C" fn(*mut RgCall, u32, RgStr, *const RgHeader, usize, u32) -> i32,
+    write: unsafe extern "C" fn(*mut RgCall, *const u8, usize) -> i32,
+    post: unsafe extern "C" fn(rustgun_abi::RgPostFn, *mut c_void) -> i32,
 }
 
 /// The WebSocket functions, or `RG_E_STATE` from a host older than ABI 1.3.
@@ -330,6 +338,44 @@ impl SocketCall {
         // SAFETY: the host checks the handle.
         HostError::check(unsafe { (fns.complete)(self.raw(), status) })
     }
+
+    /// `read_body` on a pending call: the count, 0 at the end.
+    pub(crate) fn read_body(self, buf: &mut [u8]) -> Result<usize, HostError> {
+        let fns = socket_fns()?;
+        // SAFETY: the host checks the handle; `buf` is writable for its length during the call.
+        let n = unsafe { (fns.read_body)(self.raw(), buf.as_mut_ptr(), buf.len()) };
+        match HostError::from_code(n) {
+            Some(e) => Err(e),
+            None => Ok(n as usize),
+        }
+    }
+
+    /// `start_response` on a pending call.
+    pub(crate) fn start(self, status: u32, headers: &[Header<'_>]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        let ptr = headers.as_ptr().cast::<RgHeader>();
+        // SAFETY: the host checks the handle; the headers are valid for this call (the host copies them).
+        HostError::check(unsafe {
+            (fns.start_response)(self.raw(), status, RgStr::from_bytes(b""), ptr, headers.len(), 0)
+        })
+    }
+
+    /// `write` on a pending call.
+    pub(crate) fn write(self, data: &[u8]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        // SAFETY: the host checks the handle; `data` is valid for this call (the host copies it).
+        HostError::check(unsafe { (fns.write)(self.raw(), data.as_ptr(), data.len()) })
+    }
+}
+
+/// `post` (ABI 1.3): `f(arg)` runs on the loop thread; from any thread.
+///
+/// # Safety
+/// `f` must be safe to call once with `arg` on another thread than this one, and must not unwind.
+pub(crate) unsafe fn post(f: rustgun_abi::RgPostFn, arg: *mut c_void) -> Result<(), HostError> {
+    let fns = socket_fns()?;
+    // SAFETY: the caller's contract; the host calls `f(arg)` once, or never when it refuses.
+    HostError::check(unsafe { (fns.post)(f, arg) })
 }
 
 /// Writes a line to the host's error log; `false` when no host is known yet (outside a server).
@@ -342,5 +388,30 @@ pub(crate) fn host_log(level: i32, msg: &[u8]) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// The worker's event loop lent to `run` (ABI 1.3).
+pub(crate) struct LoopRef(*const rustgun_abi::RgLoop);
+
+impl LoopRef {
+    /// # Safety
+    /// `raw` must be the `RgLoop` the server passed to `run`, used only during that call, on its thread.
+    pub(crate) unsafe fn new(raw: *const rustgun_abi::RgLoop) -> Option<LoopRef> {
+        // SAFETY: the caller's contract; null is refused.
+        let size = unsafe { raw.as_ref() }?.size as usize;
+        (size >= size_of::<rustgun_abi::RgLoop>()).then_some(LoopRef(raw))
+    }
+
+    pub(crate) fn fd(&self) -> i32 {
+        // SAFETY: `new`'s contract: the struct is valid for as long as `self` is.
+        unsafe { (*self.0).fd }
+    }
+
+    /// `step`: milliseconds until the next step is due, or `RG_LOOP_DONE` / `RG_E_STATE`.
+    pub(crate) fn step(&self) -> i32 {
+        // SAFETY: as in `fd`; `step` is the server's, called on the loop thread from the app's loop,
+        // never from inside `handle` or `on_event` (the host refuses that with `RG_E_STATE`).
+        unsafe { ((*self.0).step)((*self.0).host) }
     }
 }

@@ -23,7 +23,8 @@
 //!
 //! Module map: [`request`] (the borrowed request), [`response`] (owned [`Response`] and the streaming
 //! [`ResponseWriter`]), [`app`] (the [`App`] trait and its constructors), [`websocket`] (accepted
-//! WebSockets and their events), [`router`], [`json`], [`log`](mod@log)
+//! WebSockets and their events), [`later`] (responses that go on after `handle`, `post`, an app's
+//! own event loop), [`router`], [`json`], [`log`](mod@log)
 //! (the host's error log), [`url`] (percent-decoding, query strings), [`error`](mod@error). The `unsafe` code lives
 //! in two private modules only: `ffi` (calls into the host) and `export` (calls from the host).
 
@@ -32,6 +33,7 @@ pub mod error;
 mod export;
 mod ffi;
 pub mod json;
+pub mod later;
 pub mod log;
 pub mod request;
 pub mod response;
@@ -48,6 +50,7 @@ pub use serde_json;
 
 pub use app::{App, AppFactory, HandlerFn, InitContext, IntoResponse};
 pub use error::{Error, HostError, Result};
+pub use later::{HostLoop, Later, LaterEvent, Step};
 pub use log::{Level, log};
 pub use request::{Body, Environ, Headers, Request};
 pub use response::{BodySource, Header, IterBody, ReadBody, Response, ResponseWriter};
@@ -57,5 +60,5 @@ pub use websocket::{WebSocket, WsEvent};
 /// Items the export macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{event_with, handle_with, init_with, preload_with, shutdown_with};
+    pub use crate::export::{event_with, handle_with, init_with, preload_with, run_with, shutdown_with};
 }

@@ -195,7 +195,16 @@ impl<'a> ResponseWriter<'a> {
         Ok(crate::WebSocket(self.call.socket()))
     }
 
-    /// Whether the app accepted a WebSocket: `handle` then returns `RG_PENDING`.
+    /// Keeps the call open after `handle` returns (ABI 1.3; the app is exported with `websockets` or
+    /// `owns_loop`): the response goes on through the [`Later`](crate::later::Later), which names it in
+    /// [`App::on_later`](crate::App::on_later). What was started or written here stays.
+    pub fn later(&mut self) -> crate::later::Later {
+        self.accepted = true;
+        crate::later::Later::new(self.call.socket())
+    }
+
+    /// Whether the call goes on after `handle` (a WebSocket, [`later`](ResponseWriter::later)):
+    /// `handle` then returns `RG_PENDING`.
     pub(crate) fn accepted(&self) -> bool {
         self.accepted
     }

@@ -107,6 +107,8 @@ pub struct Shared {
     spare_heads: Vec<RequestHead>,
     /// The WebSocket the last exchange's app accepted, until the event loop adopts it.
     pub(in crate::worker) upgraded: Option<Rc<RefCell<Link>>>,
+    /// The call an async app just left pending, for the event loop to keep ([`super::Pending`]).
+    pub(in crate::worker) pending: Option<Rc<RefCell<super::Pending>>>,
 }
 
 /// Most spare heads kept for gathered bodies.
@@ -147,6 +149,7 @@ impl Default for Shared {
             lane: 0,
             spare_heads: Vec::new(),
             upgraded: None,
+            pending: None,
         }
     }
 }

@@ -154,8 +154,8 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
                 served += 1;
                 match exchange(&mut io, &mut proto, shared, info, ctx, started) {
                     Exchanged::Done(after) => after,
-                    // Blocking I/O never parks a body, and only the event loop takes upgrades.
-                    Exchanged::Parked(_) | Exchanged::Upgraded(_) => After::Close,
+                    // Blocking I/O never parks a body, and only the event loop serves async apps.
+                    Exchanged::Parked(_) | Exchanged::Upgraded(_) | Exchanged::Pending(_) => After::Close,
                 }
             }
             Err(e) => {

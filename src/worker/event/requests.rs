@@ -12,7 +12,8 @@ use super::{Conn, Phase};
 /// Runs the complete requests in a connection's read buffer; returns the phase that writes what they
 /// left queued ([`Phase::Writing`] with what the connection does next, or [`Phase::Streaming`] when a
 /// pull-mode body was parked in `conn.parked`), [`Phase::Upgraded`] when the app accepted a WebSocket
-/// (its link in `shared.upgraded`), [`Phase::Body`] while a body is being gathered, or
+/// (its link in `shared.upgraded`), [`Phase::Pending`] when an async app goes on with the response
+/// after `handle` (in `shared.pending`), [`Phase::Body`] while a body is being gathered, or
 /// `None` when no complete head is buffered and nothing was produced. Runs on the loop with `queued`
 /// output, or on a pool thread (with the connection handed over) waiting on the client as the
 /// blocking classes do.
@@ -94,6 +95,10 @@ pub(super) fn run_requests(
             Exchanged::Upgraded(link) => {
                 shared.upgraded = Some(link);
                 return Some(Phase::Upgraded);
+            }
+            Exchanged::Pending(pending) => {
+                shared.pending = Some(pending);
+                return Some(Phase::Pending);
             }
             Exchanged::Done(After::KeepAlive) if conn.out.is_empty() && !conn.rbuf.is_empty() => {}
             Exchanged::Done(after) => return Some(Phase::Writing(after)),

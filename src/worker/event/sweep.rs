@@ -41,7 +41,7 @@ impl Loop<'_, '_> {
                 continue;
             }
             match conn.phase {
-                Phase::Writing(_) | Phase::Streaming | Phase::Upgraded => {}
+                Phase::Writing(_) | Phase::Streaming | Phase::Upgraded | Phase::Pending => {}
                 Phase::Proxy | Phase::Lingering => self.close(token),
                 // What a late client gets is the connection's to say (a quiet close, or 408).
                 Phase::Idle | Phase::Head | Phase::Body => match conn.proto.expire(!conn.rbuf.is_empty()) {

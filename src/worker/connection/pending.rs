@@ -1,0 +1,266 @@
+//! An HTTP call that outlived `handle` (ABI 1.3): an async app returned `RG_PENDING` and goes on with
+//! the response later, from `on_event`, a posted function or its own loop's callbacks.
+//!
+//! The app's host calls reach a [`Pending`] (the call's handle names it weakly) and never the
+//! connection: `start_response` records the head (by the same rule as during `handle`), `write`
+//! queues bytes in an outbox, `read_body` takes decoded bytes from an inbox, `complete` records the
+//! end; each marks the call [`touched`]. The loop then [`advance`]s it with the connection in hand,
+//! through the same [`Call`] that serves `handle`: framing, logging and keep-alive stay one code path.
+//!
+//! Bounded: `write` refuses (`RG_E_AGAIN`, then `RG_EV_WRITABLE`) once the connection's queue and the
+//! outbox hold [`HIGH_WATER`]; the inbox holds at most [`INBOX`] decoded bytes, refilled from the
+//! gathered body (read buffer and spool) as the app takes them.
+//!
+//! Not here: epoll and the events' delivery (`event`), the response rules (`Call`).
+
+use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared, record_head};
+use crate::app::ConnInfo;
+use crate::app::host::{Exchange, Socket};
+use crate::http;
+use crate::http::conn::After;
+use crate::http::parse::RequestHead;
+use crate::http::response::ResponseHead;
+use crate::worker::Context;
+use crate::worker::gather::Spool;
+use rustgun_abi::{RG_E_AGAIN, RG_E_IO, RG_E_STATE, RgCall, RgHeader};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Decoded body bytes a pending call holds for the app at most.
+pub const INBOX: usize = 64 * 1024;
+
+thread_local! {
+    /// Connections whose pending call host calls touched since the loop last looked.
+    static TOUCHED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The tokens of the connections whose pending calls were touched (emptied).
+pub fn touched() -> Vec<usize> {
+    TOUCHED.with_borrow_mut(std::mem::take)
+}
+
+/// An HTTP exchange whose response goes on after `handle` returned `RG_PENDING`.
+pub struct Pending {
+    /// The call's handle, named in every event.
+    pub call: *mut RgCall,
+    /// The connection's token in the event loop.
+    pub token: usize,
+    head: RequestHead,
+    resp: ResponseHead,
+    state: CallState,
+    started: Instant,
+    /// The gathered body's spooled part, while the exchange is not being advanced.
+    spool: Option<Spool>,
+    /// A `write` was taken: the head is fixed.
+    writing: bool,
+    outbox: Vec<u8>,
+    /// Decoded body bytes for `read_body`, the part already read, and how the body ended.
+    inbox: Vec<u8>,
+    read: usize,
+    body_end: Option<Result<(), ()>>,
+    /// The status the app completed the call with.
+    completed: Option<i32>,
+    /// The connection's queue as of the last advance.
+    queued: usize,
+    /// `write` answered `RG_E_AGAIN`: `RG_EV_WRITABLE` is owed once the queue drains.
+    pub owes_writable: bool,
+    /// `read_body` answered `RG_E_AGAIN`: `RG_EV_READABLE` is owed once bytes are ready.
+    owes_readable: bool,
+}
+
+/// What [`advance`] left the exchange in.
+pub enum Advanced {
+    /// Still the app's: `readable` when an owed `RG_EV_READABLE` can be delivered now.
+    Waiting { readable: bool },
+    /// The response is complete: what the connection does next.
+    Done(After),
+    /// Completed with a pull-mode body still to produce ([`super::resume`]).
+    Parked(Box<Parked>),
+}
+
+impl Pending {
+    /// The request's head and the response's, which the exchange lent the call while `handle` ran.
+    pub(super) fn keep_heads(&mut self, head: RequestHead, resp: ResponseHead) {
+        (self.head, self.resp) = (head, resp);
+    }
+
+    /// When the request's head arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Whether the app ended the call (`complete`).
+    pub fn is_complete(&self) -> bool {
+        self.completed.is_some()
+    }
+
+    /// The connection's queue now holds `queued` bytes.
+    pub fn set_queued(&mut self, queued: usize) {
+        self.queued = queued;
+    }
+
+    fn touch(&self) {
+        TOUCHED.with_borrow_mut(|t| t.push(self.token));
+        crate::app::wake::nudge();
+    }
+}
+
+impl Exchange for Pending {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        if self.read < self.inbox.len() {
+            let n = buf.len().min(self.inbox.len() - self.read);
+            buf[..n].copy_from_slice(&self.inbox[self.read..self.read + n]);
+            self.read += n;
+            return Ok(n);
+        }
+        match self.body_end {
+            Some(Ok(())) => Ok(0),
+            Some(Err(())) => Err(RG_E_IO),
+            None => {
+                self.owes_readable = true;
+                self.touch();
+                Err(RG_E_AGAIN)
+            }
+        }
+    }
+
+    fn start_response(
+        &mut self,
+        status: u32,
+        reason: &[u8],
+        headers: &[RgHeader],
+        replace: bool,
+    ) -> Result<(), i32> {
+        if self.writing || self.completed.is_some() {
+            return Err(RG_E_STATE);
+        }
+        record_head(&mut self.state.reply, &mut self.resp, &self.head, (status, reason, headers), replace)?;
+        self.touch();
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), i32> {
+        if matches!(self.state.reply, Reply::None) || self.completed.is_some() {
+            return Err(RG_E_STATE);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.queued + self.outbox.len() >= HIGH_WATER {
+            self.owes_writable = true;
+            return Err(RG_E_AGAIN);
+        }
+        self.outbox.extend_from_slice(data);
+        self.writing = true;
+        self.touch();
+        Ok(())
+    }
+}
+
+impl Socket for Pending {
+    fn end(&mut self, status: i32) {
+        self.completed = Some(status);
+        self.touch();
+    }
+}
+
+impl Call<'_, '_, '_> {
+    /// Decodes up to [`INBOX`] more body bytes into `inbox` (emptied first): how the body ended, when
+    /// it did. The body was gathered before `handle`, so this never waits on the client.
+    fn fill_inbox(&mut self, inbox: &mut Vec<u8>) -> Option<Result<(), ()>> {
+        inbox.clear();
+        inbox.resize(INBOX, 0);
+        let mut filled = 0;
+        let end = loop {
+            if filled == INBOX {
+                break None;
+            }
+            match self.read_body(&mut inbox[filled..]) {
+                Ok(0) => break Some(Ok(())),
+                Ok(n) => filled += n,
+                Err(_) => break Some(Err(())),
+            }
+        };
+        inbox.truncate(filled);
+        end
+    }
+
+    /// The exchange after `handle` returned `RG_PENDING`: the call goes on as a [`Pending`], with the
+    /// first part of the body already decoded for it (the heads follow: [`Pending::keep_heads`]).
+    pub(super) fn into_pending(mut self, call: *mut RgCall, started: Instant) -> Pending {
+        let mut inbox = Vec::new();
+        let body_end = self.fill_inbox(&mut inbox);
+        let spool = self.io.spool.take();
+        let writing = matches!(self.state.reply, Reply::Streaming);
+        let queued = self.io.out.len();
+        let state = self.into_state();
+        Pending {
+            call,
+            token: usize::MAX,
+            head: RequestHead::default(),
+            resp: ResponseHead::default(),
+            state,
+            started,
+            spool,
+            writing,
+            outbox: Vec::new(),
+            inbox,
+            read: 0,
+            body_end,
+            completed: None,
+            queued,
+            owes_writable: false,
+            owes_readable: false,
+        }
+    }
+}
+
+/// Applies what the app's host calls recorded on `pending` to its connection: the head and the body
+/// bytes go out, the inbox is refilled when the app asked for more, and a completed call finishes
+/// its response as one that completed in `handle` does.
+pub(in crate::worker) fn advance<'a, 'c: 'a>(
+    pending: &Rc<RefCell<Pending>>,
+    (io, proto): (&mut Io<'a>, &mut http::conn::Conn),
+    shared: &mut Shared,
+    info: &ConnInfo,
+    ctx: &Context<'c>,
+) -> Advanced {
+    io.beat = ctx.lane(shared.lane);
+    let mut guard = pending.borrow_mut();
+    let p = &mut *guard;
+    io.gathered(p.spool.take());
+    let state = std::mem::replace(&mut p.state, CallState::new());
+    let mut call = Call::resumed((io, proto), (&p.head, &mut p.resp), state, shared, info, ctx);
+    if !p.outbox.is_empty() {
+        // A client gone mid-body leaves the call dead: the loop hears it from `is_dead`.
+        let _ = call.send_body(&p.outbox);
+        p.outbox.clear();
+    }
+    if p.owes_readable && p.read == p.inbox.len() && p.body_end.is_none() {
+        p.read = 0;
+        p.body_end = call.fill_inbox(&mut p.inbox);
+    }
+    if let Some(code) = p.completed {
+        if call.finish(code) {
+            let after = call.conclude(p.started);
+            shared.take_back_head(std::mem::take(&mut p.head));
+            return Advanced::Done(after);
+        }
+        let state = call.into_state();
+        return Advanced::Parked(Box::new(Parked {
+            head: std::mem::take(&mut p.head),
+            resp: std::mem::take(&mut p.resp),
+            state,
+            started: p.started,
+        }));
+    }
+    p.state = call.into_state();
+    p.spool = io.spool.take();
+    p.queued = io.out.len();
+    let readable = p.owes_readable && (p.read < p.inbox.len() || p.body_end.is_some());
+    if readable {
+        p.owes_readable = false;
+    }
+    Advanced::Waiting { readable }
+}
