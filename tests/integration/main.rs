@@ -5,6 +5,7 @@ mod support;
 
 mod abi_layout;
 mod apps;
+mod asgi;
 mod boot;
 mod chaos;
 mod clients;

@@ -223,3 +223,17 @@ pub fn build_c_app(dir: &TempDir, name: &str, source: &str) -> PathBuf {
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     out
 }
+
+/// Runs the server with `args` and `env`, which must halt it at boot the way an app that cannot start
+/// does: exit code 4 and exactly one ERROR line. The log and that line.
+pub fn app_boot_failure(args: &[&str], env: &[(&str, &str)]) -> (Vec<String>, String) {
+    let mut bare = Bare::spawn(args, env);
+    let code = bare.wait_exit();
+    let log = bare.log();
+    let all = log.join("\n");
+    assert_eq!(code, Some(4), "exit code; log:\n{all}");
+    let errors = error_lines(&log);
+    assert_eq!(errors.len(), 1, "exactly one ERROR line; log:\n{all}");
+    let error = errors[0].clone();
+    (log, error)
+}

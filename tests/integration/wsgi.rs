@@ -8,7 +8,7 @@
 
 mod differential;
 
-use crate::procs::{Bare, TempDir, error_lines, lib, poll_for};
+use crate::procs::{Bare, TempDir, lib, poll_for};
 use crate::support::{Builder, Response, Server, WAIT, pyenv, worker_class};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -441,15 +441,7 @@ fn boot_failure(extra: &[&str], spec: &str) -> (Vec<String>, String) {
     let mut args = vec![wsgi_lib.as_str()];
     args.extend_from_slice(extra);
     args.extend(["--bind", "127.0.0.1:0", "--workers", "2", "--", "--pythonpath", &apps, spec]);
-    let mut bare = Bare::spawn(&args, &[("VIRTUAL_ENV", &venv)]);
-    let code = bare.wait_exit();
-    let log = bare.log();
-    let all = log.join("\n");
-    assert_eq!(code, Some(4), "exit code; log:\n{all}");
-    let errors = error_lines(&log);
-    assert_eq!(errors.len(), 1, "exactly one ERROR line; log:\n{all}");
-    let error = errors[0].clone();
-    (log, error)
+    crate::procs::app_boot_failure(&args, &[("VIRTUAL_ENV", &venv)])
 }
 
 /// ABI 1.1 appended `preload` to the descriptor: a library built against the 1.0 header (a 40-byte

@@ -22,7 +22,6 @@
 //! The GIL is released whenever the bridge waits on the server (reading the body, writing), and the
 //! descriptor is thread-safe (the GIL guards the interpreter), so `-k threads` overlaps requests.
 
-mod args;
 mod body;
 mod objects;
 
@@ -32,11 +31,12 @@ use std::sync::OnceLock;
 use pyo3::exceptions::{PyAssertionError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use rustgun_sdk::log::{Level, log};
 use rustgun_sdk::{App, Error, HostError, InitContext, Request, ResponseWriter};
 
 use body::{Closer, PyBody};
 use objects::{Errors, Input, Responder};
+use rustgun_python::args::{self, Bridge as Kind};
+use rustgun_python::{attach, describe, log_exception, start_interpreter};
 
 /// The helper module compiled from `helpers.py`, once per process.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
@@ -50,28 +50,6 @@ fn helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     Ok(HELPERS.get().expect("set above").bind(py))
 }
 
-/// Logs `what` and the exception's traceback as one record of the error log at `level`.
-fn log_at(py: Python<'_>, level: Level, what: &str, e: &PyErr) {
-    let traceback = helpers(py)
-        .and_then(|h| h.call_method1("format_exception", (e.value(py), e.traceback(py))))
-        .and_then(|s| s.extract::<String>())
-        .unwrap_or_else(|_| e.to_string());
-    log(level, &format!("{what}\n{traceback}"));
-}
-
-/// Logs `what` and the exception's traceback at error level.
-pub(crate) fn log_exception(py: Python<'_>, what: &str, e: &PyErr) {
-    log_at(py, Level::Error, what, e);
-}
-
-/// `ExcType: message`, on one line.
-fn describe(py: Python<'_>, e: &PyErr) -> String {
-    helpers(py)
-        .and_then(|h| h.call_method1("describe", (e.value(py),)))
-        .and_then(|s| s.extract::<String>())
-        .unwrap_or_else(|_| e.to_string().replace('\n', " "))
-}
-
 /// A body chunk: PEP 3333 wants bytes.
 pub(crate) fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     match item.cast::<PyBytes>() {
@@ -83,48 +61,8 @@ pub(crate) fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyB
     }
 }
 
-/// `Python::attach` for a thread the server called the bridge on. The first time on a thread it gives
-/// the thread a Python thread state for good: otherwise every attach on a thread Python did not
-/// create (the `threads` class, the event pool) makes a fresh thread state and destroys it on
-/// release — a large part of a small request's cost.
-pub(crate) fn attach<F, R>(f: F) -> R
-where
-    F: for<'py> FnOnce(Python<'py>) -> R,
-{
-    thread_local! {
-        static KEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    KEPT.with(|kept| {
-        // SAFETY: the interpreter was started before any request (`start_interpreter`). Only when this
-        // thread does not hold the GIL: Ensure gives it a thread state (count 1) and the GIL, and
-        // SaveThread hands the GIL back while the state stays, so later Ensure/Release pairs (inside
-        // `Python::attach`) only take and release the GIL. The state lives as long as the thread.
-        if !kept.get() && unsafe { pyo3::ffi::PyGILState_Check() } == 0 {
-            unsafe {
-                pyo3::ffi::PyGILState_Ensure();
-                pyo3::ffi::PyEval_SaveThread();
-            }
-            kept.set(true);
-        }
-    });
-    Python::attach(f)
-}
-
-/// Makes libpython's symbols global and starts the interpreter (once per process).
-fn start_interpreter() {
-    // The library is loaded RTLD_LOCAL, and CPython's extension modules (`_json`, `_ssl`, …) of a
-    // shared-libpython build do not link libpython themselves: they expect its symbols to be global.
-    // SAFETY: dladdr on a function of libpython, then a NOLOAD dlopen of the file it names; the
-    // handle is kept for the life of the process.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        let addr = pyo3::ffi::Py_IsInitialized as *const libc::c_void;
-        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
-            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD);
-        }
-    }
-    Python::initialize();
-}
+/// How the bridge's arguments are parsed.
+const WSGI: Kind = Kind { library: "libwsgi.so", kind: "WSGI", options: &[] };
 
 /// A worker's WSGI app.
 struct Bridge {
@@ -159,7 +97,7 @@ static PRELOADED: OnceLock<Bridge> = OnceLock::new();
 /// once, before any fork, so the workers share the imported modules copy-on-write (gunicorn's
 /// `--preload`). Import failures stop the server here, with the same line as in a worker.
 fn preload(ctx: &InitContext) -> Result<(), String> {
-    let opts = args::parse(ctx.args())?;
+    let opts = args::parse(ctx.args(), WSGI)?;
     start_interpreter();
     let bridge = Python::attach(|py| Bridge::load(py, &opts))?;
     let _ = PRELOADED.set(bridge);
@@ -172,7 +110,7 @@ fn preload(ctx: &InitContext) -> Result<(), String> {
 
 impl Bridge {
     fn new(ctx: &InitContext) -> Result<Bridge, String> {
-        let opts = args::parse(ctx.args())?;
+        let opts = args::parse(ctx.args(), WSGI)?;
         if let Some(preloaded) = PRELOADED.get() {
             // SAFETY: a freshly forked worker, whose only thread is the one that held the GIL in the
             // master when it forked: reset the interpreter's thread and GIL state, then let go of the GIL.
@@ -197,17 +135,8 @@ impl Bridge {
 
     fn load(py: Python<'_>, opts: &args::Options) -> Result<Bridge, String> {
         let fail = |e: PyErr| format!("cannot start the WSGI bridge: {}", describe(py, &e));
+        let wsgi_app = rustgun_python::load_app(py, opts, "WSGI")?;
         let helpers = helpers(py).map_err(fail)?;
-        let venv = std::env::var("VIRTUAL_ENV").ok().filter(|v| !v.is_empty());
-        helpers.call_method1("setup_path", (opts.pythonpath.clone(), venv)).map_err(fail)?;
-        let wsgi_app = match helpers.call_method1("load", (opts.spec.as_str(),)) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                // The traceback goes to the log; the one-line reason becomes the server's boot error.
-                log_at(py, Level::Warn, &format!("cannot load WSGI app {}:", opts.spec), &e);
-                return Err(format!("cannot load WSGI app {}: {}", opts.spec, describe(py, &e)));
-            }
-        };
         let errors = Py::new(py, Errors::default()).map_err(fail)?;
         let file_wrapper = helpers.getattr("FileWrapper").map_err(fail)?.unbind();
         let early_hints = helpers.getattr("early_hints").map_err(fail)?.unbind();
@@ -451,11 +380,7 @@ impl App for Bridge {
     }
 
     fn shutdown(&mut self) {
-        Python::attach(|py| {
-            if let Err(e) = helpers(py).and_then(|h| h.call_method0("run_exit_functions")) {
-                log_exception(py, "Error running the Python exit functions", &e);
-            }
-        });
+        Python::attach(rustgun_python::run_exit_functions);
     }
 }
 

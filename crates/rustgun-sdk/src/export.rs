@@ -371,7 +371,7 @@ pub unsafe fn run_with<F: AppFactory<M>, M>(
         }
         // SAFETY: as in `handle_with`: a shared borrow of the app `init_with` stored.
         let app = unsafe { &*app_state.cast::<F::App>() };
-        match app.run(&HostLoop(host_loop)) {
+        match ffi::lending_loop(|| app.run(&HostLoop(host_loop))) {
             Ok(()) => RG_OK,
             Err(e) => {
                 log(Level::Error, &format!("the app's event loop failed: {e}"));

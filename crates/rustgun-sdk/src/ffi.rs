@@ -391,27 +391,59 @@ pub(crate) fn host_log(level: i32, msg: &[u8]) -> bool {
     }
 }
 
-/// The worker's event loop lent to `run` (ABI 1.3).
-pub(crate) struct LoopRef(*const rustgun_abi::RgLoop);
+/// The worker's event loop lent to `run` (ABI 1.3): copies of its fields, valid until `run` returns.
+#[derive(Clone)]
+pub(crate) struct LoopRef {
+    fd: i32,
+    host: *mut c_void,
+    step: unsafe extern "C" fn(*mut c_void) -> i32,
+}
 
 impl LoopRef {
     /// # Safety
-    /// `raw` must be the `RgLoop` the server passed to `run`, used only during that call, on its thread.
+    /// `raw` must be the `RgLoop` the server passed to `run`; what is made of it is used only until
+    /// `run` returns, on its thread (it is not `Send`).
     pub(crate) unsafe fn new(raw: *const rustgun_abi::RgLoop) -> Option<LoopRef> {
-        // SAFETY: the caller's contract; null is refused.
-        let size = unsafe { raw.as_ref() }?.size as usize;
-        (size >= size_of::<rustgun_abi::RgLoop>()).then_some(LoopRef(raw))
+        // SAFETY: the caller's contract; null is refused, a short struct too.
+        let raw = unsafe { raw.as_ref() }?;
+        (raw.size as usize >= size_of::<rustgun_abi::RgLoop>()).then_some(LoopRef {
+            fd: raw.fd,
+            host: raw.host,
+            step: raw.step,
+        })
     }
 
     pub(crate) fn fd(&self) -> i32 {
-        // SAFETY: `new`'s contract: the struct is valid for as long as `self` is.
-        unsafe { (*self.0).fd }
+        self.fd
     }
 
-    /// `step`: milliseconds until the next step is due, or `RG_LOOP_DONE` / `RG_E_STATE`.
+    /// `step`: milliseconds until the next step is due, or `RG_LOOP_DONE` / `RG_E_STATE` (also once
+    /// `run` has returned).
     pub(crate) fn step(&self) -> i32 {
-        // SAFETY: as in `fd`; `step` is the server's, called on the loop thread from the app's loop,
-        // never from inside `handle` or `on_event` (the host refuses that with `RG_E_STATE`).
-        unsafe { ((*self.0).step)((*self.0).host) }
+        if !LOOP_LENT.get() {
+            return rustgun_abi::RG_E_STATE;
+        }
+        // SAFETY: `run` has not returned (the flag is set only while it runs, on its thread, and a
+        // `LoopRef` never leaves the thread). The host refuses a step from inside `handle` or
+        // `on_event` with `RG_E_STATE`.
+        unsafe { (self.step)(self.host) }
     }
+}
+
+thread_local! {
+    /// `run` is running on this thread: its loop may be stepped.
+    static LOOP_LENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (the app's `run`) with the loop lent.
+pub(crate) fn lending_loop<R>(f: impl FnOnce() -> R) -> R {
+    struct Lent;
+    impl Drop for Lent {
+        fn drop(&mut self) {
+            LOOP_LENT.set(false);
+        }
+    }
+    LOOP_LENT.set(true);
+    let _lent = Lent;
+    f()
 }

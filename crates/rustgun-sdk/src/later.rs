@@ -119,7 +119,10 @@ pub fn post(f: impl FnOnce() + Send + 'static) -> Result<(), HostError> {
     crate::export::post_boxed(Box::new(f))
 }
 
-/// The worker's event loop, lent to [`App::run`](crate::App::run) for as long as it runs.
+/// The worker's event loop, lent to [`App::run`](crate::App::run) for as long as it runs. A clone
+/// stays on the thread (it is not `Send`); stepped after `run` returned it answers
+/// [`HostError::State`].
+#[derive(Clone)]
 pub struct HostLoop(pub(crate) LoopRef);
 
 /// What a [`HostLoop::step`] asks for next.

@@ -1,0 +1,264 @@
+# The Python half of libasgi.so: the asyncio loop that owns the worker thread and steps the server's
+# loop, ASGI lifespan, and one Cycle per HTTP request (receive/send over the server's pending call).
+# Compiled once per process as the module `_rustgun_asgi`.
+
+import asyncio
+
+from _rustgun_embed import format_exception
+
+ASGI = {"version": "3.0", "spec_version": "2.4"}
+# The server's call: read returns (bytes, ended) or None when nothing is ready yet.
+READ_SIZE = 64 * 1024
+READABLE, WRITABLE, DISCONNECTED = 1, 2, 3
+ERROR_BODY = b"Internal Server Error"
+ERROR_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"content-length", str(len(ERROR_BODY)).encode()),
+    (b"connection", b"close"),
+]
+
+
+class ClientDisconnected(OSError):
+    """`send` after the client went away (ASGI spec 2.4: an OSError subclass)."""
+
+
+class LifespanFailure(Exception):
+    """The app refused to start (lifespan.startup.failed), or raised under --asgi-lifespan on."""
+
+
+class Runner:
+    """One worker's event loop, app and lifespan state."""
+
+    def __init__(self, app, log, lifespan="auto", root_path="", loop="auto"):
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError("--asgi-lifespan must be auto, on or off, not %r" % lifespan)
+        if loop not in ("auto", "asyncio", "uvloop"):
+            raise ValueError("--asgi-loop must be auto, asyncio or uvloop, not %r" % loop)
+        self.app = app
+        self.log = log
+        self.lifespan = lifespan
+        self.root_path = root_path
+        self.state = {}
+        self.loop = _new_loop(loop)
+        asyncio.set_event_loop(self.loop)
+        self._lifespan_task = None
+        self._events = asyncio.Queue()
+        self._startup_done = None
+        self._shutdown_done = None
+
+    # ---- lifespan ----------------------------------------------------------------------------------
+
+    def startup(self):
+        """Runs lifespan startup before the worker serves; raises LifespanFailure to refuse to boot."""
+        if self.lifespan == "off":
+            return
+        self._startup_done = self.loop.create_future()
+        self._shutdown_done = self.loop.create_future()
+        self._lifespan_task = self.loop.create_task(self._lifespan_main())
+        self._events.put_nowait({"type": "lifespan.startup"})
+        failure = self.loop.run_until_complete(self._startup_done)
+        if failure is not None:
+            raise LifespanFailure(failure)
+
+    async def _lifespan_main(self):
+        scope = {"type": "lifespan", "asgi": ASGI, "state": self.state}
+        try:
+            await self.app(scope, self._events.get, self._lifespan_send)
+        except BaseException as exc:
+            if self._startup_done.done():
+                # Failing after startup completed is the app's shutdown failing.
+                self.log(40, "Exception in 'lifespan' protocol\n" + format_exception(exc))
+            elif self.lifespan == "on":
+                self.log(40, "Exception in 'lifespan' protocol\n" + format_exception(exc))
+                _settle(self._startup_done, "the app raised %s during lifespan startup" % type(exc).__name__)
+            else:
+                self.log(20, "ASGI 'lifespan' protocol appears unsupported.")
+        finally:
+            _settle(self._startup_done, None)
+            _settle(self._shutdown_done, None)
+
+    async def _lifespan_send(self, message):
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            _settle(self._startup_done, None)
+        elif kind == "lifespan.startup.failed":
+            _settle(self._startup_done, message.get("message") or "lifespan.startup.failed")
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            if kind == "lifespan.shutdown.failed":
+                self.log(40, "lifespan shutdown failed: %s" % message.get("message", ""))
+            _settle(self._shutdown_done, None)
+
+    def shutdown(self):
+        """Runs lifespan shutdown once the worker stopped serving."""
+        if self._lifespan_task is None or self._lifespan_task.done():
+            return
+        self._events.put_nowait({"type": "lifespan.shutdown"})
+        self.loop.run_until_complete(self._shutdown_done)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def serve(self, fd, step):
+        """Runs the loop until the server's step says the worker is done."""
+        loop = self.loop
+
+        def ready():
+            if step() < 0:
+                loop.remove_reader(fd)
+                loop.stop()
+
+        def tick():
+            wait = step()
+            if wait < 0:
+                loop.remove_reader(fd)
+                loop.stop()
+            else:
+                loop.call_later(wait / 1000.0, tick)
+
+        loop.add_reader(fd, ready)
+        loop.call_soon(tick)
+        loop.run_forever()
+
+    def request(self, scope, call):
+        """A request from the server's handle: its Cycle runs as a task of the loop."""
+        scope["root_path"] = self.root_path
+        if self.state:
+            scope["state"] = dict(self.state)
+        cycle = Cycle(call, self.log)
+        self.loop.create_task(cycle.run(self.app, scope))
+        return cycle
+
+
+def _new_loop(kind):
+    """uvloop when asked for, or under auto when it is installed (uvicorn's --loop), else asyncio's."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _settle(future, value):
+    if future is not None and not future.done():
+        future.set_result(value)
+
+
+class Cycle:
+    """One HTTP request/response over the server's pending call."""
+
+    __slots__ = ("call", "log", "more_body", "started", "complete", "disconnected", "waiter", "gone")
+
+    def __init__(self, call, log):
+        self.call = call
+        self.log = log
+        self.more_body = True
+        self.started = False
+        self.complete = False
+        self.disconnected = False
+        self.waiter = None
+        self.gone = None
+
+    def event(self, kind):
+        """The server's event for this call."""
+        if kind == DISCONNECTED:
+            self.disconnected = True
+            _settle(self.gone, None)
+        waiter, self.waiter = self.waiter, None
+        _settle(waiter, None)
+
+    async def _wait(self):
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+    async def receive(self):
+        if self.disconnected or self.complete:
+            return {"type": "http.disconnect"}
+        if not self.more_body:
+            # Nothing more to receive until the client goes (or the response is done).
+            if self.gone is None:
+                self.gone = asyncio.get_running_loop().create_future()
+            await self.gone
+            return {"type": "http.disconnect"}
+        got = self.call.read(READ_SIZE)
+        while got is None:
+            await self._wait()
+            if self.disconnected:
+                return {"type": "http.disconnect"}
+            got = self.call.read(READ_SIZE)
+        body, ended = got
+        if ended:
+            self.more_body = False
+        return {"type": "http.request", "body": body, "more_body": not ended}
+
+    async def send(self, message):
+        if self.disconnected:
+            raise ClientDisconnected("the client went away")
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("http.response.start sent twice")
+            self.started = True
+            self.call.start(message["status"], message.get("headers", ()))
+        elif kind == "http.response.body":
+            if not self.started or self.complete:
+                raise RuntimeError("http.response.body outside a response")
+            await self._write(message.get("body", b""))
+            if not message.get("more_body", False):
+                self._finish(True)
+        elif kind == "http.response.pathsend":
+            if not self.started or self.complete:
+                raise RuntimeError("http.response.pathsend outside a response")
+            with open(message["path"], "rb") as f:
+                while True:
+                    block = f.read(READ_SIZE)
+                    if not block:
+                        break
+                    await self._write(block)
+            self._finish(True)
+        else:
+            raise RuntimeError("unexpected ASGI message %r" % kind)
+
+    async def _write(self, data):
+        if not data:
+            return
+        while not self.call.write(data):
+            await self._wait()
+            if self.disconnected:
+                raise ClientDisconnected("the client went away")
+
+    def _finish(self, ok):
+        self.complete = True
+        self.call.complete(ok)
+        _settle(self.gone, None)
+
+    async def run(self, app, scope):
+        try:
+            await app(scope, self.receive, self.send)
+        except BaseException as exc:
+            if self.disconnected and isinstance(exc, OSError):
+                return
+            self.log(40, "Exception in ASGI application\n" + format_exception(exc))
+            if self.disconnected or self.complete:
+                return
+            if not self.started:
+                self.call.start(500, ERROR_HEADERS)
+                self.call.write(ERROR_BODY)
+                self._finish(True)
+            else:
+                self._finish(False)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if self.complete or self.disconnected:
+            return
+        if not self.started:
+            self.log(40, "ASGI callable returned without starting response.")
+            self.call.start(500, ERROR_HEADERS)
+            self.call.write(ERROR_BODY)
+            self._finish(True)
+        else:
+            self.log(40, "ASGI callable returned without completing response.")
+            self._finish(False)

@@ -1,0 +1,123 @@
+//! A bridge's arguments (everything after `--` on rustgun's command line): options first, then the
+//! app reference, as in `rustgun libwsgi.so:app -- --pythonpath src myproject.wsgi:application`.
+
+/// What the arguments say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `--pythonpath DIR` (repeatable; a comma-separated list as in gunicorn is split too).
+    pub pythonpath: Vec<String>,
+    /// The app: `module:callable`, `module` or `module:factory(args)`.
+    pub spec: String,
+    /// The bridge's own options with their values (`--name value` or `--name=value`), in order.
+    pub values: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    /// The last value given for the bridge option `name`.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Which bridge parses: its library's name (for the usage line) and the kind of app it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Bridge {
+    pub library: &'static str,
+    pub kind: &'static str,
+    /// Options of its own that take a value, besides `--pythonpath`.
+    pub options: &'static [&'static str],
+}
+
+/// Parses the bridge's arguments; the error is one line ending in the usage.
+pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
+    let usage = format!(
+        "usage: rustgun {}:app [SERVER OPTIONS] -- [--pythonpath DIR]... MODULE[:CALLABLE | :FACTORY(ARGS)]",
+        bridge.library
+    );
+    let usage = usage.as_str();
+    let mut pythonpath = Vec::new();
+    let mut values = Vec::new();
+    let mut spec = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let value = if arg == "--pythonpath" {
+            match it.next() {
+                Some(v) => Some(v.as_str()),
+                None => return Err(format!("--pythonpath needs a directory; {usage}")),
+            }
+        } else {
+            arg.strip_prefix("--pythonpath=")
+        };
+        if let Some(value) = value {
+            pythonpath.extend(value.split(',').filter(|p| !p.is_empty()).map(str::to_string));
+            continue;
+        }
+        if let Some(name) = bridge.options.iter().find(|n| arg == *n || arg.starts_with(&format!("{n}="))) {
+            let value = match arg.split_once('=') {
+                Some((_, v)) => v.to_string(),
+                None => it.next().ok_or_else(|| format!("{name} needs a value; {usage}"))?.clone(),
+            };
+            values.push((*name, value));
+            continue;
+        }
+        if arg.starts_with('-') && arg.len() > 1 {
+            return Err(format!("unknown option {arg:?}; {usage}"));
+        }
+        if spec.is_some() {
+            return Err(format!("unexpected argument {arg:?} after the app; {usage}"));
+        }
+        spec = Some(arg.clone());
+    }
+    match spec {
+        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, values }),
+        _ => Err(format!("no {} app given; {usage}", bridge.kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WSGI: Bridge = Bridge { library: "libwsgi.so", kind: "WSGI", options: &[] };
+
+    fn parse_wsgi(a: &[String]) -> Result<Options, String> {
+        parse(a, WSGI)
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_app_alone() {
+        let o = parse_wsgi(&args(&["myproject.wsgi:application"])).unwrap();
+        assert_eq!(o.spec, "myproject.wsgi:application");
+        assert!(o.pythonpath.is_empty());
+    }
+
+    #[test]
+    fn pythonpath_is_repeatable_in_both_spellings() {
+        let o = parse_wsgi(&args(&["--pythonpath", "a", "--pythonpath=b,c", "m:create_app('x')"])).unwrap();
+        assert_eq!(o.pythonpath, ["a", "b", "c"]);
+        assert_eq!(o.spec, "m:create_app('x')");
+    }
+
+    #[test]
+    fn a_bridge_takes_its_own_options_in_both_spellings() {
+        let asgi =
+            Bridge { library: "libasgi.so", kind: "ASGI", options: &["--root-path", "--asgi-lifespan"] };
+        let o = parse(&args(&["--root-path", "/api", "--asgi-lifespan=on", "main:app"]), asgi).unwrap();
+        assert_eq!((o.value("--root-path"), o.value("--asgi-lifespan")), (Some("/api"), Some("on")));
+        assert!(parse(&args(&["--root-path"]), asgi).unwrap_err().contains("needs a value"));
+        assert!(parse_wsgi(&args(&["--root-path", "/x", "m:app"])).is_err(), "WSGI has no such option");
+    }
+
+    #[test]
+    fn mistakes_are_one_line_with_the_usage() {
+        for bad in [&[][..], &["--pythonpath"], &["--workers", "2", "m:app"], &["a:app", "b:app"]] {
+            let e = parse_wsgi(&args(bad)).unwrap_err();
+            assert!(e.contains("usage: rustgun libwsgi.so:app"), "{e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+}

@@ -1,0 +1,64 @@
+"""Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer."""
+
+import json
+import sys
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                print("raw: lifespan shutdown", file=sys.stderr, flush=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    if path.startswith("/scope"):
+        body = await read_all(receive)
+        seen = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state")}
+        seen["headers"] = [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]]
+        seen["raw_path"] = scope["raw_path"].decode("latin-1")
+        seen["query_string"] = scope["query_string"].decode("latin-1")
+        seen["body"] = body.decode("latin-1")
+        await answer(send, 200, json.dumps(seen).encode())
+    elif path == "/disconnect":
+        await read_all(receive)
+        print("raw: waiting for the client to leave", file=sys.stderr, flush=True)
+        message = await receive()
+        print("raw: then came %s" % message["type"], file=sys.stderr, flush=True)
+    elif path == "/big":
+        size = int(scope["query_string"] or b"1048576")
+        block = bytes(range(256)) * 256
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})
+        sent = 0
+        while sent < size:
+            piece = block[: min(len(block), size - sent)]
+            sent += len(piece)
+            await send({"type": "http.response.body", "body": piece, "more_body": sent < size})
+    elif path == "/silent":
+        return
+    elif path == "/after":
+        # Django's handler waits for http.disconnect once its response is sent.
+        await answer(send, 200, b"done")
+        message = await receive()
+        print("raw: after the response came %s" % message["type"], file=sys.stderr, flush=True)
+    else:
+        await answer(send, 404, b"no such route")
+
+
+async def read_all(receive):
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def answer(send, status, body):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
