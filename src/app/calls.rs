@@ -153,6 +153,19 @@ pub(super) fn lookup(call: *mut RgCall) -> Option<Target> {
     })
 }
 
+/// A call that outlived `handle` goes on as `socket` under the same handle (a pending request whose
+/// app accepted its WebSocket).
+pub fn rebind(call: *mut RgCall, socket: &Rc<RefCell<dyn Socket>>) {
+    let Some((index, generation)) = split(call) else { return };
+    SLAB.with_borrow_mut(|slab| {
+        if let Some(entry) = slab.get_mut(index).filter(|e| e.generation == generation)
+            && matches!(entry.live, Some(Live::Socket(_)))
+        {
+            entry.live = Some(Live::Socket(Rc::downgrade(socket)));
+        }
+    });
+}
+
 /// Ends a call that outlived `handle` (`complete`, or its last event): its handle is stale from now
 /// on, even while the event loop still closes its socket.
 pub fn end(call: *mut RgCall) {

@@ -1,6 +1,8 @@
-"""FastAPI as its users write it: a lifespan, a path parameter, a sync route, a body, a stream."""
+"""FastAPI as its users write it: a lifespan, a path parameter, a sync route, a body, a stream,
+WebSockets."""
 
 import asyncio
+import sys
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -46,3 +48,32 @@ async def stream():
 @app.get("/boom")
 async def boom():
     raise RuntimeError("kaboom from the route")
+
+
+from fastapi import WebSocket, WebSocketDisconnect  # noqa: E402
+
+
+@app.websocket("/ws")
+async def ws_echo(websocket: WebSocket):
+    offered = websocket.scope.get("subprotocols", [])
+    await websocket.accept(subprotocol="echo" if "echo" in offered else None)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                print("fastapi: ws closed with %s" % message.get("code"), file=sys.stderr, flush=True)
+                return
+            if message.get("text") is not None:
+                if message["text"] == "bye":
+                    await websocket.close(code=4000, reason="asked to")
+                    return
+                await websocket.send_text("echo: " + message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        return
+
+
+@app.websocket("/ws/deny")
+async def ws_deny(websocket: WebSocket):
+    await websocket.close()

@@ -62,6 +62,43 @@ with httpx.Client(base_url=sys.argv[1]) as c:
 }
 
 #[test]
+fn fastapi_websockets_echo_with_a_subprotocol_close_with_the_apps_code_and_can_be_refused() {
+    let server = asgi("fastapi_app:app").start();
+    let out = python(
+        r#"
+import asyncio, sys, websockets
+async def main(url):
+    seen = []
+    async with websockets.connect(url + "/ws", subprotocols=["echo"]) as ws:
+        seen.append(ws.subprotocol)
+        await ws.send("hi")
+        seen.append(await ws.recv())
+        await ws.send(bytes(range(256)) * 1000)
+        seen.append(len(await ws.recv()))
+        await ws.send("bye")
+        try:
+            await ws.recv()
+        except websockets.ConnectionClosed as e:
+            seen.append([e.rcvd.code, e.rcvd.reason])
+    async with websockets.connect(url + "/ws") as ws:
+        await ws.send("once")
+        seen.append(await ws.recv())
+    try:
+        async with websockets.connect(url + "/ws/deny"):
+            seen.append("accepted")
+    except websockets.InvalidStatus as e:
+        seen.append(e.response.status_code)
+    print(seen)
+asyncio.run(main(sys.argv[1]))
+"#,
+        &[&server.url("").replace("http://", "ws://")],
+    );
+    assert_eq!(out.trim(), "['echo', 'echo: hi', 256000, [4000, 'asked to'], 'echo: once', 403]");
+    // The client's own close reaches the app as websocket.disconnect with its code.
+    server.wait_for_log("fastapi: ws closed with 1000");
+}
+
+#[test]
 fn an_exception_in_a_route_is_a_500_with_its_traceback_logged_and_the_worker_serves_on() {
     let server = asgi("fastapi_app:app").start();
     let pids = server.wait_for_workers(1);

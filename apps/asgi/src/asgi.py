@@ -10,6 +10,8 @@ ASGI = {"version": "3.0", "spec_version": "2.4"}
 # The server's call: read returns (bytes, ended) or None when nothing is ready yet.
 READ_SIZE = 64 * 1024
 READABLE, WRITABLE, DISCONNECTED = 1, 2, 3
+# WebSocket events (the server's, after the app accepted).
+WS_OPEN, WS_TEXT, WS_BINARY, WS_CLOSE = 10, 11, 12, 13
 ERROR_BODY = b"Internal Server Error"
 ERROR_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -123,7 +125,7 @@ class Runner:
         scope["root_path"] = self.root_path
         if self.state:
             scope["state"] = dict(self.state)
-        cycle = Cycle(call, self.log)
+        cycle = (WebSocketCycle if scope["type"] == "websocket" else Cycle)(call, self.log)
         self.loop.create_task(cycle.run(self.app, scope))
         return cycle
 
@@ -161,7 +163,7 @@ class Cycle:
         self.waiter = None
         self.gone = None
 
-    def event(self, kind):
+    def event(self, kind, code=0, data=b""):
         """The server's event for this call."""
         if kind == DISCONNECTED:
             self.disconnected = True
@@ -262,3 +264,108 @@ class Cycle:
         else:
             self.log(40, "ASGI callable returned without completing response.")
             self._finish(False)
+
+
+class WebSocketCycle:
+    """One WebSocket connection over the server's pending call, then its WebSocket."""
+
+    def __init__(self, call, log):
+        self.call = call
+        self.log = log
+        self.connected = False
+        self.accepted = False
+        self.responded = False
+        self.closed = False
+        self.messages = asyncio.Queue()
+        self.waiter = None
+
+    def event(self, kind, code=0, data=b""):
+        """The server's event for this call."""
+        if kind == WS_TEXT:
+            self.messages.put_nowait({"type": "websocket.receive", "text": data.decode("utf-8")})
+        elif kind == WS_BINARY:
+            self.messages.put_nowait({"type": "websocket.receive", "bytes": data})
+        elif kind in (WS_CLOSE, DISCONNECTED):
+            self.closed = True
+            reason = data.decode("utf-8", "replace")
+            self.messages.put_nowait({"type": "websocket.disconnect", "code": code or 1006, "reason": reason})
+        if kind in (WRITABLE, WS_CLOSE, DISCONNECTED):
+            waiter, self.waiter = self.waiter, None
+            _settle(waiter, None)
+
+    async def receive(self):
+        if not self.connected:
+            self.connected = True
+            return {"type": "websocket.connect"}
+        return await self.messages.get()
+
+    async def send(self, message):
+        kind = message["type"]
+        if self.closed:
+            raise ClientDisconnected("the WebSocket is closed")
+        if kind == "websocket.accept":
+            if self.accepted or self.responded:
+                raise RuntimeError("websocket.accept after the handshake was answered")
+            self.accepted = True
+            self.call.accept(message.get("subprotocol") or "", message.get("headers", ()))
+        elif kind == "websocket.send":
+            if not self.accepted:
+                raise RuntimeError("websocket.send before websocket.accept")
+            text, data = message.get("text"), message.get("bytes")
+            payload, is_text = (text.encode("utf-8"), True) if text is not None else (data or b"", False)
+            while not self.call.ws_send(is_text, payload):
+                self.waiter = asyncio.get_running_loop().create_future()
+                await self.waiter
+                if self.closed:
+                    raise ClientDisconnected("the WebSocket is closed")
+        elif kind == "websocket.close":
+            if self.accepted:
+                self.closed = True
+                self.call.ws_close(message.get("code", 1000), message.get("reason") or "")
+            elif not self.responded:
+                # Closed before accepting: the handshake is refused (uvicorn's 403).
+                self._deny(403, [(b"content-length", b"0")], b"")
+        elif kind == "websocket.http.response.start":
+            if self.accepted or self.responded:
+                raise RuntimeError("websocket.http.response.start after the handshake was answered")
+            self.responded = True
+            self.call.start(message["status"], message.get("headers", ()))
+        elif kind == "websocket.http.response.body":
+            if not self.responded:
+                raise RuntimeError("websocket.http.response.body before its start")
+            body = message.get("body", b"")
+            if body and not self.call.write(body):
+                raise RuntimeError("the denial response is larger than the server's queue")
+            if not message.get("more_body", False):
+                self.closed = True
+                self.call.complete(True)
+        else:
+            raise RuntimeError("unexpected ASGI message %r" % kind)
+
+    def _deny(self, status, headers, body):
+        self.responded = True
+        self.closed = True
+        self.call.start(status, headers)
+        if body:
+            self.call.write(body)
+        self.call.complete(True)
+
+    async def run(self, app, scope):
+        try:
+            await app(scope, self.receive, self.send)
+        except BaseException as exc:
+            if not (self.closed and isinstance(exc, OSError)):
+                self.log(40, "Exception in ASGI application\n" + format_exception(exc))
+            if not self.accepted and not self.responded:
+                self._deny(500, ERROR_HEADERS, ERROR_BODY)
+            elif self.accepted and not self.closed:
+                self.closed = True
+                self.call.ws_close(1011, "")
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if not self.accepted and not self.responded:
+            self._deny(403, [(b"content-length", b"0")], b"")
+        elif self.accepted and not self.closed:
+            self.closed = True
+            self.call.ws_close(1000, "")

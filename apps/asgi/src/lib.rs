@@ -19,7 +19,12 @@
 //!   `Writable`; a client that leaves turns into `http.disconnect` (and `send` raises an `OSError`).
 //! - `shutdown` runs lifespan shutdown, then the exit functions.
 //!
-//! Not here yet: the WebSocket scope (a handshake is served as plain HTTP), `--preload`.
+//! - A WebSocket handshake gets the websocket scope (`asgi.py`'s `WebSocketCycle`): `websocket.accept`
+//!   accepts it on the pending call (the server sends the 101 and does the protocol), messages and
+//!   the close come as events, `websocket.close` before accepting (or returning) refuses it with 403,
+//!   `websocket.http.response.*` answers it with a response of the app's.
+//!
+//! Not here yet: `--preload`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,6 +38,7 @@ use rustgun_python::{attach, describe, log_exception, start_interpreter};
 use rustgun_sdk::log::{Level, log};
 use rustgun_sdk::{
     App, Error, Header, HostError, HostLoop, InitContext, Later, LaterEvent, Request, ResponseWriter, Step,
+    WebSocket, WsEvent,
 };
 
 const ASGI: Kind =
@@ -53,7 +59,7 @@ fn helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 
 thread_local! {
     /// The Cycle of every pending call of this worker's loop, for its events.
-    static CYCLES: RefCell<HashMap<Later, Py<PyAny>>> = RefCell::new(HashMap::new());
+    static CYCLES: RefCell<HashMap<usize, Py<PyAny>>> = RefCell::new(HashMap::new());
 }
 
 /// A worker's ASGI app: the `Runner` of `asgi.py` (loop, app, lifespan state).
@@ -142,8 +148,36 @@ impl Bridge {
         let server = String::from_utf8_lossy(req.server_addr());
         scope.set_item(pyo3::intern!(py, "server"), (server, req.server_port()))?;
         let extensions = PyDict::new(py);
+        if req.is_websocket() {
+            extensions.set_item("websocket.http.response", PyDict::new(py))?;
+        }
         extensions.set_item("http.response.pathsend", PyDict::new(py))?;
         scope.set_item(pyo3::intern!(py, "extensions"), extensions)?;
+        Ok(scope)
+    }
+}
+
+impl Bridge {
+    /// The websocket scope: the HTTP scope's fields without `method`, with `ws`/`wss` and the
+    /// subprotocols the client offered.
+    fn websocket_scope<'py>(
+        &self,
+        py: Python<'py>,
+        req: &Request<'_>,
+        scope: Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        scope.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "websocket"))?;
+        scope.del_item(pyo3::intern!(py, "method"))?;
+        let scheme = if req.url_scheme() == "https" { "wss" } else { "ws" };
+        scope.set_item(pyo3::intern!(py, "scheme"), scheme)?;
+        let offered: Vec<String> = req
+            .headers()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"sec-websocket-protocol"))
+            .flat_map(|(_, value)| value.split(|&b| b == b','))
+            .map(|p| String::from_utf8_lossy(p.trim_ascii()).into_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        scope.set_item(pyo3::intern!(py, "subprotocols"), offered)?;
         Ok(scope)
     }
 }
@@ -152,6 +186,12 @@ impl Bridge {
 #[pyclass(unsendable)]
 struct Call {
     later: Later,
+    /// The WebSocket, once accepted.
+    ws: std::cell::Cell<Option<WebSocket>>,
+}
+
+fn state_error(e: HostError) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err(e.to_string())
 }
 
 #[pymethods]
@@ -194,8 +234,41 @@ impl Call {
 
     /// Ends the response (`ok`: complete; else the connection is cut).
     fn complete(&self, ok: bool) {
-        CYCLES.with_borrow_mut(|cycles| cycles.remove(&self.later));
+        CYCLES.with_borrow_mut(|cycles| cycles.remove(&self.later.id()));
         let _ = self.later.complete(ok);
+    }
+
+    /// Accepts the WebSocket with `subprotocol` (empty for none) and extra headers.
+    fn accept(&self, subprotocol: &str, headers: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<()> {
+        let fields: Vec<Header<'_>> = headers.iter().map(|(n, v)| Header::new(n, v)).collect();
+        let ws = self.later.accept_websocket(subprotocol, &fields).map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("the WebSocket could not be accepted: {e}"))
+        })?;
+        self.ws.set(Some(ws));
+        Ok(())
+    }
+
+    /// Sends a message: `False` when the server's queue is full (nothing taken; wait for Writable).
+    fn ws_send(&self, text: bool, data: &[u8]) -> PyResult<bool> {
+        let ws = self.ws.get().ok_or_else(|| state_error(HostError::State))?;
+        let sent = if text {
+            let text = std::str::from_utf8(data)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+            ws.send_text(text)
+        } else {
+            ws.send_binary(data)
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err(HostError::Again) => Ok(false),
+            Err(e) => Err(state_error(e)),
+        }
+    }
+
+    /// Starts the closing handshake.
+    fn ws_close(&self, code: u16, reason: &str) -> PyResult<()> {
+        let ws = self.ws.get().ok_or_else(|| state_error(HostError::State))?;
+        ws.close(code, reason).map_err(state_error)
     }
 }
 
@@ -216,15 +289,31 @@ impl Stepper {
     }
 }
 
+/// Hands a server event to the Cycle of call `id` (`last`: the call is over).
+fn deliver(id: usize, kind: u32, code: u16, data: &[u8], last: bool) {
+    let cycle = if last {
+        CYCLES.with_borrow_mut(|cycles| cycles.remove(&id))
+    } else {
+        CYCLES.with_borrow(|cycles| cycles.get(&id).map(|c| attach(|py| c.clone_ref(py))))
+    };
+    let Some(cycle) = cycle else { return };
+    attach(|py| {
+        if let Err(e) = cycle.call_method1(py, "event", (kind, code, PyBytes::new(py, data))) {
+            log_exception(py, "error delivering an event to an ASGI request", &e);
+        }
+    });
+}
+
 impl App for Bridge {
     fn handle(&self, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
         attach(|py| -> Result<(), Error> {
             let scope = self.scope(py, req)?;
+            let scope = if req.is_websocket() { self.websocket_scope(py, req, scope)? } else { scope };
             let later = resp.later();
-            let call = Py::new(py, Call { later })?;
+            let call = Py::new(py, Call { later, ws: std::cell::Cell::new(None) })?;
             match self.runner.call_method1(py, "request", (scope, call)) {
                 Ok(cycle) => {
-                    CYCLES.with_borrow_mut(|cycles| cycles.insert(later, cycle));
+                    CYCLES.with_borrow_mut(|cycles| cycles.insert(later.id(), cycle));
                     Ok(())
                 }
                 Err(e) => {
@@ -237,24 +326,22 @@ impl App for Bridge {
     }
 
     fn on_later(&self, later: Later, event: LaterEvent) {
-        let Some(cycle) =
-            CYCLES.with_borrow(|cycles| cycles.get(&later).map(|c| attach(|py| c.clone_ref(py))))
-        else {
-            return;
+        let (kind, last) = match event {
+            LaterEvent::Readable => (1, false),
+            LaterEvent::Writable => (2, false),
+            LaterEvent::Disconnected => (3, true),
         };
-        let kind = match event {
-            LaterEvent::Readable => 1,
-            LaterEvent::Writable => 2,
-            LaterEvent::Disconnected => {
-                CYCLES.with_borrow_mut(|cycles| cycles.remove(&later));
-                3
-            }
-        };
-        attach(|py| {
-            if let Err(e) = cycle.call_method1(py, "event", (kind,)) {
-                log_exception(py, "error delivering an event to an ASGI request", &e);
-            }
-        });
+        deliver(later.id(), kind, 0, &[], last);
+    }
+
+    fn on_websocket(&self, ws: WebSocket, event: WsEvent<'_>) {
+        match event {
+            WsEvent::Open => {}
+            WsEvent::Text(text) => deliver(ws.id(), 11, 0, text.as_bytes(), false),
+            WsEvent::Binary(data) => deliver(ws.id(), 12, 0, data, false),
+            WsEvent::Writable => deliver(ws.id(), 2, 0, &[], false),
+            WsEvent::Closed { code, reason } => deliver(ws.id(), 13, code, reason.as_bytes(), true),
+        }
     }
 
     fn run(&self, host_loop: &HostLoop) -> Result<(), Error> {

@@ -277,7 +277,9 @@ pub struct RgHost {
     /// Accept the WebSocket this request asks for (`RG_REQ_WEBSOCKET`), during `handle` and before any
     /// response: the server answers 101 with `Sec-WebSocket-Accept`, the negotiated compression, the
     /// `subprotocol` when not empty (one the client offered), and `headers`; `handle` then returns
-    /// `RG_PENDING`. Returns `RG_OK`, `RG_E_STATE` (not a WebSocket request, not an async app, a response
+    /// `RG_PENDING`. Also on a pending call (after `handle` returned `RG_PENDING` without accepting),
+    /// before any response: the 101 goes out then, and `RG_EV_WS_OPEN` follows. Returns `RG_OK`,
+    /// `RG_E_STATE` (not a WebSocket request, not an async app, a response
     /// already recorded) or `RG_E_INVALID` (a subprotocol the client did not offer, bad header bytes).
     pub accept_websocket: unsafe extern "C" fn(
         call: *mut RgCall,

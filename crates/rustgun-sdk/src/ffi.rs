@@ -339,6 +339,16 @@ impl SocketCall {
         HostError::check(unsafe { (fns.complete)(self.raw(), status) })
     }
 
+    /// `accept_websocket` on a pending call.
+    pub(crate) fn accept(self, subprotocol: &[u8], headers: &[Header<'_>]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        let ptr = headers.as_ptr().cast::<RgHeader>();
+        // SAFETY: the host checks the handle; the strings and headers are valid for this call (copied).
+        HostError::check(unsafe {
+            (fns.accept)(self.raw(), RgStr::from_bytes(subprotocol), ptr, headers.len())
+        })
+    }
+
     /// `read_body` on a pending call: the count, 0 at the end.
     pub(crate) fn read_body(self, buf: &mut [u8]) -> Result<usize, HostError> {
         let fns = socket_fns()?;

@@ -88,6 +88,19 @@ impl Later {
         self.0.read_body(buf)
     }
 
+    /// Accepts the WebSocket the request asks for, later than `handle` (ABI 1.3; before any response):
+    /// the call goes on as the returned [`WebSocket`](crate::WebSocket), whose events come to
+    /// [`App::on_websocket`](crate::App::on_websocket) from its `Open` on.
+    pub fn accept_websocket(
+        self,
+        subprotocol: &str,
+        headers: &[Header<'_>],
+    ) -> Result<crate::WebSocket, HostError> {
+        self.0.accept(subprotocol.as_bytes(), headers)?;
+        self.forget();
+        Ok(crate::WebSocket(self.0))
+    }
+
     /// Ends the response: `ok`, or the app failed (a 500 if nothing was sent, else the connection is
     /// cut). No more events come for it.
     pub fn complete(self, ok: bool) -> Result<(), HostError> {

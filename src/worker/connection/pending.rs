@@ -20,9 +20,11 @@ use crate::http;
 use crate::http::conn::After;
 use crate::http::parse::RequestHead;
 use crate::http::response::ResponseHead;
+use crate::http::upgrade::Opening;
 use crate::worker::Context;
 use crate::worker::gather::Spool;
-use rustgun_abi::{RG_E_AGAIN, RG_E_IO, RG_E_STATE, RgCall, RgHeader};
+use crate::worker::websocket::Link;
+use rustgun_abi::{RG_E_AGAIN, RG_E_INVALID, RG_E_IO, RG_E_STATE, RgCall, RgHeader, RgStr};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -39,6 +41,9 @@ thread_local! {
 pub fn touched() -> Vec<usize> {
     TOUCHED.with_borrow_mut(std::mem::take)
 }
+
+/// A WebSocket acceptance recorded on a pending call: the subprotocol and the app's headers.
+type Acceptance = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
 
 /// An HTTP exchange whose response goes on after `handle` returned `RG_PENDING`.
 pub struct Pending {
@@ -63,6 +68,8 @@ pub struct Pending {
     completed: Option<i32>,
     /// The connection's queue as of the last advance.
     queued: usize,
+    /// The app accepted the WebSocket the request asks for: the subprotocol and its headers.
+    upgrade: Option<Acceptance>,
     /// `write` answered `RG_E_AGAIN`: `RG_EV_WRITABLE` is owed once the queue drains.
     pub owes_writable: bool,
     /// `read_body` answered `RG_E_AGAIN`: `RG_EV_READABLE` is owed once bytes are ready.
@@ -77,6 +84,8 @@ pub enum Advanced {
     Done(After),
     /// Completed with a pull-mode body still to produce ([`super::resume`]).
     Parked(Box<Parked>),
+    /// The app accepted the WebSocket: the 101 is queued, and the connection now belongs to the link.
+    Upgraded(Rc<RefCell<Link>>),
 }
 
 impl Pending {
@@ -140,6 +149,10 @@ impl Exchange for Pending {
         Ok(())
     }
 
+    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
+        self.accept(subprotocol, headers)
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<(), i32> {
         if matches!(self.state.reply, Reply::None) || self.completed.is_some() {
             return Err(RG_E_STATE);
@@ -153,6 +166,29 @@ impl Exchange for Pending {
         }
         self.outbox.extend_from_slice(data);
         self.writing = true;
+        self.touch();
+        Ok(())
+    }
+}
+
+impl Pending {
+    /// `accept_websocket` on a pending call: checked now, applied by the loop ([`advance`]).
+    fn accept(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
+        if self.writing || self.completed.is_some() || !matches!(self.state.reply, Reply::None) {
+            return Err(RG_E_STATE);
+        }
+        let opening = Opening::read(&self.head).ok_or(RG_E_STATE)?;
+        if !subprotocol.is_empty() && !opening.offers_subprotocol(subprotocol) {
+            return Err(RG_E_INVALID);
+        }
+        // SAFETY: the host function lent `headers` for this call; their strings too. They are copied.
+        let headers = headers
+            .iter()
+            .map(|h| unsafe {
+                (crate::app::host::bytes(h.name).to_vec(), crate::app::host::bytes(h.value).to_vec())
+            })
+            .collect();
+        self.upgrade = Some((subprotocol.to_vec(), headers));
         self.touch();
         Ok(())
     }
@@ -210,6 +246,7 @@ impl Call<'_, '_, '_> {
             body_end,
             completed: None,
             queued,
+            upgrade: None,
             owes_writable: false,
             owes_readable: false,
         }
@@ -240,6 +277,24 @@ pub(in crate::worker) fn advance<'a, 'c: 'a>(
     if p.owes_readable && p.read == p.inbox.len() && p.body_end.is_none() {
         p.read = 0;
         p.body_end = call.fill_inbox(&mut p.inbox);
+    }
+    if let Some((subprotocol, headers)) = p.upgrade.take() {
+        let fields: Vec<RgHeader> = headers
+            .iter()
+            .map(|(n, v)| RgHeader { name: RgStr::from_bytes(n), value: RgStr::from_bytes(v) })
+            .collect();
+        if call.accept_websocket(&subprotocol, &fields).is_ok()
+            && let Some(deflate) = call.state.upgrade.take()
+        {
+            call.switch_protocols(p.started);
+            return Advanced::Upgraded(Rc::new(RefCell::new(Link::new(
+                p.call,
+                deflate,
+                ctx.settings.websocket,
+            ))));
+        }
+        // Checked when the app asked: only bad header bytes get here, which the app hears as a 500.
+        p.completed = Some(rustgun_abi::RG_ERROR);
     }
     if let Some(code) = p.completed {
         if call.finish(code) {

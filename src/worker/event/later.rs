@@ -109,6 +109,13 @@ impl Loop<'_, '_> {
                 self.rewatch(token);
                 self.drive(token);
             }
+            Advanced::Upgraded(link) => {
+                self.pending[token] = None;
+                crate::app::calls::rebind(call, &(link.clone() as Rc<RefCell<dyn crate::app::host::Socket>>));
+                self.shared.upgraded = Some(link);
+                conn.phase = Phase::Upgraded;
+                self.adopt(token);
+            }
             Advanced::Parked(parked) => {
                 self.pending[token] = None;
                 crate::app::calls::end(call);
