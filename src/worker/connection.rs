@@ -14,6 +14,7 @@ mod buffers;
 mod files;
 mod io;
 mod pending;
+mod refuse;
 mod serve;
 
 pub use buffers::{Buffers, Shared};
@@ -22,6 +23,7 @@ use files::PendingFile;
 use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
 pub(super) use pending::{Advanced, Pending, advance, touched};
+pub(super) use refuse::{refuse, refuse_status};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
 
@@ -453,41 +455,6 @@ fn record_head(
             *reply = Reply::None;
             Err(RG_E_INVALID)
         }
-    }
-}
-
-/// Where a refusal is written: the connection's protocol state and its output buffer.
-pub(super) type Answer<'a> = (&'a mut http::conn::Conn, &'a mut Vec<u8>);
-
-/// Answers a request refused by the protocol layer (the connection closes afterwards).
-pub(super) fn refuse(
-    (proto, out): Answer<'_>,
-    shared: &mut Shared,
-    info: &ConnInfo,
-    ctx: &Context<'_>,
-    e: HttpError,
-    started: Instant,
-) {
-    refuse_status((proto, out), shared, info, ctx, e.status(), &e.detail, started);
-}
-
-/// Answers `status` with `Connection: close`, logging why (the connection closes afterwards).
-pub(super) fn refuse_status(
-    (proto, out): Answer<'_>,
-    shared: &mut Shared,
-    info: &ConnInfo,
-    ctx: &Context<'_>,
-    status: u16,
-    why: &dyn std::fmt::Display,
-    started: Instant,
-) {
-    tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
-    proto.refuse(status, shared.date.get(unix_now()), out);
-    if let Some(log) = ctx.access_log {
-        log.write_refused(info, status, started);
-    }
-    if let Some(lane) = ctx.lane(shared.lane) {
-        lane.end(status, started.elapsed().as_micros() as u64);
     }
 }
 

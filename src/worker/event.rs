@@ -13,6 +13,7 @@
 //! Not here: the exchange itself (`connection`), timeouts' values (`config`). Still waiting inline
 //! without `--threads`: an app's push past its queue's cap.
 
+mod accept;
 mod later;
 mod pool;
 mod requests;
@@ -21,13 +22,13 @@ mod spares;
 mod stepped;
 mod sweep;
 
+use super::Context;
 use super::connection::{
     self, Io, LOW_WATER, OUT_CAPACITY, Parked, Pending, ProxyStart, READ_CHUNK, ReadBuf, STOP_GRACE, Shared,
 };
 use super::gather::Gather;
 use super::pace::Pace;
 use super::websocket::Link;
-use super::{Context, describe_connection};
 use crate::app::ConnInfo;
 use crate::config::Config;
 use crate::http;
@@ -289,27 +290,7 @@ impl Loop<'_, '_> {
             self.settle();
             self.next_sweep = now + TICK;
         }
-        Some(self.next_sweep.saturating_duration_since(Instant::now()))
-    }
-
-    /// Registers or removes the listeners (at the connection limit, and when stopping).
-    fn set_accepting(&mut self, on: bool) {
-        if on == self.accepting || (on && self.stopping) {
-            return;
-        }
-        for (i, l) in self.listeners.iter().enumerate() {
-            let result = if on {
-                // One connection wakes one waiting worker, not every worker (no thundering herd).
-                let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-                self.epoll.add(l.as_fd(), EpollEvent::new(flags, LISTENER + i as u64))
-            } else {
-                self.epoll.delete(l.as_fd())
-            };
-            if let Err(e) = result {
-                tracing::error!("cannot {} listener {i}: {e}", if on { "watch" } else { "unwatch" });
-            }
-        }
-        self.accepting = on;
+        Some(self.next_sweep.saturating_duration_since(now))
     }
 
     /// Stops accepting; idle keep-alive connections get [`STOP_GRACE`] more. Their clients cannot know
@@ -338,81 +319,6 @@ impl Loop<'_, '_> {
     fn shorten_idle(&mut self, token: usize) {
         if let Some(conn) = self.conns[token].as_mut() {
             conn.deadline = conn.deadline.min(Instant::now() + STOP_GRACE);
-        }
-    }
-
-    fn accept(&mut self, i: usize) {
-        // One connection per wake-up (nginx's `multi_accept off`): with EPOLLEXCLUSIVE the kernel wakes
-        // one idle worker per new connection, so taking a whole burst here would pile it on this worker.
-        for _ in 0..ACCEPTS_PER_WAKE {
-            if self.live >= self.max_conns || self.stopping {
-                break;
-            }
-            match self.listeners[i].accept() {
-                Ok(Some((stream, peer))) => {
-                    if let Some(lane) = self.ctx.lane(0) {
-                        lane.accepted();
-                    }
-                    let Some(stream) = super::secure(stream, self.ctx) else { continue };
-                    let mut info = ConnInfo {
-                        worker_id: self.id,
-                        flags: self.flags,
-                        url_scheme: stream.url_scheme(),
-                        ..ConnInfo::default()
-                    };
-                    describe_connection(&mut info, &self.locals[i], peer);
-                    self.add(stream, info);
-                }
-                Ok(None) => break,
-                Err(e) if crate::net::out_of_resources(&e) => {
-                    tracing::error!("accept failed: {e}; pausing accepts");
-                    // Stop watching the listener until the next sweep, instead of spinning on it.
-                    self.set_accepting(false);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    break;
-                }
-            }
-        }
-        if self.live >= self.max_conns {
-            self.set_accepting(false);
-        }
-    }
-
-    fn add(&mut self, stream: Stream, info: ConnInfo) {
-        let token = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
-        if let Err(e) = self.epoll.add(stream.as_fd(), EpollEvent::new(flags, token as u64)) {
-            tracing::error!("cannot watch a connection: {e}");
-            self.free.push(token);
-            return;
-        }
-        self.conns[token] = Some(Conn {
-            stream,
-            rbuf: ReadBuf::unallocated(),
-            out: Vec::new(),
-            info,
-            phase: if self.ctx.settings.proxy_protocol { Phase::Proxy } else { Phase::Idle },
-            // A new connection gets the head timeout for its first byte, as the blocking classes do.
-            deadline: Instant::now() + self.ctx.settings.header_timeout,
-            writing: false,
-            proto: http::conn::Conn::default(),
-            fresh: true,
-            parked: None,
-            gather: None,
-            pace: Pace::default(),
-            moved: 0,
-            paced: Instant::now(),
-        });
-        self.live += 1;
-        if self.ctx.settings.proxy_protocol {
-            // A sender outside --proxy-allow-ips is answered at once.
-            self.drive(token);
         }
     }
 

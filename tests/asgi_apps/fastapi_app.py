@@ -40,7 +40,6 @@ async def stream():
     async def parts():
         for i in range(3):
             yield "part %d\n" % i
-            await asyncio.sleep(0)
 
     return StreamingResponse(parts(), media_type="text/plain")
 
