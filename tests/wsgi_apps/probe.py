@@ -49,8 +49,10 @@ class Tracked:
         if CLOSED:
             path = os.path.join(CLOSED, self.name)
             count = int(open(path).read()) if os.path.exists(path) else 0
-            with open(path, "w") as f:
+            # Written aside and renamed, so that a test polling the file never reads it half made.
+            with open(path + ".new", "w") as f:
                 f.write(str(count + 1))
+            os.replace(path + ".new", path)
 
 
 def application(environ, start_response):
