@@ -1,12 +1,13 @@
-"""FastAPI as its users write it: a lifespan, a path parameter, a sync route, a body, a stream,
-WebSockets."""
+"""FastAPI as its users write it: a lifespan, path and query parameters, a sync route, JSON and form
+bodies, validation errors, a stream, server-sent events, a file, a background task, WebSockets."""
 
 import asyncio
 import sys
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi import BackgroundTasks, FastAPI, Form, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
 
 
 @asynccontextmanager
@@ -42,6 +43,68 @@ async def stream():
             yield "part %d\n" % i
 
     return StreamingResponse(parts(), media_type="text/plain")
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+    tags: list[str] = []
+
+
+@app.get("/items")
+async def search(q: str, limit: int = 10):
+    return {"q": q, "limit": limit}
+
+
+@app.post("/items")
+async def create_item(item: Item):
+    return {"name": item.name, "total": item.price * 2, "tags": item.tags}
+
+
+@app.post("/form")
+async def form(name: str = Form(), age: int = Form()):
+    return {"name": name, "age": age}
+
+
+# Server-sent events, each released by a request to /events/next: a client sees the next event only
+# if the server sent the previous one as soon as the app did (a buffering server never gets there).
+NEXT = asyncio.Event()
+
+
+@app.get("/events")
+async def events():
+    async def stream():
+        for i in range(3):
+            yield "data: event %d\n\n" % i
+            try:
+                await asyncio.wait_for(NEXT.wait(), 30)
+            except asyncio.TimeoutError:
+                yield "data: nobody asked for the next event\n\n"
+                return
+            NEXT.clear()
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@app.get("/events/next")
+async def next_event():
+    NEXT.set()
+    return {"released": True}
+
+
+@app.get("/file")
+async def file():
+    return FileResponse(__file__, media_type="text/x-python")
+
+
+def remember(what):
+    print("fastapi: background task ran for %s" % what, file=sys.stderr, flush=True)
+
+
+@app.post("/notify")
+async def notify(who: str, tasks: BackgroundTasks):
+    tasks.add_task(remember, who)
+    return {"queued": who}
 
 
 @app.get("/boom")

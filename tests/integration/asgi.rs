@@ -8,6 +8,8 @@ use crate::procs::{app_boot_failure, lib};
 use crate::support::{Builder, Server, pyenv, python};
 use std::path::Path;
 
+mod frameworks;
+
 /// `tests/asgi_apps`, where the test apps live.
 fn apps_dir() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asgi_apps").display().to_string()
