@@ -8,7 +8,7 @@
 
 use rustgun::app::Library;
 use rustgun::arbiter::{Arbiter, StartError};
-use rustgun::config::{self, Config, ConfigError, WorkerClass};
+use rustgun::config::{self, Config, ConfigError};
 use rustgun::sys::daemon::{self, Detached};
 
 /// The exit status for an invalid configuration (clap's own for a bad command line).
@@ -92,9 +92,7 @@ fn halt(detached: Option<Detached>, code: i32, message: &str) -> ! {
 fn check(config: &mut Config) -> i32 {
     let opened = config.load_tls().and_then(|()| {
         let lib = Library::open(&config.app).map_err(|e| e.to_string())?;
-        let class = config.effective_class();
-        lib.check_class(class.name(), config.multithreaded(), class == WorkerClass::Event)
-            .map_err(|e| e.to_string())
+        rustgun::worker::serving_class(config, &lib).map(drop).map_err(|e| e.to_string())
     });
     match opened {
         Ok(()) => {

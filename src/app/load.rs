@@ -54,7 +54,7 @@ pub enum LoadError {
     NotThreadSafe { app: AppRef, worker_class: &'static str },
     NoEventHandler { app: AppRef },
     RunWithoutAsync { app: AppRef },
-    AsyncNeedsEvent { app: AppRef, worker_class: &'static str },
+    AsyncNeedsLoop { app: AppRef, worker_class: &'static str },
     Init { app: AppRef, code: i32, message: String },
 }
 
@@ -97,9 +97,9 @@ impl fmt::Display for LoadError {
                 f,
                 "cannot load app {app}: its descriptor has a run function but does not declare RG_APP_ASYNC"
             ),
-            LoadError::AsyncNeedsEvent { app, worker_class } => write!(
+            LoadError::AsyncNeedsLoop { app, worker_class } => write!(
                 f,
-                "cannot load app {app}: it declares RG_APP_ASYNC (its calls outlive handle), which only the event worker class serves, not {worker_class}; use -k event"
+                "cannot load app {app}: it declares RG_APP_ASYNC (its calls outlive handle and need an event loop), which the {worker_class} worker class cannot serve; use -k event (or -k threads)"
             ),
             LoadError::Init { app, code, message } => {
                 write!(f, "app {app} failed to initialise (status {code}): {message}")
@@ -212,20 +212,20 @@ impl Library {
         })
     }
 
-    /// Whether `worker_class` can serve the app: a threaded class needs `RG_APP_THREAD_SAFE`, an
-    /// `RG_APP_ASYNC` app the event class.
+    /// Whether `worker_class` can serve the app: calls on several threads at once need
+    /// `RG_APP_THREAD_SAFE`, an `RG_APP_ASYNC` app a class that can give it an event loop (`looped`).
     pub fn check_class(
         &self,
         worker_class: &'static str,
         multithreaded: bool,
-        evented: bool,
+        looped: bool,
     ) -> Result<(), LoadError> {
         let app = self.app_ref.clone();
         if multithreaded && self.desc.flags & RG_APP_THREAD_SAFE == 0 {
             return Err(LoadError::NotThreadSafe { app, worker_class });
         }
-        if self.is_async() && !evented {
-            return Err(LoadError::AsyncNeedsEvent { app, worker_class });
+        if self.is_async() && !looped {
+            return Err(LoadError::AsyncNeedsLoop { app, worker_class });
         }
         Ok(())
     }

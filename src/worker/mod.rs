@@ -11,7 +11,7 @@ mod gather;
 pub mod pace;
 mod websocket;
 
-use crate::app::{App, Library};
+use crate::app::{App, Library, LoadError};
 use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
 use crate::logging::access::AccessLog;
@@ -126,6 +126,19 @@ pub fn lanes(config: &Config) -> usize {
     }
 }
 
+/// The class that serves `lib` under `config`, and whether its calls may run on several threads at
+/// once. An async app's calls all run on one event loop, so `threads` serves it with the event
+/// loop (`sync`, one blocking request at a time, refuses it); any other app gets the class asked for.
+pub fn serving_class(config: &Config, lib: &Library) -> Result<(WorkerClass, bool), LoadError> {
+    let class = config.effective_class();
+    if lib.is_async() {
+        lib.check_class(class.name(), false, class != WorkerClass::Sync)?;
+        return Ok((WorkerClass::Event, false));
+    }
+    lib.check_class(class.name(), config.multithreaded(), false)?;
+    Ok((class, config.multithreaded()))
+}
+
 /// Everything a freshly forked worker gets from the master.
 pub struct Boot<'a> {
     pub id: u32,
@@ -195,10 +208,15 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Ok(lib) => lib,
         Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
     };
-    let class = boot.config.effective_class();
-    let multithreaded = boot.config.multithreaded();
-    if let Err(e) = lib.check_class(class.name(), multithreaded, class == WorkerClass::Event) {
-        return fail(&mut report, EXIT_APP_LOAD, &e.to_string());
+    let (class, multithreaded) = match serving_class(boot.config, &lib) {
+        Ok(serving) => serving,
+        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+    };
+    if class != boot.config.effective_class() {
+        tracing::info!(
+            "Serving the async app {} on an event loop: its calls outlive handle",
+            boot.config.app
+        );
     }
     let flags = RG_REQ_MULTIPROCESS | if multithreaded { RG_REQ_MULTITHREAD } else { 0 };
     let app = match lib.start(boot.id, &boot.config.app_args, flags) {

@@ -1,11 +1,11 @@
-//! The ASGI bridge (`libasgi.so`) serving real ASGI apps under the event class, asyncio owning the
+//! The ASGI bridge (`libasgi.so`) serving real ASGI apps under the event class (and threads), asyncio owning the
 //! worker thread: FastAPI as its users write it (lifespan state, path parameters, a sync route on the
 //! thread pool, bodies, streaming, an exception), the scope a raw app sees, `http.disconnect` both
 //! when the client leaves and after the response, a large streamed body with back-pressure, and a
 //! failed lifespan startup refusing to boot with one line. Every wait is on bytes or a log line.
 
 use crate::procs::{app_boot_failure, lib};
-use crate::support::{Builder, Server, pyenv, python};
+use crate::support::{Builder, Server, pyenv, python, worker_class};
 use std::path::Path;
 
 mod frameworks;
@@ -20,10 +20,12 @@ fn asgi(spec: &str) -> Builder {
     asgi_with(&[], spec)
 }
 
-/// The same, with options of the bridge's before the app.
+/// The same, with options of the bridge's before the app. Under the threads suite the threads class
+/// serves it (on an event loop of its own); otherwise the event class does (sync refuses ASGI).
 fn asgi_with(options: &[&str], spec: &str) -> Builder {
+    let class = if worker_class() == "threads" { "threads" } else { "event" };
     let builder =
-        Server::builder("asgi").args(&["-k", "event"]).env("VIRTUAL_ENV", &pyenv().display().to_string());
+        Server::builder("asgi").args(&["-k", class]).env("VIRTUAL_ENV", &pyenv().display().to_string());
     options
         .iter()
         .fold(builder, |b, o| b.app_arg(o))
@@ -196,4 +198,13 @@ fn lifespan_shutdown_runs_when_the_worker_stops() {
     server.signal(libc::SIGTERM);
     server.wait_for_log("raw: lifespan shutdown");
     assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn the_sync_class_refuses_an_asgi_app_with_one_line_saying_why() {
+    let (venv, apps, asgi_lib) = (pyenv().display().to_string(), apps_dir(), lib("asgi"));
+    let args =
+        [asgi_lib.as_str(), "-k", "sync", "--bind", "127.0.0.1:0", "--", "--pythonpath", &apps, "hello:app"];
+    let (_, error) = app_boot_failure(&args, &[("VIRTUAL_ENV", &venv)]);
+    assert!(error.contains("the sync worker class cannot serve") && error.contains("-k event"), "{error}");
 }

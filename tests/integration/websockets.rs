@@ -335,13 +335,17 @@ fn a_request_that_is_no_valid_handshake_gets_the_apps_answer_not_a_101() {
 }
 
 #[test]
-fn an_async_app_is_refused_by_the_blocking_classes_with_one_line_naming_event() {
-    for class in ["sync", "threads"] {
-        let app = crate::procs::lib("ws_echo");
-        let (code, log) = Bare::run(&[&app, "--bind", "127.0.0.1:0", "-k", class]);
-        let errors = crate::procs::error_lines(&log);
-        assert_eq!(code, 4, "{log:?}");
-        assert_eq!(errors.len(), 1, "{log:?}");
-        assert!(errors[0].contains("RG_APP_ASYNC") && errors[0].contains("-k event"), "{}", errors[0]);
-    }
+fn an_async_app_is_refused_by_sync_with_one_line_and_served_by_threads_on_an_event_loop() {
+    let app = crate::procs::lib("ws_echo");
+    let (code, log) = Bare::run(&[&app, "--bind", "127.0.0.1:0", "-k", "sync"]);
+    let errors = crate::procs::error_lines(&log);
+    assert_eq!(code, 4, "{log:?}");
+    assert_eq!(errors.len(), 1, "{log:?}");
+    assert!(errors[0].contains("RG_APP_ASYNC") && errors[0].contains("-k event"), "{}", errors[0]);
+    // The threads class gives it the event loop its calls need, and says so.
+    let server = Server::builder("ws_echo").args(&["-k", "threads", "--threads", "4"]).start();
+    server.wait_for_log("Serving the async app");
+    let (mut ws, _) = Client::open(&server, "/echo", "");
+    ws.send(TEXT, b"under threads");
+    assert_eq!(ws.recv(), Some((0x80 | TEXT, b"under threads".to_vec())));
 }
