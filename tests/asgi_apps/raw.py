@@ -1,7 +1,11 @@
-"""Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer."""
+"""Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer, and
+which process imported it."""
 
 import json
-import sys
+import os
+
+# The process that imported this module: the master under --preload, else the worker itself.
+IMPORTED_IN = os.getpid()
 
 
 async def app(scope, receive, send):
@@ -11,7 +15,7 @@ async def app(scope, receive, send):
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                print("raw: lifespan shutdown", file=sys.stderr, flush=True)
+                say("raw: lifespan shutdown")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
@@ -25,9 +29,9 @@ async def app(scope, receive, send):
         await answer(send, 200, json.dumps(seen).encode())
     elif path == "/disconnect":
         await read_all(receive)
-        print("raw: waiting for the client to leave", file=sys.stderr, flush=True)
+        say("raw: waiting for the client to leave")
         message = await receive()
-        print("raw: then came %s" % message["type"], file=sys.stderr, flush=True)
+        say("raw: then came %s" % message["type"])
     elif path == "/big":
         size = int(scope["query_string"] or b"1048576")
         block = bytes(range(256)) * 256
@@ -38,15 +42,22 @@ async def app(scope, receive, send):
             piece = block[: min(len(block), size - sent)]
             sent += len(piece)
             await send({"type": "http.response.body", "body": piece, "more_body": sent < size})
+    elif path == "/pids":
+        await answer(send, 200, json.dumps({"imported_in": IMPORTED_IN, "serving": os.getpid()}).encode())
     elif path == "/silent":
         return
     elif path == "/after":
         # Django's handler waits for http.disconnect once its response is sent.
         await answer(send, 200, b"done")
         message = await receive()
-        print("raw: after the response came %s" % message["type"], file=sys.stderr, flush=True)
+        say("raw: after the response came %s" % message["type"])
     else:
         await answer(send, 404, b"no such route")
+
+
+def say(line):
+    """One line to the error log in one write: two workers' lines never interleave."""
+    os.write(2, (line + "\n").encode())
 
 
 async def read_all(receive):

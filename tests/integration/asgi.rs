@@ -208,3 +208,32 @@ fn the_sync_class_refuses_an_asgi_app_with_one_line_saying_why() {
     let (_, error) = app_boot_failure(&args, &[("VIRTUAL_ENV", &venv)]);
     assert!(error.contains("the sync worker class cannot serve") && error.contains("-k event"), "{error}");
 }
+
+#[test]
+fn preload_imports_the_app_in_the_master_and_each_worker_runs_its_own_lifespan() {
+    let mut server = asgi("raw:app").arg("--preload").workers(2).start();
+    let workers = server.wait_for_workers(2);
+    let mut serving = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let pids = json(&server.get("/pids").body);
+        assert_eq!(pids["imported_in"], server.pid, "imported in the master: {pids}");
+        serving.insert(pids["serving"].as_i64().unwrap() as i32);
+    }
+    assert!(serving.iter().all(|p| workers.contains(p)), "{serving:?} not among {workers:?}");
+    assert_eq!(server.get("/big?300000").body.len(), 300_000, "a forked interpreter streams too");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log_count("raw: lifespan shutdown", 2);
+    assert_eq!(server.wait_exit(), Some(0));
+    // Without --preload each worker imports it itself.
+    let plain = asgi("raw:app").start();
+    let pids = json(&plain.get("/pids").body);
+    assert_eq!(pids["imported_in"], pids["serving"]);
+}
+
+#[test]
+fn factory_calls_the_named_callable_for_the_app_as_uvicorn_does() {
+    let server = asgi_with(&["--factory"], "hello:create_app").start();
+    assert_eq!(server.get("/").text(), "Hello from a factory");
+    let called = asgi("hello:create_app()").start();
+    assert_eq!(called.get("/").text(), "Hello from a factory", "gunicorn's spelling");
+}

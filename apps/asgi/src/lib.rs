@@ -24,7 +24,8 @@
 //!   the close come as events, `websocket.close` before accepting (or returning) refuses it with 403,
 //!   `websocket.http.response.*` answers it with a response of the app's.
 //!
-//! Not here yet: `--preload`.
+//! - `preload` (`--preload`) imports the app in the master; each worker then makes its own loop and
+//!   runs its own lifespan.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -79,13 +80,36 @@ fn server_log(level: u32, message: &str) {
     log(level, message);
 }
 
+/// The app the master imported under `--preload`; every worker inherits it through fork.
+static PRELOADED: OnceLock<Py<PyAny>> = OnceLock::new();
+
+/// `preload` (`rustgun --preload`): the master starts the interpreter and imports the app once,
+/// before any fork, so the workers share the imported modules copy-on-write. Each worker still makes
+/// its own event loop and runs its own lifespan (as uvicorn's workers do). Import failures stop the
+/// server here, with the same line as in a worker.
+fn preload(ctx: &InitContext) -> Result<(), String> {
+    let opts = args::parse(ctx.args(), ASGI)?;
+    start_interpreter();
+    let imported = Python::attach(|py| rustgun_python::load_app(py, &opts, "ASGI").map(Bound::unbind))?;
+    let _ = PRELOADED.set(imported);
+    rustgun_python::hold_gil_for_forks();
+    Ok(())
+}
+
 impl Bridge {
     fn new(ctx: &InitContext) -> Result<Bridge, String> {
         let opts = args::parse(ctx.args(), ASGI)?;
-        start_interpreter();
+        if PRELOADED.get().is_some() {
+            rustgun_python::after_fork_in_worker();
+        } else {
+            start_interpreter();
+        }
         Python::attach(|py| {
             let fail = |e: PyErr| format!("cannot start the ASGI bridge: {}", describe(py, &e));
-            let asgi_app = rustgun_python::load_app(py, &opts, "ASGI")?;
+            let asgi_app = match PRELOADED.get() {
+                Some(imported) => imported.bind(py).clone(),
+                None => rustgun_python::load_app(py, &opts, "ASGI")?,
+            };
             let helpers = helpers(py).map_err(fail)?;
             let logger = wrap_pyfunction!(server_log, helpers).map_err(fail)?;
             let runner = helpers
@@ -367,4 +391,4 @@ impl App for Bridge {
     }
 }
 
-rustgun_sdk::export_app!(app, Bridge::new, owns_loop);
+rustgun_sdk::export_app!(app, Bridge::new, owns_loop, preload = preload);

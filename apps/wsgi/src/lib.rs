@@ -101,10 +101,7 @@ fn preload(ctx: &InitContext) -> Result<(), String> {
     start_interpreter();
     let bridge = Python::attach(|py| Bridge::load(py, &opts))?;
     let _ = PRELOADED.set(bridge);
-    // From here on the master holds the GIL for good (it runs no Python): each fork then happens with
-    // the GIL held by the forking thread, which is the state `PyOS_AfterFork_Child` expects.
-    // SAFETY: the interpreter is initialised; this thread has its thread state.
-    unsafe { pyo3::ffi::PyGILState_Ensure() };
+    rustgun_python::hold_gil_for_forks();
     Ok(())
 }
 
@@ -112,12 +109,7 @@ impl Bridge {
     fn new(ctx: &InitContext) -> Result<Bridge, String> {
         let opts = args::parse(ctx.args(), WSGI)?;
         if let Some(preloaded) = PRELOADED.get() {
-            // SAFETY: a freshly forked worker, whose only thread is the one that held the GIL in the
-            // master when it forked: reset the interpreter's thread and GIL state, then let go of the GIL.
-            unsafe {
-                pyo3::ffi::PyOS_AfterFork_Child();
-                pyo3::ffi::PyEval_SaveThread();
-            }
+            rustgun_python::after_fork_in_worker();
             return Ok(Python::attach(|py| preloaded.clone_ref(py)));
         }
         start_interpreter();

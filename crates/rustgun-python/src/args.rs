@@ -8,6 +8,8 @@ pub struct Options {
     pub pythonpath: Vec<String>,
     /// The app: `module:callable`, `module` or `module:factory(args)`.
     pub spec: String,
+    /// `--factory` (uvicorn's): the callable the spec names is a factory, called with no arguments.
+    pub factory: bool,
     /// The bridge's own options with their values (`--name value` or `--name=value`), in order.
     pub values: Vec<(&'static str, String)>,
 }
@@ -31,15 +33,20 @@ pub struct Bridge {
 /// Parses the bridge's arguments; the error is one line ending in the usage.
 pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
     let usage = format!(
-        "usage: rustgun {}:app [SERVER OPTIONS] -- [--pythonpath DIR]... MODULE[:CALLABLE | :FACTORY(ARGS)]",
+        "usage: rustgun {}:app [SERVER OPTIONS] -- [--pythonpath DIR]... [--factory] MODULE[:CALLABLE | :FACTORY(ARGS)]",
         bridge.library
     );
     let usage = usage.as_str();
     let mut pythonpath = Vec::new();
     let mut values = Vec::new();
     let mut spec = None;
+    let mut factory = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        if arg == "--factory" {
+            factory = true;
+            continue;
+        }
         let value = if arg == "--pythonpath" {
             match it.next() {
                 Some(v) => Some(v.as_str()),
@@ -69,7 +76,7 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
         spec = Some(arg.clone());
     }
     match spec {
-        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, values }),
+        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, factory, values }),
         _ => Err(format!("no {} app given; {usage}", bridge.kind)),
     }
 }
@@ -100,6 +107,8 @@ mod tests {
         let o = parse_wsgi(&args(&["--pythonpath", "a", "--pythonpath=b,c", "m:create_app('x')"])).unwrap();
         assert_eq!(o.pythonpath, ["a", "b", "c"]);
         assert_eq!(o.spec, "m:create_app('x')");
+        assert!(!o.factory);
+        assert!(parse_wsgi(&args(&["--factory", "m:create_app"])).unwrap().factory);
     }
 
     #[test]

@@ -52,9 +52,10 @@ def _use_venv(venv):
             site.addsitedir(candidate)
 
 
-def load(spec):
+def load(spec, factory=False):
     """`module:callable`, `module` (callable `application`) or `module:factory(literal args)`:
-    gunicorn's import_app, with the same messages."""
+    gunicorn's import_app, with the same messages. `factory` (uvicorn's --factory): the callable is
+    a factory, called with no arguments."""
     module, sep, obj = spec.partition(":")
     if not sep:
         obj = "application"
@@ -83,6 +84,8 @@ def load(spec):
         app = getattr(mod, name)
     except AttributeError:
         raise AppImportError("Failed to find attribute %r in %r." % (name, module)) from None
+    if args is None and factory:
+        args, kwargs = [], {}
     if args is not None:
         app = app(*args, **kwargs)
     if app is None:

@@ -1,7 +1,8 @@
 //! What rustgun's Python bridges share (`libwsgi.so`, `libasgi.so`): starting the embedded
 //! interpreter in a worker, attaching threads to it cheaply, setting up `sys.path` and a virtual
 //! environment, importing the app the way gunicorn does (`embed.py`), and logging exceptions with
-//! their tracebacks through the host's error log.
+//! their tracebacks through the host's error log, and the GIL's hand-over across `--preload`'s
+//! forks.
 //!
 //! Not here: WSGI or ASGI themselves (the bridges).
 
@@ -25,6 +26,28 @@ pub fn embed(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         let _ = EMBED.set(module.unbind());
     }
     Ok(EMBED.get().expect("set above").bind(py))
+}
+
+/// After `--preload` imported the app in the master: from here on the master holds the GIL for good
+/// (it runs no more Python), so each fork happens with the GIL held by the forking thread, the state
+/// `PyOS_AfterFork_Child` expects in the child.
+pub fn hold_gil_for_forks() {
+    // SAFETY: the interpreter is initialised and this thread has its thread state (it just ran the
+    // preload under `Python::attach`).
+    unsafe { pyo3::ffi::PyGILState_Ensure() };
+}
+
+/// In a worker forked from a master that preloaded the app ([`hold_gil_for_forks`]): resets the
+/// interpreter's thread and GIL state for this process, then lets go of the GIL, so that the bridge
+/// attaches to it as in any worker.
+pub fn after_fork_in_worker() {
+    // SAFETY: a freshly forked worker whose only thread is the one that held the GIL in the master
+    // when it forked, which is what `PyOS_AfterFork_Child` requires; `PyEval_SaveThread` then releases
+    // the GIL that thread holds.
+    unsafe {
+        pyo3::ffi::PyOS_AfterFork_Child();
+        pyo3::ffi::PyEval_SaveThread();
+    }
 }
 
 /// Logs `what` and the exception's traceback as one record of the error log at `level`.
@@ -57,7 +80,7 @@ pub fn load_app<'py>(py: Python<'py>, opts: &args::Options, kind: &str) -> Resul
     let embed = embed(py).map_err(fail)?;
     let venv = std::env::var("VIRTUAL_ENV").ok().filter(|v| !v.is_empty());
     embed.call_method1("setup_path", (opts.pythonpath.clone(), venv)).map_err(fail)?;
-    embed.call_method1("load", (opts.spec.as_str(),)).map_err(|e| {
+    embed.call_method1("load", (opts.spec.as_str(), opts.factory)).map_err(|e| {
         // The traceback goes to the log; the one-line reason becomes the server's boot error.
         log_at(py, Level::Warn, &format!("cannot load {kind} app {}:", opts.spec), &e);
         format!("cannot load {kind} app {}: {}", opts.spec, describe(py, &e))

@@ -495,9 +495,10 @@ pub(crate) unsafe extern "C" fn body_close<S: BodySource>(state: *mut c_void) {
 /// `export_app!(SYMBOL, FACTORY, websockets)` also exports `on_event` (ABI 1.3) and declares
 /// `RG_APP_ASYNC`: the app may accept WebSockets and go on with responses after `handle`, and hears
 /// their events in [`App::on_websocket`](crate::App::on_websocket) and
-/// [`App::on_later`](crate::App::on_later). Only the `event` worker class serves it.
+/// [`App::on_later`](crate::App::on_later). The `event` and `threads` classes serve it
+/// (on an event loop), `sync` refuses it.
 /// `export_app!(SYMBOL, FACTORY, owns_loop)` also exports `run`: [`App::run`](crate::App::run) drives
-/// the worker's loop from the app's own.
+/// the worker's loop from the app's own; `owns_loop, preload = PRELOAD` adds a `preload` entry too.
 ///
 /// The descriptor sets `RG_APP_THREAD_SAFE` (an [`App`](crate::App) is `Send + Sync`).
 ///
@@ -532,37 +533,49 @@ macro_rules! export_app {
         $crate::export_app!($symbol, <$app as ::core::default::Default>::default);
     };
     ($symbol:ident, $factory:expr, preload = $preload:expr $(,)?) => {
-        $crate::export_app!(@descriptor $symbol, $factory, {
-            unsafe extern "C" fn __rustgun_preload(
-                host: *const $crate::abi::RgHost,
-                init: *mut $crate::abi::RgInit,
-            ) -> i32 {
-                let preload = &$preload;
-                // SAFETY: the arguments come unchanged from the server, as `preload_with` requires.
-                unsafe { $crate::__private::preload_with(preload, host, init) }
-            }
-            ::core::option::Option::Some(__rustgun_preload as $crate::abi::RgPreloadFn)
-        }, ::core::option::Option::None, ::core::option::Option::None);
+        $crate::export_app!(@descriptor $symbol, $factory, $crate::export_app!(@preload $preload),
+            ::core::option::Option::None, ::core::option::Option::None);
     };
     ($symbol:ident, $factory:expr, owns_loop $(,)?) => {
-        $crate::export_app!(@events $symbol, $factory, {
-            unsafe extern "C" fn __rustgun_run(
-                app_state: *mut ::core::ffi::c_void,
-                host_loop: *const $crate::abi::RgLoop,
-            ) -> i32 {
-                let factory = &$factory;
-                // SAFETY: `app_state` is what `__rustgun_init` stored with the same factory type, and the
-                // loop comes unchanged from the server.
-                unsafe { $crate::__private::run_with(factory, app_state, host_loop) }
-            }
-            ::core::option::Option::Some(__rustgun_run as $crate::abi::RgRunFn)
-        });
+        $crate::export_app!(@events $symbol, $factory, ::core::option::Option::None,
+            $crate::export_app!(@run $factory));
+    };
+    ($symbol:ident, $factory:expr, owns_loop, preload = $preload:expr $(,)?) => {
+        $crate::export_app!(@events $symbol, $factory, $crate::export_app!(@preload $preload),
+            $crate::export_app!(@run $factory));
     };
     ($symbol:ident, $factory:expr, websockets $(,)?) => {
-        $crate::export_app!(@events $symbol, $factory, ::core::option::Option::None);
+        $crate::export_app!(@events $symbol, $factory, ::core::option::Option::None,
+            ::core::option::Option::None);
     };
-    (@events $symbol:ident, $factory:expr, $run:expr) => {
-        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, $run, {
+    ($symbol:ident, $factory:expr $(,)?) => {
+        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, ::core::option::Option::None, ::core::option::Option::None);
+    };
+    (@preload $preload:expr) => {{
+        unsafe extern "C" fn __rustgun_preload(
+            host: *const $crate::abi::RgHost,
+            init: *mut $crate::abi::RgInit,
+        ) -> i32 {
+            let preload = &$preload;
+            // SAFETY: the arguments come unchanged from the server, as `preload_with` requires.
+            unsafe { $crate::__private::preload_with(preload, host, init) }
+        }
+        ::core::option::Option::Some(__rustgun_preload as $crate::abi::RgPreloadFn)
+    }};
+    (@run $factory:expr) => {{
+        unsafe extern "C" fn __rustgun_run(
+            app_state: *mut ::core::ffi::c_void,
+            host_loop: *const $crate::abi::RgLoop,
+        ) -> i32 {
+            let factory = &$factory;
+            // SAFETY: `app_state` is what `__rustgun_init` stored with the same factory type, and the
+            // loop comes unchanged from the server.
+            unsafe { $crate::__private::run_with(factory, app_state, host_loop) }
+        }
+        ::core::option::Option::Some(__rustgun_run as $crate::abi::RgRunFn)
+    }};
+    (@events $symbol:ident, $factory:expr, $preload:expr, $run:expr) => {
+        $crate::export_app!(@descriptor $symbol, $factory, $preload, $run, {
             unsafe extern "C" fn __rustgun_event(
                 app_state: *mut ::core::ffi::c_void,
                 event: *const $crate::abi::RgEvent,
@@ -574,9 +587,6 @@ macro_rules! export_app {
             }
             ::core::option::Option::Some(__rustgun_event as $crate::abi::RgEventFn)
         });
-    };
-    ($symbol:ident, $factory:expr $(,)?) => {
-        $crate::export_app!(@descriptor $symbol, $factory, ::core::option::Option::None, ::core::option::Option::None, ::core::option::Option::None);
     };
     (@descriptor $symbol:ident, $factory:expr, $preload:expr, $run:expr, $events:expr) => {
         #[unsafe(no_mangle)]
