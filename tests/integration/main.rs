@@ -6,6 +6,7 @@ mod support;
 mod abi_layout;
 mod apps;
 mod asgi;
+mod autobahn;
 mod boot;
 mod chaos;
 mod clients;
