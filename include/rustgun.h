@@ -302,6 +302,12 @@ struct rg_host {
      * and makes its host calls from `f`. Returns RG_OK, or RG_E_STATE when the worker is not an
      * event-loop worker or has stopped (`f` is then never called). */
     int32_t (*post)(rg_post_fn f, void *arg);
+    /* Add trailer fields to the response: they follow the last chunk of a chunked body when the request
+     * said `TE: trailers`, and are dropped otherwise (a body framed by Content-Length, HTTP/1.0, a
+     * client that did not ask). Call after start_response, before the response ends; each call adds to
+     * those before. Returns RG_OK, RG_E_INVALID (bad bytes, or a field a trailer may not carry:
+     * framing, routing, authentication, content metadata) or RG_E_STATE. */
+    int32_t (*trailers)(rg_call *call, const rg_header *headers, size_t headers_len);
 };
 
 /* The worker's event loop as an app that owns the thread sees it (rg_app.run, ABI 1.3). Owned by the

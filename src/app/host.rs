@@ -55,6 +55,10 @@ pub trait Exchange {
     fn accept_websocket(&mut self, _subprotocol: &[u8], _headers: &[RgHeader]) -> Result<(), i32> {
         Err(RG_E_STATE)
     }
+    /// Adds trailer fields to the response (after `start_response`, before it ends).
+    fn trailers(&mut self, _headers: &[RgHeader]) -> Result<(), i32> {
+        Err(RG_E_STATE)
+    }
     /// Ends the call with `status` (ABI 1.3): from `handle`, the status it returns stands for this
     /// one once it returns `RG_PENDING`.
     fn complete(&mut self, _status: i32) -> Result<(), i32> {
@@ -134,7 +138,21 @@ pub static HOST: RgHost = RgHost {
     ws_close: host_ws_close,
     complete: host_complete,
     post: host_post,
+    trailers: host_trailers,
 };
+
+/// Borrows an app's header array: `None` for a null pointer with a length (the call is refused).
+///
+/// # Safety
+/// `ptr` must point at `len` valid headers that outlive `'a` (the app's promise for the call).
+unsafe fn header_array<'a>(ptr: *const RgHeader, len: usize) -> Option<&'a [RgHeader]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Some(&[]),
+        (true, _) => None,
+        // SAFETY: the caller's promise.
+        (false, _) => Some(unsafe { std::slice::from_raw_parts(ptr, len) }),
+    }
+}
 
 /// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
 ///
@@ -214,14 +232,13 @@ unsafe extern "C" fn host_start_response(
     flags: u32,
 ) -> i32 {
     // Flags this server does not know are refused (ABI 1.2), so an app can tell what it may use.
-    if (headers.is_null() && headers_len > 0) || flags & !RG_RESPONSE_FLAGS != 0 {
+    if flags & !RG_RESPONSE_FLAGS != 0 {
         return RG_E_INVALID;
     }
     // SAFETY: `call` is the server's handle; `reason` and `headers` are lent for this call.
     unsafe {
+        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
         with_exchange(call, |ex| {
-            let headers: &[RgHeader] =
-                if headers_len == 0 { &[] } else { std::slice::from_raw_parts(headers, headers_len) };
             let replace = flags & RG_RESPONSE_REPLACE != 0;
             ex.start_response(status, bytes(reason), headers, replace).err().unwrap_or(RG_OK)
         })
@@ -283,16 +300,18 @@ unsafe extern "C" fn host_accept_websocket(
     headers: *const RgHeader,
     headers_len: usize,
 ) -> i32 {
-    if headers.is_null() && headers_len > 0 {
-        return RG_E_INVALID;
-    }
     // SAFETY: `call` is the server's handle; `subprotocol` and `headers` are lent for this call.
     unsafe {
-        with_exchange(call, |ex| {
-            let headers: &[RgHeader] =
-                if headers_len == 0 { &[] } else { std::slice::from_raw_parts(headers, headers_len) };
-            ex.accept_websocket(bytes(subprotocol), headers).err().unwrap_or(RG_OK)
-        })
+        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
+        with_exchange(call, |ex| ex.accept_websocket(bytes(subprotocol), headers).err().unwrap_or(RG_OK))
+    }
+}
+
+unsafe extern "C" fn host_trailers(call: *mut RgCall, headers: *const RgHeader, headers_len: usize) -> i32 {
+    // SAFETY: `call` is the server's handle; `headers` are lent for this call.
+    unsafe {
+        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
+        with_exchange(call, |ex| ex.trailers(headers).err().unwrap_or(RG_OK))
     }
 }
 

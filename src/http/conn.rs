@@ -30,7 +30,7 @@
 //! (`parse`, `body`) and encoding (`response`), which this module sequences.
 
 use super::body::{Decoder, Step};
-use super::parse::{Limits, RequestHead, parse_head};
+use super::parse::{Limits, RequestHead, list_elements, parse_head};
 use super::response::{self, CONTINUE_100, Encoder, Framing, ResponseHead};
 use super::{Error, ErrorKind, Version};
 
@@ -119,6 +119,8 @@ pub struct Conn {
     persist: bool,
     version: Version,
     is_head: bool,
+    /// The request said `TE: trailers`: the client takes trailer fields after a chunked body.
+    te_trailers: bool,
     /// The request was refused before the app saw it.
     refused: bool,
     /// Body bytes discarded for this exchange.
@@ -135,6 +137,7 @@ impl Default for Conn {
             persist: true,
             version: Version::Http11,
             is_head: false,
+            te_trailers: false,
             refused: false,
             drained: 0,
             body_error: None,
@@ -164,6 +167,10 @@ impl Conn {
             Ok(Some((n, decoder))) => {
                 self.version = head.version;
                 self.is_head = head.is_head();
+                self.te_trailers = head
+                    .fields()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case(b"te"))
+                    .any(|(_, value)| list_elements(value).any(|t| t.eq_ignore_ascii_case(b"trailers")));
                 self.persist = head.keep_alive;
                 self.expect = if head.expect_continue { Continue::Owed } else { Continue::NotExpected };
                 self.read = if decoder.is_done() { Read::Done } else { Read::Body(decoder) };
@@ -317,8 +324,16 @@ impl Conn {
     /// Ends the response body (the chunked terminator). Returns how many bytes the Content-Length
     /// still owed: a short body leaves the connection unusable, so it closes.
     pub fn end_response(&mut self, out: &mut Vec<u8>) -> u64 {
+        self.end_response_with(&[], out)
+    }
+
+    /// Ends the response body with trailer fields (`Name: value\r\n` lines), which go out after the
+    /// last chunk when the body is chunked and the request said `TE: trailers` (RFC 9110 §6.5.1: a
+    /// client that did not may drop them, or worse, so they are dropped here).
+    pub fn end_response_with(&mut self, trailers: &[u8], out: &mut Vec<u8>) -> u64 {
         let Write::Body(encoder) = &mut self.write else { return 0 };
-        let missing = encoder.finish(out);
+        let trailers = if self.te_trailers { trailers } else { &[] };
+        let missing = encoder.finish(trailers, out);
         if missing > 0 {
             self.persist = false;
         }

@@ -60,11 +60,14 @@ pub struct ResponseHead {
     pub close: bool,
     has_date: bool,
     has_server: bool,
+    /// Trailer fields for the end of a chunked body, encoded as `Name: value\r\n` lines.
+    trailers: Vec<u8>,
 }
 
-/// Hop-by-hop fields belong to the connection, which the server owns (RFC 9110 §7.6.1).
+/// Hop-by-hop fields belong to the connection, which the server owns (RFC 9110 §7.6.1). `Trailer`
+/// is not one: it announces the app's trailer fields end to end (§6.6.2).
 const HOP_BY_HOP: &[&[u8]] =
-    &[b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade"];
+    &[b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"upgrade"];
 
 impl ResponseHead {
     /// Records status, reason and headers, replacing whatever was recorded before. Nothing is kept
@@ -89,6 +92,7 @@ impl ResponseHead {
         self.close = false;
         self.has_date = false;
         self.has_server = false;
+        self.trailers.clear();
         let result = self.add_headers(headers);
         if result.is_err() {
             self.lines.clear();
@@ -134,6 +138,35 @@ impl ResponseHead {
             self.lines.extend_from_slice(b"\r\n");
         }
         Ok(())
+    }
+
+    /// Records trailer fields, sent after the last chunk of a chunked body when the request allows
+    /// them ([`super::conn::Conn::end_response_with`]); each call adds to those before. A field that
+    /// could change framing, routing or authentication (the ones a request's trailers may not carry
+    /// either) is refused, and nothing of the call is kept.
+    pub fn add_trailers<'a>(
+        &mut self,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<(), HeadError> {
+        let before = self.trailers.len();
+        for (i, (name, value)) in fields.enumerate() {
+            let refused = name.is_empty()
+                || !name.iter().all(|&b| is_token_byte(b))
+                || super::body::FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f));
+            if refused || value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+                self.trailers.truncate(before);
+                return Err(if refused { HeadError::Name(i) } else { HeadError::Value(i) });
+            }
+            for part in [name, b": ", value.trim_ascii(), b"\r\n"] {
+                self.trailers.extend_from_slice(part);
+            }
+        }
+        Ok(())
+    }
+
+    /// The trailer fields recorded, as `Name: value\r\n` lines.
+    pub fn trailers(&self) -> &[u8] {
+        &self.trailers
     }
 
     /// The first value of the app's header `name` (case-insensitive), as recorded.
@@ -308,11 +341,14 @@ impl Encoder {
         taken
     }
 
-    /// Ends the body. Returns how many bytes the Content-Length still owed (0 when complete): a
-    /// short body leaves the connection unusable, and the caller must close it.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> u64 {
+    /// Ends the body, with `trailers` (`Name: value\r\n` lines) after the last chunk when chunked.
+    /// Returns how many bytes the Content-Length still owed (0 when complete): a short body leaves
+    /// the connection unusable, and the caller must close it.
+    pub fn finish(&mut self, trailers: &[u8], out: &mut Vec<u8>) -> u64 {
         if self.framing == Framing::Chunked {
-            out.extend_from_slice(b"0\r\n\r\n");
+            out.extend_from_slice(b"0\r\n");
+            out.extend_from_slice(trailers);
+            out.extend_from_slice(b"\r\n");
         }
         match self.framing {
             Framing::Length(_) => self.remaining,
@@ -376,7 +412,7 @@ mod tests {
         for chunk in body {
             enc.encode(chunk.as_bytes(), &mut out);
         }
-        enc.finish(&mut out);
+        enc.finish(&[], &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -419,9 +455,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(enc.encode(b"ab", &mut out), 2);
         assert_eq!(enc.room(), 1);
-        assert_eq!(enc.finish(&mut out), 1);
+        assert_eq!(enc.finish(&[], &mut out), 1);
         assert_eq!(enc.encode(b"cdef", &mut out), 1);
-        assert_eq!(enc.finish(&mut out), 0);
+        assert_eq!(enc.finish(&[], &mut out), 0);
         assert_eq!(out, b"abc");
     }
 

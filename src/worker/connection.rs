@@ -184,7 +184,7 @@ impl Call<'_, '_, '_> {
             // The client went away (or was dropped) mid-body: the app is not at fault.
             (Reply::Streaming, RG_OK) if self.io.dead => self.proto.abort(),
             (Reply::Streaming, RG_OK) => {
-                let missing = self.proto.end_response(self.io.out);
+                let missing = self.proto.end_response_with(self.resp.trailers(), self.io.out);
                 if missing > 0 {
                     tracing::error!(
                         "app sent {missing} bytes less than its Content-Length for {} {}; closing the connection",
@@ -203,7 +203,7 @@ impl Call<'_, '_, '_> {
             }
             (Reply::Recorded { .. }, RG_OK) => {
                 self.begin_body();
-                if self.proto.end_response(self.io.out) > 0 {
+                if self.proto.end_response_with(self.resp.trailers(), self.io.out) > 0 {
                     tracing::error!("app sent no body but a non-zero Content-Length; closing the connection");
                 }
             }
@@ -412,6 +412,10 @@ impl Exchange for Call<'_, '_, '_> {
         Ok(())
     }
 
+    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), i32> {
+        record_trailers(&self.state.reply, self.resp, headers)
+    }
+
     fn complete(&mut self, status: i32) -> Result<(), i32> {
         if !self.ctx.app.lib.is_async() || !self.io.queued || self.state.upgrade.is_some() {
             return Err(RG_E_STATE);
@@ -456,6 +460,19 @@ fn record_head(
             Err(RG_E_INVALID)
         }
     }
+}
+
+/// `trailers`' rules (ABI): once a head is recorded, fields a trailer may carry add to the
+/// response's trailers; the connection sends them if the request takes them.
+fn record_trailers(reply: &Reply, resp: &mut ResponseHead, headers: &[RgHeader]) -> Result<(), i32> {
+    if matches!(reply, Reply::None) {
+        return Err(RG_E_STATE);
+    }
+    // SAFETY: the host function lent `headers` for this call; their strings too.
+    let pairs = headers
+        .iter()
+        .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
+    resp.add_trailers(pairs).map_err(|_| RG_E_INVALID)
 }
 
 /// The wall clock in whole seconds, for the `Date` field.

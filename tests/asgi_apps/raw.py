@@ -1,5 +1,5 @@
-"""Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer, and
-which process imported it."""
+"""Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer, trailers,
+and which process imported it."""
 
 import json
 import os
@@ -44,6 +44,14 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": piece, "more_body": sent < size})
     elif path == "/pids":
         await answer(send, 200, json.dumps({"imported_in": IMPORTED_IN, "serving": os.getpid()}).encode())
+    elif path == "/trailers":
+        # http.response.trailers: two body parts, then the trailers in two messages.
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"content-type", b"text/plain"), (b"trailer", b"x-digest, grpc-status")]})
+        await send({"type": "http.response.body", "body": b"part one, ", "more_body": True})
+        await send({"type": "http.response.body", "body": b"part two"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-digest", b"abc")], "more_trailers": True})
+        await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")]})
     elif path == "/silent":
         return
     elif path == "/after":

@@ -106,6 +106,7 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a, rg_loop *l)
     int32_t (*ws_close)(rg_call *, uint32_t, rg_str) = h->ws_close;
     int32_t (*complete)(rg_call *, int32_t) = h->complete;
     int32_t (*post)(void (*)(void *), void *) = h->post;
+    int32_t (*trailers)(rg_call *, const rg_header *, size_t) = h->trailers;
     rg_post_fn post_fn = bs->close;
     void (*post_fn_u)(void *) = post_fn;
     int32_t (*step)(void *) = l->step;
@@ -131,7 +132,7 @@ void rg_layout_signatures(rg_body_source *bs, rg_host *h, rg_app *a, rg_loop *l)
     (void)next; (void)close; (void)read_body; (void)start_response; (void)write; (void)set_body;
     (void)environ; (void)log; (void)send_file; (void)init_u; (void)handle_u; (void)shutdown_u;
     (void)preload_u; (void)accept_websocket; (void)ws_send; (void)ws_close; (void)complete;
-    (void)on_event_u; (void)post; (void)post_fn_u; (void)step; (void)run_u;
+    (void)on_event_u; (void)post; (void)trailers; (void)post_fn_u; (void)step; (void)run_u;
 }
 
 "#;
@@ -259,7 +260,7 @@ fn c_header_matches_rust_abi() {
         RgBodySource as "rg_body_source" { state, next, close }
         RgHost as "rg_host" {
             size, abi_major, abi_minor, read_body, start_response, write, set_body, environ, log,
-            send_file, accept_websocket, ws_send, ws_close, complete, post,
+            send_file, accept_websocket, ws_send, ws_close, complete, post, trailers,
         }
         RgInit as "rg_init" {
             size, worker_id, args, args_len, flags, error_len, error_buf, error_cap,

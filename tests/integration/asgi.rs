@@ -237,3 +237,16 @@ fn factory_calls_the_named_callable_for_the_app_as_uvicorn_does() {
     let called = asgi("hello:create_app()").start();
     assert_eq!(called.get("/").text(), "Hello from a factory", "gunicorn's spelling");
 }
+
+#[test]
+fn http_response_trailers_reach_a_client_that_asked_for_them() {
+    let server = asgi("raw:app").start();
+    let asked = server.raw(b"GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&asked);
+    assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+    assert!(text.contains("part one, ") && text.contains("part two"), "{text}");
+    assert!(text.contains("trailer: x-digest, grpc-status\r\n"), "the app's Trailer field stays: {text}");
+    assert!(text.ends_with("\r\n0\r\nx-digest: abc\r\ngrpc-status: 0\r\n\r\n"), "{text}");
+    let not_asked = server.raw(b"GET /trailers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(String::from_utf8_lossy(&not_asked).ends_with("part two\r\n0\r\n\r\n"));
+}

@@ -68,3 +68,55 @@ fn a_client_that_leaves_before_the_answer_is_reported_to_the_app_and_the_worker_
     assert_eq!(resp.status, 200);
     assert_eq!(server.worker_pids(), pids, "the worker lives");
 }
+
+/// The bytes after the last chunk of `raw`'s chunked body: the trailer section and its empty line.
+fn trailer_section(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let at = text.rfind("\r\n0\r\n").unwrap_or_else(|| panic!("no last chunk in {text:?}"));
+    text[at + 5..].to_string()
+}
+
+#[test]
+fn trailers_follow_the_last_chunk_when_the_client_takes_them_and_are_dropped_when_it_does_not() {
+    let server = ws_echo();
+    // Set in handle: refused before the head and for a framing field, sent after the body.
+    let asked = server.raw(b"GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&asked);
+    assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+    assert!(text.contains("before start: Err(State); Content-Length: Err(Invalid)\n"), "{text}");
+    assert_eq!(trailer_section(&asked), "X-Checksum: sha1=deadbeef\r\nGrpc-Status: 0\r\n\r\n");
+    let not_asked = server.raw(b"GET /trailers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(trailer_section(&not_asked), "\r\n", "no TE: trailers, no trailers");
+    // Set on a pending call, after its body was read through it.
+    let later = server.raw(
+        b"POST /later/echo HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(trailer_section(&later), "X-Body-Length: 5\r\n\r\n");
+    // The connection goes on after a trailer section: a strict client (h11) reads both responses.
+    let out = crate::support::python(
+        r#"
+import socket, sys, h11
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+c = h11.Connection(h11.CLIENT)
+seen = []
+for path in ("/trailers", "/later/echo"):
+    s.sendall(c.send(h11.Request(method="POST", target=path, headers=[("Host", "t"), ("TE", "trailers"), ("Content-Length", "2")])))
+    s.sendall(c.send(h11.Data(data=b"hi")) + c.send(h11.EndOfMessage()))
+    while True:
+        event = c.next_event()
+        if event is h11.NEED_DATA:
+            c.receive_data(s.recv(65536))
+        elif isinstance(event, h11.EndOfMessage):
+            seen.append([(n.decode(), v.decode()) for n, v in event.headers])
+            break
+    c.start_next_cycle()
+print(seen)
+"#,
+        &[&server.addr.to_string()],
+    );
+    assert_eq!(
+        out.trim(),
+        "[[('x-checksum', 'sha1=deadbeef'), ('grpc-status', '0')], [('x-body-length', '2')]]"
+    );
+}

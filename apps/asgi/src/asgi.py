@@ -151,7 +151,8 @@ def _settle(future, value):
 class Cycle:
     """One HTTP request/response over the server's pending call."""
 
-    __slots__ = ("call", "log", "more_body", "started", "complete", "disconnected", "waiter", "gone")
+    __slots__ = ("call", "log", "more_body", "started", "complete", "disconnected", "waiter", "gone",
+                 "trailers", "body_ended")
 
     def __init__(self, call, log):
         self.call = call
@@ -162,6 +163,10 @@ class Cycle:
         self.disconnected = False
         self.waiter = None
         self.gone = None
+        # http.response.trailers: the start said trailers come after the body, which then ends the
+        # response instead of the body's last message.
+        self.trailers = False
+        self.body_ended = False
 
     def event(self, kind, code=0, data=b""):
         """The server's event for this call."""
@@ -203,15 +208,16 @@ class Cycle:
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
             self.started = True
+            self.trailers = bool(message.get("trailers", False))
             self.call.start(message["status"], message.get("headers", ()))
         elif kind == "http.response.body":
-            if not self.started or self.complete:
+            if not self.started or self.complete or self.body_ended:
                 raise RuntimeError("http.response.body outside a response")
             await self._write(message.get("body", b""))
             if not message.get("more_body", False):
-                self._finish(True)
+                self._end_body()
         elif kind == "http.response.pathsend":
-            if not self.started or self.complete:
+            if not self.started or self.complete or self.body_ended:
                 raise RuntimeError("http.response.pathsend outside a response")
             with open(message["path"], "rb") as f:
                 while True:
@@ -219,7 +225,13 @@ class Cycle:
                     if not block:
                         break
                     await self._write(block)
-            self._finish(True)
+            self._end_body()
+        elif kind == "http.response.trailers":
+            if not self.trailers or not self.body_ended or self.complete:
+                raise RuntimeError("http.response.trailers without trailers: true, or before the body ended")
+            self.call.trailers(message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                self._finish(True)
         else:
             raise RuntimeError("unexpected ASGI message %r" % kind)
 
@@ -230,6 +242,12 @@ class Cycle:
             await self._wait()
             if self.disconnected:
                 raise ClientDisconnected("the client went away")
+
+    def _end_body(self):
+        if self.trailers:
+            self.body_ended = True
+        else:
+            self._finish(True)
 
     def _finish(self, ok):
         self.complete = True

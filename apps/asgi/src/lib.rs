@@ -176,6 +176,7 @@ impl Bridge {
             extensions.set_item("websocket.http.response", PyDict::new(py))?;
         }
         extensions.set_item("http.response.pathsend", PyDict::new(py))?;
+        extensions.set_item("http.response.trailers", PyDict::new(py))?;
         scope.set_item(pyo3::intern!(py, "extensions"), extensions)?;
         Ok(scope)
     }
@@ -254,6 +255,14 @@ impl Call {
             Err(HostError::Again) => Ok(false),
             Err(e) => Err(pyo3::exceptions::PyOSError::new_err(e.to_string())),
         }
+    }
+
+    /// Adds trailer fields (`(name, value)` byte pairs), sent if the client takes them.
+    fn trailers(&self, headers: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<()> {
+        let fields: Vec<Header<'_>> = headers.iter().map(|(n, v)| Header::new(n, v)).collect();
+        self.later
+            .trailers(&fields)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("the trailers were refused: {e}")))
     }
 
     /// Ends the response (`ok`: complete; else the connection is cut).

@@ -16,7 +16,11 @@
 //! And plain HTTP requests answered after `handle` returned (`ResponseWriter::later`):
 //! - `/later`: a thread of the app computes the answer and `post`s it back to the loop.
 //! - `/later/echo`: the request body comes back, read through the pending call (`Readable` events
-//!   past the part the server holds for it).
+//!   past the part the server holds for it), chunked, with its length in the trailer field
+//!   `X-Body-Length`.
+//! - `/trailers`: answered in `handle`, chunked, with the trailer fields `X-Checksum` and
+//!   `Grpc-Status`; its body tells what the server answered to trailers before the head and to a
+//!   `Content-Length` trailer.
 //! - `/later/hang`: never answered; the app logs `holding /later/hang`, then `client left
 //!   /later/hang` when the client goes.
 //! - Anything else, and a request that is no WebSocket handshake: 426 naming the routes.
@@ -106,6 +110,8 @@ impl WsEcho {
         let body = pending.remove(&call).flatten().unwrap_or_default();
         let _ = call.start(200, &TEXT);
         let _ = call.write(&body);
+        let length = body.len().to_string();
+        let _ = call.trailers(&[Header::new(b"X-Body-Length", length.as_bytes())]);
         let _ = call.complete(true);
     }
 }
@@ -139,6 +145,16 @@ impl WsEcho {
     }
 }
 
+/// `/trailers`: a chunked body, then trailer fields; the one a trailer may not carry is refused.
+fn trailers(resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
+    let early = resp.trailers(&[Header::new(b"X-Early", b"1")]);
+    resp.start(200, &TEXT)?;
+    let framing = resp.trailers(&[Header::new(b"Content-Length", b"4")]);
+    resp.write(format!("before start: {early:?}; Content-Length: {framing:?}\n").as_bytes())?;
+    resp.trailers(&[Header::new(b"X-Checksum", b"sha1=deadbeef"), Header::new(b"Grpc-Status", b"0")])?;
+    Ok(())
+}
+
 fn send_back(ws: WebSocket, event: &WsEvent<'_>) -> Result<(), rustgun_sdk::HostError> {
     match event {
         WsEvent::Text(text) => ws.send_text(text),
@@ -151,6 +167,9 @@ impl App for WsEcho {
     fn handle(&self, req: &mut Request<'_>, resp: &mut ResponseWriter<'_>) -> Result<(), Error> {
         if !req.is_websocket() && self.later(req, resp) {
             return Ok(());
+        }
+        if req.path() == b"/trailers" {
+            return trailers(resp);
         }
         let Some(route) = Self::route(req).filter(|_| req.is_websocket()) else {
             let body = "ws_echo serves WebSockets on /echo, /broadcast, /close?code=N and /complete\n";

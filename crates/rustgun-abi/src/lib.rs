@@ -306,6 +306,13 @@ pub struct RgHost {
     /// this way, and makes its host calls from `f`. Returns `RG_OK`, or `RG_E_STATE` when the worker is
     /// not an event-loop worker or has stopped (`f` is then never called).
     pub post: unsafe extern "C" fn(f: RgPostFn, arg: *mut c_void) -> i32,
+    /// Add trailer fields to the response: they follow the last chunk of a chunked body when the
+    /// request said `TE: trailers`, and are dropped otherwise (a body framed by Content-Length,
+    /// HTTP/1.0, a client that did not ask). Call after `start_response`, before the response ends;
+    /// each call adds to those before. Returns `RG_OK`, `RG_E_INVALID` (bad bytes, or a field a
+    /// trailer may not carry: framing, routing, authentication, content metadata) or `RG_E_STATE`.
+    pub trailers:
+        unsafe extern "C" fn(call: *mut RgCall, headers: *const RgHeader, headers_len: usize) -> i32,
 }
 
 /// A function `post` runs on the event-loop thread.
@@ -456,8 +463,9 @@ mod tests {
         assert_eq!(offset_of!(RgApp, handle), 24);
         // 1.1 appended `preload` to the 40-byte 1.0 descriptor and `send_file` to the 56-byte table.
         assert_eq!(offset_of!(RgApp, preload), 40);
-        assert_eq!(size_of::<RgHost>(), 104);
+        assert_eq!(size_of::<RgHost>(), 112);
         assert_eq!(offset_of!(RgHost, post), 96);
+        assert_eq!(offset_of!(RgHost, trailers), 104);
         assert_eq!(offset_of!(RgHost, accept_websocket), 64);
         assert_eq!(offset_of!(RgHost, complete), 88);
         assert_eq!(offset_of!(RgHost, log), 48);

@@ -264,6 +264,7 @@ pub(crate) fn remember_host(host: &RgHost) {
             start_response: host.start_response,
             write: host.write,
             post: host.post,
+            trailers: host.trailers,
         });
     }
 }
@@ -279,6 +280,7 @@ struct SocketFns {
     start_response: unsafe extern "C" fn(*mut RgCall, u32, RgStr, *const RgHeader, usize, u32) -> i32,
     write: unsafe extern "C" fn(*mut RgCall, *const u8, usize) -> i32,
     post: unsafe extern "C" fn(rustgun_abi::RgPostFn, *mut c_void) -> i32,
+    trailers: unsafe extern "C" fn(*mut RgCall, *const RgHeader, usize) -> i32,
 }
 
 /// The WebSocket functions, or `RG_E_STATE` from a host older than ABI 1.3.
@@ -298,6 +300,11 @@ impl Call<'_> {
         // SAFETY: `call` is live; the strings and headers are valid for this call (the host copies them).
         let rc = unsafe { (fns.accept)(self.call, RgStr::from_bytes(subprotocol), ptr, headers.len()) };
         HostError::check(rc)
+    }
+
+    /// `trailers` (ABI 1.3).
+    pub(crate) fn trailers(&self, fields: &[Header<'_>]) -> Result<(), HostError> {
+        self.socket().trailers(fields)
     }
 
     /// The handle as a call that outlives `handle` keeps it.
@@ -368,6 +375,14 @@ impl SocketCall {
         HostError::check(unsafe {
             (fns.start_response)(self.raw(), status, RgStr::from_bytes(b""), ptr, headers.len(), 0)
         })
+    }
+
+    /// `trailers`: fields for after the last chunk.
+    pub(crate) fn trailers(self, fields: &[Header<'_>]) -> Result<(), HostError> {
+        let fns = socket_fns()?;
+        let ptr = fields.as_ptr().cast::<RgHeader>();
+        // SAFETY: the host checks the handle; the fields are valid for this call (the host copies them).
+        HostError::check(unsafe { (fns.trailers)(self.raw(), ptr, fields.len()) })
     }
 
     /// `write` on a pending call.

@@ -82,6 +82,12 @@ impl Later {
         self.0.write(data)
     }
 
+    /// Adds trailer fields, sent after the body when it is chunked and the client asked for them
+    /// (`TE: trailers`); see [`ResponseWriter::trailers`](crate::ResponseWriter::trailers).
+    pub fn trailers(&self, fields: &[Header<'_>]) -> Result<(), HostError> {
+        self.0.trailers(fields)
+    }
+
     /// Reads decoded request body bytes: 0 at its end, [`HostError::Again`] when none are ready yet
     /// (read again after [`LaterEvent::Readable`]).
     pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, HostError> {

@@ -293,6 +293,15 @@ impl<'a> ResponseWriter<'a> {
         Ok(())
     }
 
+    /// Adds trailer fields (after `start`, before the response ends; ABI 1.3), such as a checksum or
+    /// gRPC's `grpc-status`. They follow the last chunk when the body is chunked (no Content-Length)
+    /// and the request said `TE: trailers`, and are dropped otherwise. Fields that could change
+    /// framing, routing or authentication (`Content-Length`, `Host`, `Authorization`, ...) are
+    /// refused with [`HostError::Invalid`].
+    pub fn trailers(&mut self, fields: &[Header<'_>]) -> Result<(), HostError> {
+        self.call.trailers(fields)
+    }
+
     /// Sends up to `len` bytes of the open file `fd` from `offset` as body bytes (after `start`),
     /// through the server's file-sending path (ABI 1.1, sendfile(2) where it can): the count the
     /// response accepted, less than `len` when the file ended or the framing takes no more (a HEAD

@@ -405,3 +405,30 @@ fn input_after_the_connection_closed_is_ignored() {
     assert_eq!(events.len(), 2, "one head and its empty body: {events:?}");
     assert_eq!(pending, Pending::Closed);
 }
+
+#[test]
+fn trailers_follow_the_last_chunk_only_when_the_request_takes_them() {
+    let mut resp = ResponseHead::default();
+    resp.set(200, b"", std::iter::empty()).unwrap();
+    resp.add_trailers([(&b"Grpc-Status"[..], &b"0"[..]), (b"X-Sum", b" 42 ")].into_iter()).unwrap();
+    assert!(resp.add_trailers([(&b"Content-Length"[..], &b"1"[..])].into_iter()).is_err(), "framing");
+    assert!(resp.add_trailers([(&b"X-Bad"[..], &b"a\nb"[..])].into_iter()).is_err(), "a bare LF");
+    assert_eq!(resp.trailers(), b"Grpc-Status: 0\r\nX-Sum: 42\r\n", "refused calls leave nothing");
+    for (te, end) in [
+        ("TE: trailers\r\n", &b"0\r\nGrpc-Status: 0\r\nX-Sum: 42\r\n\r\n"[..]),
+        ("TE: gzip, trailers\r\n", b"0\r\nGrpc-Status: 0\r\nX-Sum: 42\r\n\r\n"),
+        ("", b"0\r\n\r\n"),
+    ] {
+        let (mut conn, _, _) = with_head(format!("GET / HTTP/1.1\r\nHost: a\r\n{te}\r\n").as_bytes());
+        let mut out = begin(&mut conn, 200, &[], false);
+        conn.send_data(b"ab", &mut out);
+        conn.end_response_with(resp.trailers(), &mut out);
+        assert!(out.ends_with(end), "{te:?}: {}", text(&out));
+    }
+    // A body framed by Content-Length has nowhere to put them.
+    let (mut conn, _, _) = with_head(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n");
+    let mut out = begin(&mut conn, 200, &[(b"Content-Length", b"2")], false);
+    conn.send_data(b"ab", &mut out);
+    conn.end_response_with(resp.trailers(), &mut out);
+    assert!(out.ends_with(b"\r\n\r\nab"), "{}", text(&out));
+}

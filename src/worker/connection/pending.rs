@@ -13,7 +13,7 @@
 //!
 //! Not here: epoll and the events' delivery (`event`), the response rules (`Call`).
 
-use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared, record_head};
+use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared, record_head, record_trailers};
 use crate::app::ConnInfo;
 use crate::app::host::{Exchange, Socket};
 use crate::http;
@@ -151,6 +151,13 @@ impl Exchange for Pending {
 
     fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
         self.accept(subprotocol, headers)
+    }
+
+    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), i32> {
+        if self.completed.is_some() {
+            return Err(RG_E_STATE);
+        }
+        record_trailers(&self.state.reply, &mut self.resp, headers)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), i32> {
