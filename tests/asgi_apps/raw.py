@@ -44,6 +44,16 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": piece, "more_body": sent < size})
     elif path == "/pids":
         await answer(send, 200, json.dumps({"imported_in": IMPORTED_IN, "serving": os.getpid()}).encode())
+    elif path == "/count":
+        # Reads the body message by message, keeping none of it.
+        size = pieces = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            pieces += 1
+            if not message.get("more_body"):
+                break
+        await answer(send, 200, json.dumps({"bytes": size, "pieces": pieces}).encode())
     elif path == "/trailers":
         # http.response.trailers: two body parts, then the trailers in two messages.
         await send({"type": "http.response.start", "status": 200, "trailers": True,

@@ -9,6 +9,7 @@ use crate::support::{Builder, Server, pyenv, python, worker_class};
 use std::path::Path;
 
 mod frameworks;
+mod streaming;
 
 /// `tests/asgi_apps`, where the test apps live.
 fn apps_dir() -> String {

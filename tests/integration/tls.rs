@@ -386,3 +386,41 @@ for with_cert in (False, True):
         assert_eq!(run[2], run[3], "one connection for all requests: {out}");
     }
 }
+
+#[test]
+fn websockets_over_tls_echo_compressed_messages_for_native_and_asgi_apps() {
+    let pki = Pki::new("tls-wss");
+    let (cert, key) = (pki.arg("server.pem"), pki.arg("server.key"));
+    let native = pki.server("ws_echo", &["-k", "event"]);
+    let asgi_apps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asgi_apps");
+    let asgi = Server::builder("asgi")
+        .args(&["-k", "event", "--certfile", &cert, "--keyfile", &key])
+        .env("VIRTUAL_ENV", &crate::support::pyenv().display().to_string())
+        .app_arg("--pythonpath")
+        .app_arg(&asgi_apps.display().to_string())
+        .app_arg("fastapi_app:app")
+        .start();
+    let out = python(
+        r#"
+import asyncio, ssl, sys, websockets
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+async def session(url):
+    async with websockets.connect(url, ssl=ctx, subprotocols=["echo"]) as ws:
+        await ws.send("over tls")
+        text = await ws.recv()
+        big = bytes(range(256)) * 1200
+        await ws.send(big)
+        back = await ws.recv()
+        return [text, back == big, ws.protocol.extensions[0].name if ws.protocol.extensions else None]
+async def main():
+    print(await session("wss://localhost:%s/echo" % sys.argv[2]))
+    print(await session("wss://localhost:%s/ws" % sys.argv[3]))
+asyncio.run(main())
+"#,
+        &[&pki.arg("ca.pem"), &native.addr.port().to_string(), &asgi.addr.port().to_string()],
+    );
+    assert_eq!(
+        out.trim(),
+        "['over tls', True, 'permessage-deflate']\n['echo: over tls', True, 'permessage-deflate']"
+    );
+}
