@@ -210,22 +210,27 @@ impl Socket for Pending {
 
 impl Call<'_, '_, '_> {
     /// Decodes up to [`INBOX`] more body bytes into `inbox` (emptied first): how the body ended, when
-    /// it did. The body was gathered before `handle`, so this never waits on the client.
+    /// it did. The body was gathered before `handle`, so this never waits on the client. The bytes
+    /// pass through the thread's scratch buffer, so the inbox holds only what it got: a call without
+    /// a body (a WebSocket's, an idle stream's) keeps no buffer while it lives.
     fn fill_inbox(&mut self, inbox: &mut Vec<u8>) -> Option<Result<(), ()>> {
         inbox.clear();
-        inbox.resize(INBOX, 0);
-        let mut filled = 0;
+        let mut scratch = std::mem::take(self.scratch);
+        if scratch.is_empty() {
+            scratch.resize(super::READ_CHUNK, 0);
+        }
         let end = loop {
-            if filled == INBOX {
+            if inbox.len() >= INBOX {
                 break None;
             }
-            match self.read_body(&mut inbox[filled..]) {
+            let want = scratch.len().min(INBOX - inbox.len());
+            match self.read_body(&mut scratch[..want]) {
                 Ok(0) => break Some(Ok(())),
-                Ok(n) => filled += n,
+                Ok(n) => inbox.extend_from_slice(&scratch[..n]),
                 Err(_) => break Some(Err(())),
             }
         };
-        inbox.truncate(filled);
+        *self.scratch = scratch;
         end
     }
 

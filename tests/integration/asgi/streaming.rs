@@ -1,7 +1,8 @@
 //! Large bodies through `libasgi.so` with flat memory: a 1 GiB streamed response that the client
 //! reads as it comes, and a 1 GiB upload the app reads message by message; the worker's resident
 //! set stays within 64 MiB of where it started either way (the server's output queue holds back the
-//! app's `send`, and a gathered body waits in a temporary file, not in memory).
+//! app's `send`, and a gathered body waits in a temporary file, not in memory). And idle WebSockets
+//! cost the worker little each: no buffer stays with a call that has nothing to hold.
 
 use super::asgi;
 use crate::wsgi::rss;
@@ -64,4 +65,33 @@ fn a_1_gib_upload_is_read_message_by_message_with_flat_memory() {
     assert_eq!(counted["bytes"], GIB);
     assert!(counted["pieces"].as_u64().unwrap() >= GIB / (64 * 1024), "read in 64 KiB pieces: {counted}");
     assert!(peak - before < 64 * MIB, "the worker grew from {} to {} MiB", before / MIB, peak / MIB);
+}
+
+#[test]
+fn two_thousand_idle_asgi_websockets_cost_the_worker_under_32_kib_each() {
+    let server = super::asgi_with(&[], "ws_echo:app").args(&["--worker-connections", "3000"]).start();
+    let worker = server.wait_for_workers(1)[0];
+    let handshake = b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let open = |n: usize| -> Vec<std::net::TcpStream> {
+        let mut socks: Vec<_> = (0..n).map(|_| server.connect()).collect();
+        socks.iter_mut().for_each(|s| s.write_all(handshake).unwrap());
+        for s in &mut socks {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                assert_eq!(s.read(&mut byte).unwrap(), 1, "the server closed during the handshake");
+                head.push(byte[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+        }
+        socks
+    };
+    // Warm up: the first WebSockets import what the bridge and asyncio import lazily.
+    let warm = open(50);
+    let before = rss(worker);
+    let idle = open(2000);
+    let grown = rss(worker).saturating_sub(before);
+    assert!(grown < 2000 * 32 * 1024, "2000 idle WebSockets took {} KiB each", grown / 2000 / 1024);
+    drop((warm, idle));
 }
