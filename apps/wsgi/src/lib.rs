@@ -173,10 +173,11 @@ impl Bridge {
         let mut body = req.body();
         let body_ptr: *mut rustgun_sdk::request::Body<'_> = &mut body;
         let writer_ptr: *mut ResponseWriter<'_> = resp;
+        let length = if req.is_chunked() { None } else { req.content_length() };
         // SAFETY: `body` and `resp` outlive this function, and the guard below cuts both objects off
         // before it returns; from here on the writer is only used through the responder.
-        let length = if req.is_chunked() { None } else { req.content_length() };
         let input = Bound::new(py, unsafe { Input::new(body_ptr.cast(), req.has_body(), length) })?;
+        // SAFETY: as for `input`.
         let responder = Bound::new(py, unsafe { Responder::new(writer_ptr.cast()) })?;
         let _cut_off = CutOff { input: input.clone().unbind(), responder: responder.clone().unbind() };
         let request = format!("{} {}", req.method(), String::from_utf8_lossy(req.target()));

@@ -110,7 +110,9 @@ where
         // thread does not hold the GIL: Ensure gives it a thread state (count 1) and the GIL, and
         // SaveThread hands the GIL back while the state stays, so later Ensure/Release pairs (inside
         // `Python::attach`) only take and release the GIL. The state lives as long as the thread.
+        // SAFETY: as above; asking whether this thread holds the GIL is always allowed.
         if !kept.get() && unsafe { pyo3::ffi::PyGILState_Check() } == 0 {
+            // SAFETY: as above: the interpreter runs and this thread holds no GIL.
             unsafe {
                 pyo3::ffi::PyGILState_Ensure();
                 pyo3::ffi::PyEval_SaveThread();
