@@ -52,6 +52,9 @@ pub enum After {
     /// request, an unread body, pipelined requests), and closing with its bytes unread would reset
     /// the connection and destroy our response (RFC 9112 §9.6).
     Linger,
+    /// Read and discard the rest of a body the app left unread, which has not all arrived yet (an
+    /// event loop never waits for it inside an exchange): [`Conn::discard`], then the next request.
+    Discard,
 }
 
 /// What the connection is waiting for, which says which deadline applies.
@@ -387,6 +390,25 @@ impl Conn {
         true
     }
 
+    /// Decodes and discards the rest of a body after [`After::Discard`]: how much of `input` it took,
+    /// and whether the body is over (the state is then ready for the next request). `Err` when the
+    /// body is malformed or passes [`MAX_DRAIN`]: the connection closes.
+    pub fn discard(&mut self, input: &[u8]) -> Result<(usize, bool), Error> {
+        let mut taken = 0;
+        while !self.body_done() {
+            let step = self.receive_body(&input[taken..])?;
+            taken += step.consumed;
+            if !self.drained(step.data.len()) {
+                return Err(Error::new(ErrorKind::BodyTooLarge, "unread request body past the drain bound"));
+            }
+            if step.consumed == 0 && !step.done {
+                return Ok((taken, false));
+            }
+        }
+        *self = Conn::default();
+        Ok((taken, true))
+    }
+
     /// Counts `n` discarded body bytes: `false` (and the connection closes) past [`MAX_DRAIN`].
     pub fn drained(&mut self, n: usize) -> bool {
         self.drained += n as u64;
@@ -411,9 +433,16 @@ impl Conn {
     /// unread, or `unread_input`: bytes received after this request), else it closes.
     pub fn after(&mut self, unread_input: bool) -> After {
         let body_done = self.body_done();
-        if self.persist && body_done && matches!(self.write, Write::Done { .. }) {
-            *self = Conn::default();
-            return After::KeepAlive;
+        if self.persist && matches!(self.write, Write::Done { .. }) {
+            if body_done {
+                *self = Conn::default();
+                return After::KeepAlive;
+            }
+            // A drain that stopped for want of bytes, within its bound: the rest is discarded as it
+            // comes.
+            if matches!(self.read, Read::Body(_)) {
+                return After::Discard;
+            }
         }
         let linger = self.refused || !body_done || unread_input;
         self.persist = false;

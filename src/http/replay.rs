@@ -146,7 +146,8 @@ impl Replay {
         self.conn.end_response(&mut self.out);
         match self.conn.after(!self.buf.is_empty()) {
             After::KeepAlive => true,
-            After::Close | After::Linger => {
+            // The body is read before the answer here, so nothing is left to discard.
+            After::Close | After::Linger | After::Discard => {
                 self.closed = true;
                 false
             }

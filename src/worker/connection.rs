@@ -44,8 +44,8 @@ use crate::http::upgrade::{Opening, WEBSOCKET};
 use crate::http::ws::DeflateParams;
 use crate::logging::access::Record;
 use rustgun_abi::{
-    RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RG_PENDING, RG_REQ_WEBSOCKET, RgBodySource,
-    RgHeader,
+    RG_E_AGAIN, RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RG_PENDING, RG_REQ_WEBSOCKET,
+    RgBodySource, RgHeader,
 };
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
@@ -239,7 +239,8 @@ impl Call<'_, '_, '_> {
     }
 
     /// Reads and discards the body the app left unread, so the next request starts in the right
-    /// place, as far as the connection's drain bound allows.
+    /// place, as far as the connection's drain bound allows. On an event loop it takes what has
+    /// arrived; the loop discards the rest as it comes ([`After::Discard`]).
     fn drain_body(&mut self) {
         if self.io.dead || !self.proto.should_drain() {
             return;
@@ -250,6 +251,7 @@ impl Call<'_, '_, '_> {
                 // The last read of a chunked body may decode only the terminator and trailers.
                 Ok(0) if self.proto.body_done() => {}
                 Ok(n) if n > 0 && self.proto.drained(n) => {}
+                Err(RG_E_AGAIN) => return,
                 _ => {
                     self.proto.must_close();
                     return;
@@ -300,6 +302,18 @@ impl Exchange for Call<'_, '_, '_> {
                     return Ok(n);
                 }
                 continue;
+            }
+            // On an event loop the body of an async app's call is read as it comes (it was not
+            // gathered): what the socket has now, else `RG_E_AGAIN` and the loop watches for more.
+            if self.io.queued {
+                match self.io.try_fill() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {
+                        self.state.read_again = true;
+                        return Err(RG_E_AGAIN);
+                    }
+                    Err(stop) => return Err(self.body_cut_short(stop)),
+                }
             }
             // A Content-Length body with nothing buffered: read straight into the app's buffer (after
             // sending what the app wrote so far, as `fill` does).
@@ -604,6 +618,8 @@ struct CallState {
     upgrade: Option<Option<DeflateParams>>,
     /// An async app completed the call from inside `handle`, with this status.
     completed: Option<i32>,
+    /// `read_body` answered `RG_E_AGAIN` in `handle`: the pending call owes `RG_EV_READABLE`.
+    read_again: bool,
 }
 
 impl CallState {
@@ -615,6 +631,7 @@ impl CallState {
             overflow_logged: false,
             upgrade: None,
             completed: None,
+            read_again: false,
         }
     }
 }

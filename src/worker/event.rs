@@ -89,6 +89,9 @@ enum Phase {
     /// An async app returned `RG_PENDING`: the response goes on through host calls ([`later`]); only
     /// the client's hang-up is watched, and output while there is some.
     Pending,
+    /// The response is out; the rest of a body the app left unread is discarded as it comes
+    /// ([`After::Discard`]), bounded by the minimum rate, then the next request.
+    Discard,
 }
 
 struct Conn {
@@ -435,7 +438,7 @@ impl Loop<'_, '_> {
                         conn.phase = Phase::Head;
                         conn.deadline = Instant::now() + self.ctx.settings.header_timeout;
                     }
-                    if conn.phase == Phase::Body {
+                    if matches!(conn.phase, Phase::Body | Phase::Discard) {
                         conn.moved += n as u64;
                     }
                     if n < offered || conn.rbuf.data().len() >= READ_BATCH {
@@ -458,6 +461,21 @@ impl Loop<'_, '_> {
                 Phase::Lingering => return,
                 Phase::Upgraded => return self.adopt(token),
                 Phase::Pending => return self.pending_io(token),
+                Phase::Discard => {
+                    let Ok((taken, done)) = conn.proto.discard(conn.rbuf.data()) else {
+                        return self.close(token);
+                    };
+                    conn.rbuf.consume(taken);
+                    if !done {
+                        return;
+                    }
+                    let now = Instant::now();
+                    (conn.phase, conn.deadline) = if conn.rbuf.is_empty() {
+                        (Phase::Idle, now + settings.keep_alive)
+                    } else {
+                        (Phase::Head, now + settings.header_timeout)
+                    };
+                }
                 Phase::Proxy => {
                     if conn.out.capacity() == 0 {
                         conn.out = self.outs.take();
@@ -494,7 +512,7 @@ impl Loop<'_, '_> {
                         &conn.info,
                         self.ctx,
                     );
-                    conn.moved += io.written();
+                    conn.moved += io.transferred();
                     if io.is_dead() {
                         // The client is gone or the body failed: dropping the response closes its body.
                         return self.close(token);
@@ -528,6 +546,11 @@ impl Loop<'_, '_> {
                             conn.rbuf.clear();
                             self.recycle_out(token);
                             return;
+                        }
+                        After::Discard => {
+                            conn.phase = Phase::Discard;
+                            conn.start_pacing(Instant::now());
+                            self.want_write(token, false);
                         }
                         After::KeepAlive => {
                             // Next: a request, the rest of a head, or the body being gathered.

@@ -1,11 +1,11 @@
-//! A request body the event loop gathers before it calls an app on the loop, so that the app never
+//! A request body the event loop gathers before it calls a synchronous app on the loop, so that the app never
 //! waits for a client (nginx buffers bodies for its upstreams the same way): up to
 //! `--client-body-buffer-size` in the connection's read buffer, beyond it in an unlinked temporary file
 //! ([`Spool`]). A scout [`Decoder`] walks the framing as bytes arrive and says where the body ends;
 //! the exchange then decodes the same bytes again, from the spool first and the read buffer after.
 //!
-//! Not here: when a body is gathered (the event loop without `--threads`; pool threads and the
-//! blocking classes stream bodies to the app as they arrive), and how the gathered bytes are read
+//! Not here: when a body is gathered (the event loop without `--threads`, for a synchronous app;
+//! pool threads, the blocking classes and async apps read bodies as they arrive), and how the gathered bytes are read
 //! (`connection`'s `read_body`).
 
 use super::connection::ReadBuf;

@@ -1,8 +1,12 @@
 """Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer, trailers,
 and which process imported it."""
 
+import asyncio
 import json
 import os
+
+# Set by /release, for the request that /hold keeps waiting.
+RELEASE = asyncio.Event()
 
 # The process that imported this module: the master under --preload, else the worker itself.
 IMPORTED_IN = os.getpid()
@@ -44,11 +48,25 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": piece, "more_body": sent < size})
     elif path == "/pids":
         await answer(send, 200, json.dumps({"imported_in": IMPORTED_IN, "serving": os.getpid()}).encode())
+    elif path == "/hold":
+        # Receives nothing until /release says so: a client that sent Expect: 100-continue hears
+        # nothing until then.
+        say("raw: holding the body back")
+        await asyncio.wait_for(RELEASE.wait(), 30)
+        RELEASE.clear()
+        body = await read_all(receive)
+        await answer(send, 200, json.dumps({"bytes": len(body)}).encode())
+    elif path == "/release":
+        RELEASE.set()
+        await answer(send, 200, b"released")
     elif path == "/count":
         # Reads the body message by message, keeping none of it.
         size = pieces = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                say("raw: the client left mid-body after %d bytes" % size)
+                return
             size += len(message.get("body", b""))
             pieces += 1
             if not message.get("more_body"):

@@ -6,8 +6,10 @@
 
 use crate::procs::{app_boot_failure, lib};
 use crate::support::{Builder, Server, pyenv, python, worker_class};
+use std::io::Read;
 use std::path::Path;
 
+mod differential;
 mod frameworks;
 mod streaming;
 
@@ -250,4 +252,44 @@ fn http_response_trailers_reach_a_client_that_asked_for_them() {
     assert!(text.ends_with("\r\n0\r\nx-digest: abc\r\ngrpc-status: 0\r\n\r\n"), "{text}");
     let not_asked = server.raw(b"GET /trailers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert!(String::from_utf8_lossy(&not_asked).ends_with("part two\r\n0\r\n\r\n"));
+}
+
+#[test]
+fn the_100_continue_goes_out_when_the_app_first_receives_and_the_body_is_read_as_it_comes() {
+    let server = asgi("raw:app").start();
+    let mut held = server.conn();
+    held.send(b"POST /hold HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 200000\r\n\r\n");
+    // The app runs before the body is there, and until it receives, the client is told nothing: had
+    // the server answered the Expect on its own, the 100 would have reached the client before the
+    // app could log this line.
+    server.wait_for_log("raw: holding the body back");
+    held.stream.set_nonblocking(true).unwrap();
+    let early = held.stream.read(&mut [0u8; 1]);
+    assert!(matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "{early:?}");
+    held.stream.set_nonblocking(false).unwrap();
+    assert_eq!(server.get("/release").text(), "released");
+    assert_eq!(held.take(25), b"HTTP/1.1 100 Continue\r\n\r\n", "then the 100 comes");
+    held.send(&vec![b'b'; 200_000]);
+    let resp = held.response();
+    assert_eq!(json(&resp.body)["bytes"], 200_000);
+}
+
+#[test]
+fn a_client_that_stalls_its_upload_or_leaves_its_download_unread_is_dropped_by_the_minimum_rate() {
+    let server = asgi("raw:app").args(&["--min-rate-period", "1"]).start();
+    let mut uploader = server.conn();
+    uploader.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n0123456789");
+    let mut reader = server.conn();
+    reader.send(b"GET /big?1073741824 HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Neither holds anyone else up meanwhile.
+    assert_eq!(server.get("/pids").status, 200);
+    // The app waits for body bytes only the client can bring: a period without them ends it, and the
+    // app's receive hears that the client is gone.
+    server.wait_for_log("Dropped a client sending its body slower than --min-rate");
+    server.wait_for_log("raw: the client left mid-body after 10 bytes");
+    assert!(uploader.rest().is_empty(), "nothing is answered to a dropped upload");
+    // The download the client never reads fills the socket's buffers, then nothing moves.
+    server.wait_for_log("Dropped a client taking its response slower than --min-rate");
+    let got = reader.rest();
+    assert!(got.len() < 1 << 30, "the response was cut short: {} bytes", got.len());
 }

@@ -120,3 +120,21 @@ print(seen)
         "[[('x-checksum', 'sha1=deadbeef'), ('grpc-status', '0')], [('x-body-length', '2')]]"
     );
 }
+
+#[test]
+fn a_body_an_async_app_left_unread_is_discarded_as_it_arrives_and_the_next_request_is_served() {
+    let server = ws_echo();
+    let mut conn = server.conn();
+    // The app answers from the head alone; the body has not been sent when the answer comes.
+    conn.send(b"POST /trailers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let first = conn.response();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("connection"), None, "the connection was promised to persist");
+    // The body comes afterwards, in pieces, and the next request right behind it.
+    conn.send(b"5\r\nhel");
+    conn.send(b"lo\r\n0\r\n\r\nGET /trailers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let second = conn.response();
+    assert_eq!(second.status, 200);
+    assert!(second.text().contains("before start"), "{}", second.text());
+    conn.assert_closed();
+}

@@ -146,9 +146,10 @@ class HandshakeError(Exception):
 class Conn:
     """One WebSocket connection to the server, frame by frame."""
 
-    def __init__(self, url, offer=None, timeout=10.0):
+    def __init__(self, url, offer=None, timeout=10.0, protocols=None):
         """Connects to ``ws://host:port/path`` and does the opening handshake, offering
-        ``offer`` (a Sec-WebSocket-Extensions value) when given."""
+        ``offer`` (a Sec-WebSocket-Extensions value) and ``protocols`` (a Sec-WebSocket-Protocol
+        value) when given."""
         if not url.startswith("ws://"):
             raise ValueError("only ws:// URLs: %s" % url)
         rest = url[len("ws://"):]
@@ -164,12 +165,12 @@ class Conn:
         self.response = None
         self.extension = None
         try:
-            self._handshake(hostport, path, offer, timeout)
+            self._handshake(hostport, path, offer, timeout, protocols)
         except BaseException:
             self.sock.close()
             raise
 
-    def _handshake(self, hostport, path, offer, timeout):
+    def _handshake(self, hostport, path, offer, timeout, protocols):
         key = base64.b64encode(os.urandom(16))
         lines = [
             "GET /%s HTTP/1.1" % path,
@@ -181,6 +182,8 @@ class Conn:
         ]
         if offer:
             lines.append("Sec-WebSocket-Extensions: %s" % offer)
+        if protocols:
+            lines.append("Sec-WebSocket-Protocol: %s" % protocols)
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         head = self._head(time.monotonic() + timeout)
         status, _, fields = head.partition("\r\n")
@@ -189,6 +192,7 @@ class Conn:
             name, _, value = line.partition(":")
             headers.setdefault(name.strip().lower(), []).append(value.strip())
         self.response = head
+        self.headers = headers
         if not status.startswith("HTTP/1.1 101"):
             raise HandshakeError("no 101: %r" % status)
         expected = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()

@@ -306,6 +306,34 @@ fn an_unread_body_is_drained_within_the_bound() {
 }
 
 #[test]
+fn a_body_that_has_not_all_arrived_is_discarded_as_it_comes_and_the_next_request_follows() {
+    let wire = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (mut conn, _, _) = with_head(wire);
+    let mut out = begin(&mut conn, 200, &[(b"Content-Length", b"0")], false);
+    conn.end_response(&mut out);
+    assert!(conn.should_drain());
+    assert_eq!(conn.after(false), After::Discard, "the response is out, the body is still coming");
+    assert_eq!(conn.discard(b"4\r\nbo"), Ok((5, false)));
+    let rest = b"dy\r\n0\r\n\r\nGET /next HTTP/1.1\r\n";
+    let (taken, done) = conn.discard(rest).expect("a well-formed body");
+    assert!(done);
+    assert_eq!(&rest[taken..], b"GET /next HTTP/1.1\r\n", "the next request starts after the body");
+    assert_eq!(conn.waiting_for(true), Wait::Head);
+
+    let (mut conn, _, _) = with_head(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut out = begin(&mut conn, 200, &[(b"Content-Length", b"0")], false);
+    conn.end_response(&mut out);
+    assert_eq!(conn.after(false), After::Discard);
+    assert!(conn.discard(b"zz\r\n").is_err(), "a malformed body closes the connection");
+
+    let (mut conn, _, _) = with_head(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999\r\n\r\n");
+    let mut out = begin(&mut conn, 200, &[(b"Content-Length", b"0")], false);
+    conn.end_response(&mut out);
+    assert_eq!(conn.after(false), After::Discard);
+    assert!(conn.discard(&vec![b'x'; MAX_DRAIN as usize + 1]).is_err(), "past the drain bound");
+}
+
+#[test]
 fn bytes_after_a_closing_exchange_make_it_linger() {
     let (mut conn, _, _) = with_head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     let mut out = begin(&mut conn, 200, &[(b"Content-Length", b"0")], false);

@@ -365,9 +365,9 @@ impl Session {
             }
         };
         if self.state == State::Open {
-            // Echo the code (no reason); an empty close is echoed empty.
-            let echo = if self.control_len == 0 { &[][..] } else { &self.control[..2] };
-            frame::write(out, FIN | CLOSE, echo);
+            // Echo the peer's code and reason, as the websockets library does; an empty close is
+            // echoed empty.
+            frame::write(out, FIN | CLOSE, &self.control[..self.control_len]);
         }
         self.state = State::Closed;
         self.assembly = None;

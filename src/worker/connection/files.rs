@@ -37,7 +37,7 @@ impl Call<'_, '_, '_> {
                     Ok(Some(n)) => {
                         self.proto.sent_directly(n as u64);
                         (file.offset, file.left) = (file.offset + n as u64, file.left - n as u64);
-                        self.io.written += n as u64;
+                        self.io.transferred += n as u64;
                         continue;
                     }
                     Ok(None) if may_park => break true,

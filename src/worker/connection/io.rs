@@ -32,8 +32,9 @@ pub(in crate::worker) struct Io<'a> {
     /// The start of the next request's body, gathered to a file by the event loop: read before the
     /// read buffer.
     pub(in crate::worker) spool: Option<Spool>,
-    /// Bytes queued I/O handed to the socket itself (the loop counts them for `--min-rate`).
-    pub(in crate::worker) written: u64,
+    /// Bytes queued I/O moved through the socket itself, either way (the loop counts them for
+    /// `--min-rate`).
+    pub(in crate::worker) transferred: u64,
 }
 
 /// A pull-mode body is produced only while less than this is queued for the client: what a stalled
@@ -71,13 +72,14 @@ impl<'a> Io<'a> {
             beat: None,
             queued: false,
             spool: None,
-            written: 0,
+            transferred: 0,
         }
     }
 
-    /// Bytes this queued I/O handed to the socket itself, beside what the loop writes from the queue.
-    pub(in crate::worker) fn written(&self) -> u64 {
-        self.written
+    /// Bytes this queued I/O moved through the socket itself (read, or written beside what the loop
+    /// writes from the queue).
+    pub(in crate::worker) fn transferred(&self) -> u64 {
+        self.transferred
     }
 
     /// The next request's body has been gathered (the event loop, [`super::gather`]): its spooled
@@ -206,7 +208,7 @@ impl<'a> Io<'a> {
         }
         let before = self.out.len();
         let wrote = self.stream.write_some(self.out);
-        self.written += (before - self.out.len()) as u64;
+        self.transferred += (before - self.out.len()) as u64;
         if wrote.is_err() {
             self.dead = true;
             self.out.clear();
@@ -247,6 +249,21 @@ impl<'a> Io<'a> {
                 Err(Interrupted::TimedOut) => return Err(ReadStop::TimedOut),
                 Err(Interrupted::Stopping) => return Err(ReadStop::Stopping),
             }
+        }
+    }
+
+    /// Reads what the socket has now into the read buffer, never waiting (the event loop's body
+    /// of an async app's call): `Ok(None)` when nothing is there yet.
+    pub(in crate::worker) fn try_fill(&mut self) -> Result<Option<usize>, ReadStop> {
+        match self.stream.try_read(self.rbuf.spare()) {
+            Ok(Some(0)) => Err(ReadStop::Eof),
+            Ok(Some(n)) => {
+                self.rbuf.commit(n);
+                self.transferred += n as u64;
+                Ok(Some(n))
+            }
+            Ok(None) => Ok(None),
+            Err(_) => Err(ReadStop::Failed),
         }
     }
 

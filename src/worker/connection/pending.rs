@@ -104,6 +104,11 @@ impl Pending {
         self.completed.is_some()
     }
 
+    /// Whether the app waits for body bytes that only the client can bring: the loop reads for it.
+    pub fn wants_input(&self) -> bool {
+        self.owes_readable && self.read == self.inbox.len() && self.body_end.is_none()
+    }
+
     /// The connection's queue now holds `queued` bytes.
     pub fn set_queued(&mut self, queued: usize) {
         self.queued = queued;
@@ -210,7 +215,8 @@ impl Socket for Pending {
 
 impl Call<'_, '_, '_> {
     /// Decodes up to [`INBOX`] more body bytes into `inbox` (emptied first): how the body ended, when
-    /// it did. The body was gathered before `handle`, so this never waits on the client. The bytes
+    /// it did. It reads what the client has sent so far and never waits for more (`None` with what
+    /// it got: the loop watches the socket while the app asks). The bytes
     /// pass through the thread's scratch buffer, so the inbox holds only what it got: a call without
     /// a body (a WebSocket's, an idle stream's) keeps no buffer while it lives.
     fn fill_inbox(&mut self, inbox: &mut Vec<u8>) -> Option<Result<(), ()>> {
@@ -227,6 +233,7 @@ impl Call<'_, '_, '_> {
             match self.read_body(&mut scratch[..want]) {
                 Ok(0) => break Some(Ok(())),
                 Ok(n) => inbox.extend_from_slice(&scratch[..n]),
+                Err(RG_E_AGAIN) => break None,
                 Err(_) => break Some(Err(())),
             }
         };
@@ -236,9 +243,15 @@ impl Call<'_, '_, '_> {
 
     /// The exchange after `handle` returned `RG_PENDING`: the call goes on as a [`Pending`], with the
     /// first part of the body already decoded for it (the heads follow: [`Pending::keep_heads`]).
-    pub(super) fn into_pending(mut self, call: *mut RgCall, started: Instant) -> Pending {
-        let mut inbox = Vec::new();
-        let body_end = self.fill_inbox(&mut inbox);
+    pub(super) fn into_pending(self, call: *mut RgCall, started: Instant) -> Pending {
+        // The body is read when the app asks for it (a 100 Continue goes out then too), so that a
+        // client's upload waits in its own buffers, not the worker's, while the app is not reading.
+        let body_end = match (self.proto.body_error(), self.proto.body_done()) {
+            (Some(_), _) => Some(Err(())),
+            (None, true) => Some(Ok(())),
+            (None, false) => None,
+        };
+        let owes_readable = self.state.read_again;
         let spool = self.io.spool.take();
         let writing = matches!(self.state.reply, Reply::Streaming);
         let queued = self.io.out.len();
@@ -253,14 +266,14 @@ impl Call<'_, '_, '_> {
             spool,
             writing,
             outbox: Vec::new(),
-            inbox,
+            inbox: Vec::new(),
             read: 0,
             body_end,
             completed: None,
             queued,
             upgrade: None,
             owes_writable: false,
-            owes_readable: false,
+            owes_readable,
         }
     }
 }

@@ -167,8 +167,9 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
             After::KeepAlive => {}
             // A client that sent everything just gets our FIN; one that may still be sending (a
             // refused request, an unread body) is lingered on first.
-            After::Close | After::Linger => {
-                io.close(after == After::Linger);
+            // (`Discard` is the event loop's: a blocking drain waits for the body's end.)
+            After::Close | After::Linger | After::Discard => {
+                io.close(after != After::Close);
                 return served;
             }
         }

@@ -30,6 +30,7 @@ impl Loop<'_, '_> {
         let Some(conn) = self.conns[token].as_mut() else { return };
         pending.borrow_mut().token = token;
         conn.phase = Phase::Pending;
+        conn.start_pacing(Instant::now());
         if self.pending.len() <= token {
             self.pending.resize(token + 1, None);
         }
@@ -37,8 +38,13 @@ impl Loop<'_, '_> {
         self.pending_io(token);
     }
 
-    /// Readiness of a pending connection: the client hung up, or its queue can take more.
+    /// Readiness of a pending connection: body bytes the app waits for came, the client hung up, or
+    /// its queue can take more.
     pub(super) fn on_pending(&mut self, token: usize, events: EpollFlags) {
+        if events.contains(EpollFlags::EPOLLIN) {
+            // Read first: a client may send the rest of its body and hang up in one go.
+            self.advance(token);
+        }
         let gone = EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP;
         if events.intersects(gone) {
             return self.close(token);
@@ -47,8 +53,8 @@ impl Loop<'_, '_> {
     }
 
     /// Writes what the socket takes of a pending connection's queue, owes the app `RG_EV_WRITABLE`
-    /// once it drained, and watches for the rest (and for a hang-up, never for requests: a pipelined
-    /// one waits for this response).
+    /// once it drained, and watches for the rest, for a hang-up, and for body bytes while the app
+    /// waits for them (never for requests: a pipelined one waits for this response).
     pub(super) fn pending_io(&mut self, token: usize) {
         let Some(conn) = self.conns[token].as_mut() else { return };
         let Some(pending) = self.pending.get(token).and_then(Option::clone) else { return };
@@ -56,16 +62,19 @@ impl Loop<'_, '_> {
             return self.close(token);
         }
         let left = conn.out.len();
-        let call = {
+        let (call, reading) = {
             let mut p = pending.borrow_mut();
             p.set_queued(left);
             let owed = p.owes_writable && left <= LOW_WATER;
             if owed {
                 p.owes_writable = false;
             }
-            owed.then_some(p.call)
+            (owed.then_some(p.call), p.wants_input())
         };
         let mut flags = EpollFlags::EPOLLRDHUP;
+        if reading {
+            flags |= EpollFlags::EPOLLIN;
+        }
         if left > 0 {
             flags |= EpollFlags::EPOLLOUT;
         }
@@ -91,7 +100,7 @@ impl Loop<'_, '_> {
         let advanced =
             connection::advance(&pending, (&mut io, &mut conn.proto), &mut self.shared, &conn.info, self.ctx);
         let dead = io.is_dead();
-        conn.moved += io.written();
+        conn.moved += io.transferred();
         let call = pending.borrow().call;
         match advanced {
             _ if dead => self.close(token),

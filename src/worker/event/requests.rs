@@ -43,8 +43,10 @@ pub(super) fn run_requests(
                 Ok(Some(n)) => {
                     conn.rbuf.consume(n);
                     // The app on the loop runs once its body is here: gather it first, the head with it.
+                    // An async app reads its body as it comes, never waiting on the loop for it.
                     let (framing, limit) = (shared.head.framing, settings.limit_request_body);
                     if queued
+                        && !ctx.app.lib.is_async()
                         && !conn.proto.body_done()
                         && let Some(mut gather) = Gather::new(framing, limit, shared.lend_head())
                     {

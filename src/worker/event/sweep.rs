@@ -1,5 +1,6 @@
 //! The loop's deadlines, checked every tick: idle and lingering connections close, a late head or
-//! body gets 408, a client slower than the minimum rate is dropped.
+//! body gets 408, a client slower than the minimum rate is dropped (also one that an async app's
+//! pending call waits on, for its body or to take its response).
 
 use crate::http::conn::{After, Expiry};
 use crate::worker::connection;
@@ -16,20 +17,22 @@ impl Loop<'_, '_> {
         }
         for token in 0..self.conns.len() {
             let Some(conn) = self.conns[token].as_mut() else { continue };
-            let waiting = conn.phase == Phase::Body
-                || (matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) && conn.writing);
+            // A pending call waits on its client while the client has output to take, or while the
+            // app waits for body bytes only the client can bring.
+            let app_reads = conn.phase == Phase::Pending
+                && self.pending[token].as_ref().is_some_and(|p| p.borrow().wants_input());
+            let sends_body = matches!(conn.phase, Phase::Body | Phase::Discard) || app_reads;
+            let waiting = sends_body
+                || (matches!(conn.phase, Phase::Writing(_) | Phase::Streaming | Phase::Pending)
+                    && conn.writing);
             let (waited, moved) = (now.duration_since(conn.paced), std::mem::take(&mut conn.moved));
             conn.paced = now;
             let slow = waiting && conn.pace.record(waited, moved, self.ctx.settings.min_rate);
-            if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming) {
+            if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming | Phase::Pending | Phase::Discard) {
                 if slow {
                     let rule = self.ctx.settings.min_rate;
-                    crate::worker::pace::dropped(
-                        self.ctx.lane(0),
-                        rule,
-                        "taking its response",
-                        conn.info.peer_ip,
-                    );
+                    let taking = if sends_body { "sending its body" } else { "taking its response" };
+                    crate::worker::pace::dropped(self.ctx.lane(0), rule, taking, conn.info.peer_ip);
                     conn.stream.reset_on_close();
                     self.close(token);
                 }
@@ -41,7 +44,7 @@ impl Loop<'_, '_> {
                 continue;
             }
             match conn.phase {
-                Phase::Writing(_) | Phase::Streaming | Phase::Upgraded | Phase::Pending => {}
+                Phase::Writing(_) | Phase::Streaming | Phase::Upgraded | Phase::Pending | Phase::Discard => {}
                 Phase::Proxy | Phase::Lingering => self.close(token),
                 // What a late client gets is the connection's to say (a quiet close, or 408).
                 Phase::Idle | Phase::Head | Phase::Body => match conn.proto.expire(!conn.rbuf.is_empty()) {

@@ -1,7 +1,7 @@
 //! Large bodies through `libasgi.so` with flat memory: a 1 GiB streamed response that the client
 //! reads as it comes, and a 1 GiB upload the app reads message by message; the worker's resident
 //! set stays within 64 MiB of where it started either way (the server's output queue holds back the
-//! app's `send`, and a gathered body waits in a temporary file, not in memory). And idle WebSockets
+//! app's `send`, and the body is read from the socket only as the app receives it). And idle WebSockets
 //! cost the worker little each: no buffer stays with a call that has nothing to hold.
 
 use super::asgi;
