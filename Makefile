@@ -37,10 +37,12 @@ test: setup
 	RUSTGUN_TEST_WORKER_CLASS=threads $(CARGO) test --release --test integration
 	RUSTGUN_TEST_WORKER_CLASS=event $(CARGO) test --release --test integration
 
-# rustgun's worker classes against nginx, gunicorn and granian under wrk (installs what is missing);
+# rustgun's worker classes against nginx, gunicorn and granian under wrk, and libasgi.so and WebSockets
+# against uvicorn, granian and gunicorn's ASGI worker (installs what is missing);
 # writes docs/benchmarks.md and docs/benchmarks.svg. Quick look: make bench BENCH_ARGS='--duration 1 --rounds 1 --no-docs'
 BENCH_ARGS ?=
 bench: build
+	$(CARGO) build --release --example ws_load
 	python3 benches/compare.py $(BENCH_ARGS)
 
 # The criterion bench of the sans-I/O protocol core (request heads parsed per second).

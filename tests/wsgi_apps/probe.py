@@ -55,6 +55,10 @@ class Tracked:
             os.replace(path + ".new", path)
 
 
+# Where /meet's four requests wait for each other.
+MEET = threading.Barrier(4)
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     method = environ["REQUEST_METHOD"]
@@ -66,6 +70,10 @@ def application(environ, start_response):
         # read(n) pieces, as a multipart parser does.
         h, n = hashlib.sha256(), 0
         while True:
+            if environ.get("QUERY_STRING") == "say":
+                # The line a test waits on: this read() waits for the client.
+                environ["wsgi.errors"].write("probe: /echo reads after %d bytes\n" % n)
+                environ["wsgi.errors"].flush()
             piece = inp.read(65536)
             if not piece:
                 break
@@ -145,6 +153,13 @@ def application(environ, start_response):
     if path == "/tracked-short":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Tracked("tracked-short", [b"one ", b"two"])
+    if path == "/meet":
+        # Four requests wait for each other: only a server that runs four at once answers them.
+        try:
+            MEET.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            return _json(start_response, {"met": False})
+        return _json(start_response, {"met": True, "thread": threading.get_ident()})
     if path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING", "").partition("=")[2] or 0.5))
         return _json(start_response, {"thread": threading.get_ident()})

@@ -1,0 +1,1 @@
+"""`make bench`'s parts; `benches/compare.py` runs them."""
