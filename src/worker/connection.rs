@@ -14,6 +14,7 @@ mod buffers;
 mod files;
 mod io;
 mod pending;
+mod record;
 mod refuse;
 mod serve;
 
@@ -23,6 +24,7 @@ use files::PendingFile;
 use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
 pub(super) use pending::{Advanced, Pending, advance, touched};
+use record::{record_head, record_trailers};
 pub(super) use refuse::{refuse, refuse_status};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
@@ -437,56 +439,6 @@ impl Exchange for Call<'_, '_, '_> {
         self.state.completed = Some(status);
         Ok(())
     }
-}
-
-/// `start_response`'s rules (ABI): a head may be recorded once, and replaced once (`replace`) until
-/// the body starts; an invalid one is refused and leaves no head.
-fn record_head(
-    reply: &mut Reply,
-    resp: &mut ResponseHead,
-    head: &RequestHead,
-    (status, reason, headers): (u32, &[u8], &[RgHeader]),
-    replace: bool,
-) -> Result<(), i32> {
-    match *reply {
-        Reply::Streaming => return Err(RG_E_STATE),
-        Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
-        Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
-        Reply::Recorded { .. } | Reply::None => {}
-    }
-    let replaced = matches!(reply, Reply::Recorded { .. });
-    // SAFETY: the host function lent `headers` for this call; their strings too.
-    let pairs = headers
-        .iter()
-        .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
-    match resp.set(status, reason, pairs) {
-        Ok(()) => {
-            *reply = Reply::Recorded { replaced };
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(
-                "app gave an invalid response head for {} {}: {e}; answering 500",
-                String::from_utf8_lossy(head.method()),
-                String::from_utf8_lossy(head.target())
-            );
-            *reply = Reply::None;
-            Err(RG_E_INVALID)
-        }
-    }
-}
-
-/// `trailers`' rules (ABI): once a head is recorded, fields a trailer may carry add to the
-/// response's trailers; the connection sends them if the request takes them.
-fn record_trailers(reply: &Reply, resp: &mut ResponseHead, headers: &[RgHeader]) -> Result<(), i32> {
-    if matches!(reply, Reply::None) {
-        return Err(RG_E_STATE);
-    }
-    // SAFETY: the host function lent `headers` for this call; their strings too.
-    let pairs = headers
-        .iter()
-        .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
-    resp.add_trailers(pairs).map_err(|_| RG_E_INVALID)
 }
 
 /// The wall clock in whole seconds, for the `Date` field.

@@ -13,7 +13,8 @@
 //!
 //! Not here: epoll and the events' delivery (`event`), the response rules (`Call`).
 
-use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared, record_head, record_trailers};
+use super::record::{record_head, record_trailers};
+use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared};
 use crate::app::ConnInfo;
 use crate::app::host::{Exchange, Socket};
 use crate::http;
