@@ -373,12 +373,15 @@ impl Config {
         Ok(())
     }
 
-    /// `-e KEY=VALUE`: sets the variables in this process, so that every worker forked after it (and
-    /// its app) sees them. The master calls it at start and after a reload; it never runs other
-    /// threads, so nothing reads the environment while it changes.
+    /// `-e KEY=VALUE`: sets the variables in this process. Two callers, each while its process runs
+    /// only its own thread: the master at start, before `--preload` runs app code (so a preloaded app
+    /// sees them, as under gunicorn), and every worker right after its fork, for the configuration it
+    /// was forked under, so that a reload's new values reach the new workers while the master's
+    /// environment stays as it was at start.
     pub fn export_env(&self) {
         for (key, value) in &self.env {
-            // SAFETY: only the single-threaded master calls this (see above).
+            // SAFETY: both callers run single-threaded at that point (see above), so nothing reads the
+            // environment while it changes.
             unsafe { std::env::set_var(key, value) };
         }
     }

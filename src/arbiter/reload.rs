@@ -61,8 +61,6 @@ impl Arbiter {
         if self.preloaded.is_some() {
             tracing::warn!("Reload: with --preload the app library loaded at start keeps serving");
         }
-        // `-e` as the configuration now says, for the new workers.
-        config.export_env();
         set_title("master", &config);
         let previous = std::mem::replace(&mut self.config, config);
         // A reload that is still booting is superseded; the workers (and listeners) serving before it

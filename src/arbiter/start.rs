@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::sys::process::PidFile;
 use crate::sys::scoreboard::{Counters, Scoreboard};
 use crate::sys::signals::SignalQueue;
+use crate::sys::systemd;
 use crate::worker;
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -76,12 +77,17 @@ impl Arbiter {
             }
             None => open_listeners(&config)?,
         };
+        // Every variable the master reads is read before `--preload` runs app code, which may start
+        // threads (the environment is not safe to read while another thread may change it).
+        systemd::read_notify_socket();
+        let adopted_metrics = take_env(ENV_METRICS_FD);
         let preloaded = if config.preload {
             let lib = Library::open(&config.app).map_err(StartError::Preload)?;
             // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
             let flags = rustgun_abi::RG_REQ_MULTIPROCESS
                 | if config.multithreaded() { rustgun_abi::RG_REQ_MULTITHREAD } else { 0 };
             lib.preload(&config.app_args, flags).map_err(StartError::Preload)?;
+            warn_if_threaded();
             Some(lib)
         } else {
             None
@@ -111,7 +117,7 @@ impl Arbiter {
             .map_err(StartError::Scoreboard)?;
         scoreboard.free(first);
         let watched = config.reload.then(|| FileStamp::of(&config.app.path)).flatten();
-        let metrics = match (take_env(ENV_METRICS_FD), &config.metrics_bind) {
+        let metrics = match (adopted_metrics, &config.metrics_bind) {
             (Some(fd), _) => {
                 Some(fd.parse().map_err(std::io::Error::other).and_then(exporter::Exporter::adopt))
             }
@@ -162,11 +168,25 @@ impl Arbiter {
     }
 }
 
+/// Warns when the app's `preload` left the master with more threads than its own: each fork copies
+/// only the forking thread, so a lock another thread holds at that moment (the allocator's, a logging
+/// handler's) stays locked for ever in the worker.
+fn warn_if_threaded() {
+    let threads = crate::sys::process::thread_count().unwrap_or(1);
+    if threads > 1 {
+        tracing::warn!(
+            "--preload: the app left the master with {threads} threads; workers are forked from a \
+             multi-threaded process, so a lock held by another thread at that moment stays held in \
+             the worker (start threads in post-fork code instead)"
+        );
+    }
+}
+
 /// Reads and removes an environment variable meant for this process only.
 fn take_env(key: &str) -> Option<String> {
     let value = std::env::var(key).ok();
-    // SAFETY: called from `Arbiter::start`, while the master is single-threaded (it never starts
-    // threads), so nothing reads the environment concurrently.
+    // SAFETY: called from `Arbiter::start` before `--preload` runs any app code, while the master
+    // runs only its own thread, so nothing reads the environment concurrently.
     unsafe { std::env::remove_var(key) };
     value
 }

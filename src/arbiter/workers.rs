@@ -206,7 +206,7 @@ impl Arbiter {
         let listeners = &self.listeners;
         let preloaded = self.preloaded;
         let signals = &self.signals;
-        let report_rd = std::os::fd::AsRawFd::as_raw_fd(&self.report_rd);
+        let master_pipe = [self.report_rd.as_raw_fd(), self.report_wr.as_raw_fd()];
         let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
         let scrapes: Vec<RawFd> = self.metrics.iter().flat_map(|m| m.descriptors()).collect();
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
@@ -215,13 +215,13 @@ impl Arbiter {
         let pid = process::fork_child(
             || {
                 // The child must not run the master's handlers nor hold the master's pipes: they would
-                // let the worker (or its app) queue signals into the master or read other workers' reports.
+                // let the worker (or its app) queue signals into the master, read other workers'
+                // reports or forge its own (it keeps only `report`, its own copy, until it is ready).
                 signals.leave_in_child();
-                let _ = nix::unistd::close(report_rd);
                 // Nor the listeners a reload dropped: those must close once the previous generation is gone.
                 // Nor the metrics listener and the scrapes in progress: they are the master's to answer.
                 // (Closed raw: the child never returns to the frames that own them, see `fork_child`.)
-                for &fd in retired.iter().chain(&scrapes) {
+                for &fd in master_pipe.iter().chain(&retired).chain(&scrapes) {
                     let _ = nix::unistd::close(fd);
                 }
                 let boot =

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 /// Forks; in the child runs `child` and exits with its code, or with `panicked` if it panics: the
 /// child never returns from here.
 pub fn fork_child(child: impl FnOnce() -> i32, panicked: i32) -> io::Result<Pid> {
-    // SAFETY: the master is single-threaded (no runtime, no helper threads), so the child starts
-    // with a consistent copy of every lock and allocator state.
+    // SAFETY: the master's own code runs on one thread (no runtime, no helper threads), so the child
+    // starts with a consistent copy of every lock the master uses; threads an app's `--preload` may
+    // have started are warned about at start (`thread_count`), and the child never returns into the
+    // master's frames (below).
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -24,6 +26,16 @@ pub fn fork_child(child: impl FnOnce() -> i32, panicked: i32) -> io::Result<Pid>
             unsafe { libc::_exit(code) }
         }
     }
+}
+
+/// How many threads this process runs, from the `Threads:` line of `/proc/self/status`.
+pub fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("/proc/self/status has no Threads line"))
 }
 
 /// Sends `sig` to `pid`, ignoring a child that is already gone.
@@ -116,5 +128,28 @@ impl PidFile {
         if std::fs::read_to_string(&self.path).is_ok_and(|s| s.trim() == std::process::id().to_string()) {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forks a child running `body` and returns how it exited.
+    fn exit_of(body: impl FnOnce() -> i32) -> WaitStatus {
+        let pid = fork_child(body, 3).expect("fork");
+        waitpid(pid, None).expect("waitpid")
+    }
+
+    #[test]
+    fn a_child_exits_with_the_code_its_body_returns() {
+        assert!(matches!(exit_of(|| 7), WaitStatus::Exited(_, 7)));
+    }
+
+    /// A panic that unwound out of `fork_child` would go on running this test harness in the child,
+    /// which would then exit with the harness's own code, not 3.
+    #[test]
+    fn a_child_that_panics_exits_with_the_panic_code_and_never_unwinds_into_its_parent_frames() {
+        assert!(matches!(exit_of(|| panic!("a worker's boot panicked")), WaitStatus::Exited(_, 3)));
     }
 }

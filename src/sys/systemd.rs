@@ -6,21 +6,32 @@
 //! abstract name written `@name`); activated sockets arrive as descriptors 3, 4, … with `$LISTEN_FDS`
 //! saying how many and `$LISTEN_PID` saying for which process.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::RawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::OnceLock;
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
-/// Sends `state` (e.g. `READY=1`, `STATUS=4 workers`) to the service manager when `$NOTIFY_SOCKET` is
-/// set; does nothing otherwise. Errors are ignored: a notification is advice, never a reason to stop.
+/// `$NOTIFY_SOCKET`, read once by [`read_notify_socket`].
+static NOTIFY_SOCKET: OnceLock<Option<OsString>> = OnceLock::new();
+
+/// Reads `$NOTIFY_SOCKET` for [`notify`]. The master calls it at start, before `--preload` runs app
+/// code that may start threads: from then on it never reads the environment again.
+pub fn read_notify_socket() {
+    NOTIFY_SOCKET.get_or_init(|| std::env::var_os("NOTIFY_SOCKET"));
+}
+
+/// Sends `state` (e.g. `READY=1`, `STATUS=4 workers`) to the service manager when `$NOTIFY_SOCKET` was
+/// set at start; does nothing otherwise. Errors are ignored: a notification is advice, never a reason
+/// to stop.
 pub fn notify(state: &str) {
-    if let Some(socket) = std::env::var_os("NOTIFY_SOCKET")
-        && let Err(e) = send(&socket, state)
+    if let Some(Some(socket)) = NOTIFY_SOCKET.get()
+        && let Err(e) = send(socket, state)
     {
         tracing::debug!("sd_notify {state:?} to {}: {e}", socket.to_string_lossy());
     }

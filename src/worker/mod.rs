@@ -167,6 +167,8 @@ pub fn run(boot: Boot<'_>) -> i32 {
         tracing::debug!("cannot set the process title: {e}");
     }
     let mut report = std::fs::File::from(boot.report);
+    // `-e` as the configuration this worker was forked under says (a reload may have changed it).
+    boot.config.export_env();
 
     // Die with the master: if it is killed outright, finish gracefully rather than linger.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);

@@ -12,6 +12,7 @@ mod chaos;
 mod clients;
 mod config_sources;
 mod conformance;
+mod fork;
 mod http_bodies;
 mod http_errors;
 mod http_keepalive;

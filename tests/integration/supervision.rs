@@ -200,7 +200,7 @@ fn silent_scrapers_never_hold_up_the_master() {
 }
 
 /// The socket inodes of `pid`'s descriptors.
-fn socket_inodes(pid: i32) -> Vec<String> {
+pub(crate) fn socket_inodes(pid: i32) -> Vec<String> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the process's descriptors");
     dir.flatten()
         .filter_map(|e| std::fs::read_link(e.path()).ok())
@@ -210,7 +210,7 @@ fn socket_inodes(pid: i32) -> Vec<String> {
 
 /// The inodes of the loopback TCP sockets bound to `port`, in the `state` given (0A listening, 01
 /// established), from `/proc/net/tcp`.
-fn tcp_inodes(port: u16, state: &str) -> Vec<String> {
+pub(crate) fn tcp_inodes(port: u16, state: &str) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     table
         .lines()

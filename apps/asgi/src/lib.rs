@@ -92,7 +92,7 @@ fn preload(ctx: &InitContext) -> Result<(), String> {
     start_interpreter();
     let imported = Python::attach(|py| rustgun_python::load_app(py, &opts, "ASGI").map(Bound::unbind))?;
     let _ = PRELOADED.set(imported);
-    rustgun_python::hold_gil_for_forks();
+    rustgun_python::release_gil_for_forks();
     Ok(())
 }
 
@@ -100,7 +100,6 @@ impl Bridge {
     fn new(ctx: &InitContext) -> Result<Bridge, String> {
         let opts = args::parse(ctx.args(), ASGI)?;
         if PRELOADED.get().is_some() {
-            rustgun_python::after_fork_in_worker();
         } else {
             start_interpreter();
         }

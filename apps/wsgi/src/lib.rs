@@ -101,7 +101,7 @@ fn preload(ctx: &InitContext) -> Result<(), String> {
     start_interpreter();
     let bridge = Python::attach(|py| Bridge::load(py, &opts))?;
     let _ = PRELOADED.set(bridge);
-    rustgun_python::hold_gil_for_forks();
+    rustgun_python::release_gil_for_forks();
     Ok(())
 }
 
@@ -109,7 +109,6 @@ impl Bridge {
     fn new(ctx: &InitContext) -> Result<Bridge, String> {
         let opts = args::parse(ctx.args(), WSGI)?;
         if let Some(preloaded) = PRELOADED.get() {
-            rustgun_python::after_fork_in_worker();
             return Ok(Python::attach(|py| preloaded.clone_ref(py)));
         }
         start_interpreter();

@@ -8,6 +8,7 @@
 
 pub mod args;
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::sync::OnceLock;
 
@@ -28,25 +29,78 @@ pub fn embed(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     Ok(EMBED.get().expect("set above").bind(py))
 }
 
-/// After `--preload` imported the app in the master: from here on the master holds the GIL for good
-/// (it runs no more Python), so each fork happens with the GIL held by the forking thread, the state
-/// `PyOS_AfterFork_Child` expects in the child.
-pub fn hold_gil_for_forks() {
-    // SAFETY: the interpreter is initialised and this thread has its thread state (it just ran the
-    // preload under `Python::attach`).
-    unsafe { pyo3::ffi::PyGILState_Ensure() };
+/// The master's thread that imported the app under `--preload` (pid, tid): its forks, and no one
+/// else's, carry the interpreter over into a worker.
+static FORKER: OnceLock<(u32, libc::pid_t)> = OnceLock::new();
+
+thread_local! {
+    /// Between the `prepare` and the `parent`/`child` handlers of one fork by the [`FORKER`]: how
+    /// the GIL was taken for it. Per thread, so another thread's fork meanwhile is left alone.
+    static FORKING: Cell<Option<pyo3::ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
-/// In a worker forked from a master that preloaded the app ([`hold_gil_for_forks`]): resets the
-/// interpreter's thread and GIL state for this process, then lets go of the GIL, so that the bridge
-/// attaches to it as in any worker.
-pub fn after_fork_in_worker() {
-    // SAFETY: a freshly forked worker whose only thread is the one that held the GIL in the master
-    // when it forked, which is what `PyOS_AfterFork_Child` requires; `PyEval_SaveThread` then releases
-    // the GIL that thread holds.
-    unsafe {
-        pyo3::ffi::PyOS_AfterFork_Child();
-        pyo3::ffi::PyEval_SaveThread();
+/// After `--preload` imported the app in the master: the master lets go of the GIL, so threads the
+/// import started (an SDK's background sender, a metrics exporter) run on, and every fork the
+/// master makes is then wrapped as Python's own `os.fork` wraps it: the GIL and the interpreter's
+/// fork locks taken before (`PyOS_BeforeFork`), and each side's state fixed after
+/// (`PyOS_AfterFork_Parent`, `PyOS_AfterFork_Child`), the GIL then let go on both. Forks by any
+/// other thread or process (an app's own `os.fork` or `subprocess`, which do their own wrapping)
+/// are left alone.
+pub fn release_gil_for_forks() {
+    // SAFETY: gettid(2) has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    if FORKER.set((std::process::id(), tid)).is_err() {
+        return;
+    }
+    // SAFETY: the three handlers are `extern "C"` functions that live as long as the process;
+    // pthread_atfork only records them.
+    let rc =
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+    if rc != 0 {
+        log(Level::Error, &format!("pthread_atfork failed ({rc}): workers forked after --preload may hang"));
+    }
+}
+
+/// Whether this thread is the [`FORKER`], in the process it preloaded in.
+fn is_forker() -> bool {
+    // SAFETY: gettid(2) has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    FORKER.get() == Some(&(std::process::id(), tid))
+}
+
+extern "C" fn before_fork() {
+    if !is_forker() {
+        return;
+    }
+    // SAFETY: the interpreter is initialised and this thread has its thread state (it ran the
+    // preload); it takes the GIL, then the interpreter's fork locks, as `os.fork` does.
+    let state = unsafe {
+        let state = pyo3::ffi::PyGILState_Ensure();
+        pyo3::ffi::PyOS_BeforeFork();
+        state
+    };
+    FORKING.set(Some(state));
+}
+
+extern "C" fn after_fork_parent() {
+    if let Some(state) = FORKING.take() {
+        // SAFETY: `before_fork` took the GIL and the fork locks on this thread; this undoes both.
+        unsafe {
+            pyo3::ffi::PyOS_AfterFork_Parent();
+            pyo3::ffi::PyGILState_Release(state);
+        }
+    }
+}
+
+extern "C" fn after_fork_child() {
+    if let Some(state) = FORKING.take() {
+        // SAFETY: the new process's only thread is the one that held the GIL and the fork locks
+        // when it forked, which is what `PyOS_AfterFork_Child` requires; the GIL is then let go, so
+        // the bridge attaches to it as in any worker.
+        unsafe {
+            pyo3::ffi::PyOS_AfterFork_Child();
+            pyo3::ffi::PyGILState_Release(state);
+        }
     }
 }
 
