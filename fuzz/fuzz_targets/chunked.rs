@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rustgun::http::body::Decoder;
-use rustgun::http::parse::BodyFraming;
+use rustgun_http::body::Decoder;
+use rustgun_http::parse::BodyFraming;
 
 /// What decoding `input` in pieces of `piece` bytes gives: the body, the input used when the body
 /// ended (None if it did not), and the refusal's status.

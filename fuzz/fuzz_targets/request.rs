@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rustgun::http::parse::{HeaderMap, Limits};
-use rustgun::http::replay::replay_split;
+use rustgun_http::parse::{HeaderMap, Limits};
+use rustgun_http::replay::replay_split;
 
 fuzz_target!(|data: &[u8]| {
     // FNV-1a of the input picks the variations, so the fuzzer reaches them by mutating the input.

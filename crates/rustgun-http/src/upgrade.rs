@@ -73,7 +73,7 @@ fn has_token(head: &RequestHead, name: &'static [u8], token: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::parse::{Limits, parse_head};
+    use crate::parse::{Limits, parse_head};
 
     fn head(raw: &str) -> RequestHead {
         let mut head = RequestHead::default();

@@ -1,7 +1,7 @@
 //! Every transition of [`Conn`], and every request of a small corpus split at every byte.
 
 use super::*;
-use crate::http::replay::{Event, Pending, Replay, replay_split};
+use crate::replay::{Event, Pending, Replay, replay_split};
 
 const DATE: &[u8] = b"Thu, 03 Dec 2026 12:00:00 GMT";
 

@@ -20,6 +20,9 @@
 //!   never picks a status itself.
 //! - The parser is strict (RFC 9110/9112): what it accepts is served exactly as sent, and whatever could
 //!   make a proxy in front of us disagree about where a request ends is refused.
+//! - No `unsafe`: the crate forbids it, so the build itself keeps the protocol core free of I/O tricks.
+
+#![forbid(unsafe_code)]
 
 pub mod body;
 pub mod conn;
@@ -30,6 +33,7 @@ pub mod parse;
 #[cfg(test)]
 mod property;
 pub mod proxy;
+#[cfg(any(test, feature = "replay"))]
 pub mod replay;
 pub mod response;
 pub mod status;
