@@ -380,9 +380,7 @@ impl Config {
     /// environment stays as it was at start.
     pub fn export_env(&self) {
         for (key, value) in &self.env {
-            // SAFETY: both callers run single-threaded at that point (see above), so nothing reads the
-            // environment while it changes.
-            unsafe { std::env::set_var(key, value) };
+            crate::sys::process::set_env(key, value);
         }
     }
 

@@ -154,6 +154,14 @@ unsafe fn header_array<'a>(ptr: *const RgHeader, len: usize) -> Option<&'a [RgHe
     }
 }
 
+/// The name and value bytes of header fields an app lent for one host call: the `&[RgHeader]` an
+/// [`Exchange`] method receives is only ever built by a host function from its arguments, and lives
+/// no longer than that call.
+pub(crate) fn lent_pairs(headers: &[RgHeader]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    // SAFETY: the app lends these fields and their strings for the call (above).
+    headers.iter().map(|h| unsafe { (bytes(h.name), bytes(h.value)) })
+}
+
 /// Borrows the bytes of an `RgStr`. A null pointer is accepted when the length is 0.
 ///
 /// # Safety

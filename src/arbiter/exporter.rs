@@ -10,7 +10,7 @@ use crate::http::parse::{HeaderMap, Limits, RequestHead, parse_head};
 use nix::poll::PollFlags;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// How long a scrape may take to send its request and read the answer (Prometheus' own default
@@ -53,10 +53,8 @@ impl Exporter {
 
     /// Takes over the metrics listener a binary upgrade passed down.
     pub fn adopt(fd: RawFd) -> io::Result<Exporter> {
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)?;
-        // SAFETY: the descriptor is open (checked above) and was passed to this process alone by the
-        // master that started it (`RUSTGUN_METRICS_FD`).
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Passed to this process alone by the master that started it (`RUSTGUN_METRICS_FD`).
+        let owned = crate::sys::process::adopt_fd(fd)?;
         nix::fcntl::fcntl(owned.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
         Exporter::new(TcpListener::from(owned))
     }

@@ -10,7 +10,7 @@ use super::{
 use super::{exporter, set_title};
 use crate::app::Library;
 use crate::config::Config;
-use crate::sys::process::PidFile;
+use crate::sys::process::{PidFile, take_env};
 use crate::sys::scoreboard::{Counters, Scoreboard};
 use crate::sys::signals::SignalQueue;
 use crate::sys::systemd;
@@ -180,13 +180,4 @@ fn warn_if_threaded() {
              the worker (start threads in post-fork code instead)"
         );
     }
-}
-
-/// Reads and removes an environment variable meant for this process only.
-fn take_env(key: &str) -> Option<String> {
-    let value = std::env::var(key).ok();
-    // SAFETY: called from `Arbiter::start` before `--preload` runs any app code, while the master
-    // runs only its own thread, so nothing reads the environment concurrently.
-    unsafe { std::env::remove_var(key) };
-    value
 }

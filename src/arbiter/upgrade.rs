@@ -7,7 +7,7 @@
 
 use super::{Arbiter, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, Phase};
 use crate::net::Listener;
-use crate::sys::process::Exit;
+use crate::sys::process::{self, Exit};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -101,7 +101,6 @@ fn spawn_master(
     handed: &Handed<'_>,
     old: Pid,
 ) -> std::io::Result<Pid> {
-    use std::os::unix::process::CommandExt;
     let mut fds: Vec<RawFd> = handed.listeners.iter().map(|l| l.as_fd().as_raw_fd()).collect();
     let list = fds.iter().map(RawFd::to_string).collect::<Vec<_>>().join(",");
     let mut cmd = std::process::Command::new(exe);
@@ -113,19 +112,7 @@ fn spawn_master(
         cmd.env(ENV_METRICS_FD, fd.to_string());
         fds.push(fd);
     }
-    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which is
-    // async-signal-safe; it allocates nothing (the descriptor list was built before the fork).
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        })
-    };
+    process::keep_across_exec(&mut cmd, fds);
     let child = cmd.spawn()?;
     Ok(Pid::from_raw(child.id() as i32))
 }

@@ -129,12 +129,7 @@ impl Listener {
 
     /// Takes over an inherited listening socket (systemd socket activation, `fd://N`, binary upgrade).
     pub fn adopt(fd: RawFd) -> io::Result<Listener> {
-        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not open")));
-        }
-        // SAFETY: the descriptor is open (checked above) and, by the caller's contract (a number given
-        // on the command line or by the parent process), ours alone from now on.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owned = crate::sys::process::adopt_fd(fd)?;
         let accepting = socket::getsockopt(&owned, sockopt::AcceptConn).map_err(io::Error::from)?;
         if !accepting {
             return Err(io::Error::new(

@@ -4,6 +4,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Forks; in the child runs `child` and exits with its code, or with `panicked` if it panics: the
@@ -26,6 +27,55 @@ pub fn fork_child(child: impl FnOnce() -> i32, panicked: i32) -> io::Result<Pid>
             unsafe { libc::_exit(code) }
         }
     }
+}
+
+/// Takes ownership of a descriptor this process inherited by number (systemd's sockets, `fd://N`, a
+/// binary upgrade's listeners): an error if it is not open.
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("fd {fd} is not open")));
+    }
+    // SAFETY: the descriptor is open (checked above) and, by the caller's contract (a number given on
+    // the command line or by the parent process), this process's alone from now on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clears close-on-exec on `fds` in the child `cmd` forks, so the program it runs inherits them (a
+/// binary upgrade's listeners).
+pub fn keep_across_exec(cmd: &mut std::process::Command, fds: Vec<RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which is
+    // async-signal-safe; it allocates nothing (the descriptor list was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    };
+}
+
+/// Sets an environment variable of this process.
+///
+/// Only while the process runs its own thread alone: the master at start, before `--preload` runs app
+/// code; a worker right after its fork. (The environment is not safe to change while another thread
+/// may read it; every caller says which of the two moments it is.)
+pub fn set_env(key: &str, value: &str) {
+    // SAFETY: single-threaded by the contract above.
+    unsafe { std::env::set_var(key, value) };
+}
+
+/// Reads and removes an environment variable meant for this process only. The contract of
+/// [`set_env`] applies.
+pub fn take_env(key: &str) -> Option<String> {
+    let value = std::env::var(key).ok();
+    // SAFETY: single-threaded by the contract of `set_env`.
+    unsafe { std::env::remove_var(key) };
+    value
 }
 
 /// How many threads this process runs, from the `Threads:` line of `/proc/self/status`.

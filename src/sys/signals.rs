@@ -1,12 +1,15 @@
 //! A signal queue on a self-pipe: each handler writes its signal number as one byte into a
 //! non-blocking pipe; the owner reads the bytes back, in arrival order, when its `poll` wakes up.
-//! This is unicorn's SIG_QUEUE, with signal-hook doing the registration.
+//! This is unicorn's SIG_QUEUE, with signal-hook doing the registration. Also a worker's own handlers
+//! (stop, quick exit, reopening the log files), so that every signal handler of the server lives here.
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use signal_hook::SigId;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Signals caught into a queue.
 pub struct SignalQueue {
@@ -100,4 +103,42 @@ impl Drop for Blocked {
 pub fn name(sig: libc::c_int) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// A worker's TERM: stop gracefully (set `stop`, wake the poll through `stop_wr`). INT and QUIT:
+/// exit now.
+pub fn install_worker(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+    signal_hook::flag::register(SIGTERM, Arc::clone(stop))?;
+    // `run` keeps the write end open for as long as the handler can fire.
+    signal_hook::low_level::pipe::register_raw(SIGTERM, std::os::fd::AsRawFd::as_raw_fd(stop_wr))?;
+    for sig in [SIGINT, SIGQUIT] {
+        // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
+        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+    }
+    Ok(())
+}
+
+/// USR1: reopen the log files (logrotate moved them away), right inside the handler — `open`, `dup3`
+/// and `close` are async-signal-safe, and `dup3` swaps the file behind a descriptor in one step, so
+/// every thread's next write goes to the new file with no lock and no flag to poll.
+pub fn reopen_logs_on_usr1(files: Vec<(std::ffi::CString, RawFd)>) -> std::io::Result<()> {
+    // SAFETY: the action only calls open(2), dup3(2) and close(2) and saves/restores errno, all
+    // async-signal-safe; it allocates nothing (the paths were made before registration).
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGUSR1, move || {
+            let saved = nix::errno::Errno::last_raw();
+            for (path, target) in &files {
+                let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
+                let fd = libc::open(path.as_ptr(), flags, 0o644);
+                if fd >= 0 {
+                    let cloexec = if *target == 2 { 0 } else { libc::O_CLOEXEC };
+                    libc::dup3(fd, *target, cloexec);
+                    libc::close(fd);
+                }
+            }
+            nix::errno::Errno::set_raw(saved);
+        })
+    }?;
+    Ok(())
 }

@@ -61,14 +61,8 @@ pub struct ListenFd {
 ///
 /// Call it in the master while it is still single-threaded: it edits the environment.
 pub fn take_listen_fds() -> io::Result<Vec<ListenFd>> {
-    let pid = std::env::var("LISTEN_PID").ok();
-    let count = std::env::var("LISTEN_FDS").ok();
-    let names = std::env::var("LISTEN_FDNAMES").ok();
-    for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
-        // SAFETY: called by the master before it starts any thread (it has none), so nothing reads
-        // the environment concurrently.
-        unsafe { std::env::remove_var(key) };
-    }
+    // At start, before `--preload` (the contract of `take_env`).
+    let [pid, count, names] = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"].map(super::process::take_env);
     let (Some(pid), Some(count)) = (pid, count) else { return Ok(Vec::new()) };
     if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
         return Ok(Vec::new());

@@ -417,10 +417,7 @@ impl Exchange for Call<'_, '_, '_> {
             (b"Sec-WebSocket-Protocol", subprotocol),
             (b"Sec-WebSocket-Extensions", deflate.as_ref().map_or(&b""[..], |(_, answer)| answer.as_bytes())),
         ];
-        // SAFETY: the host function lent `headers` for this call; their strings too.
-        let theirs = headers
-            .iter()
-            .map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) });
+        let theirs = crate::app::host::lent_pairs(headers);
         let fields = ours.into_iter().filter(|(_, value)| !value.is_empty()).chain(theirs);
         self.resp.set(101, b"", fields).map_err(|_| RG_E_INVALID)?;
         self.state.reply = Reply::Recorded { replaced: true };

@@ -181,7 +181,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
             Ok(p) => p,
             Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot create the stop pipe: {e}")),
         };
-    if let Err(e) = install_signals(&stop, &stop_wr) {
+    if let Err(e) = crate::sys::signals::install_worker(&stop, &stop_wr) {
         return fail(&mut report, EXIT_BOOT, &format!("cannot install signal handlers: {e}"));
     }
     let access_log = match &boot.config.access_logfile {
@@ -192,7 +192,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
         None => None,
     };
     let reopen = log_files(&boot.config.error_logfile, boot.config.access_logfile.as_deref(), &access_log);
-    if let Err(e) = install_reopen(reopen) {
+    if let Err(e) = crate::sys::signals::reopen_logs_on_usr1(reopen) {
         return fail(&mut report, EXIT_BOOT, &format!("cannot install the USR1 handler: {e}"));
     }
     // A signal sent while the worker was starting was held back; it now reaches our own handler.
@@ -304,30 +304,6 @@ fn log_files(
     files
 }
 
-/// USR1: reopen the log files (logrotate moved them away), right inside the handler — `open`, `dup3`
-/// and `close` are async-signal-safe, and `dup3` swaps the file behind a descriptor in one step, so
-/// every thread's next write goes to the new file with no lock and no flag to poll.
-fn install_reopen(files: Vec<(std::ffi::CString, RawFd)>) -> std::io::Result<()> {
-    // SAFETY: the action only calls open(2), dup3(2) and close(2) and saves/restores errno, all
-    // async-signal-safe; it allocates nothing (the paths were made before registration).
-    unsafe {
-        signal_hook::low_level::register(signal_hook::consts::SIGUSR1, move || {
-            let saved = nix::errno::Errno::last_raw();
-            for (path, target) in &files {
-                let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
-                let fd = libc::open(path.as_ptr(), flags, 0o644);
-                if fd >= 0 {
-                    let cloexec = if *target == 2 { 0 } else { libc::O_CLOEXEC };
-                    libc::dup3(fd, *target, cloexec);
-                    libc::close(fd);
-                }
-            }
-            nix::errno::Errno::set_raw(saved);
-        })
-    }?;
-    Ok(())
-}
-
 /// Reports a boot failure to the master (one line) and returns the exit code.
 fn fail(report: &mut std::fs::File, code: i32, message: &str) -> i32 {
     let message = message.replace('\n', " ");
@@ -348,19 +324,6 @@ fn send_report(report: &mut std::fs::File, line: &str) {
     bytes.extend_from_slice(&line.as_bytes()[..end]);
     bytes.push(b'\n');
     let _ = report.write_all(&bytes);
-}
-
-/// TERM: stop gracefully (flag + wake the poll). INT and QUIT: exit now.
-fn install_signals(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
-    signal_hook::flag::register(SIGTERM, Arc::clone(stop))?;
-    // `run` keeps the write end open for as long as the handler can fire.
-    signal_hook::low_level::pipe::register_raw(SIGTERM, std::os::fd::AsRawFd::as_raw_fd(stop_wr))?;
-    for sig in [SIGINT, SIGQUIT] {
-        // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
-        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
-    }
-    Ok(())
 }
 
 /// Accepts and serves connections one at a time until told to stop: the whole of the `sync` class, and

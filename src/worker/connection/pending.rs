@@ -194,13 +194,8 @@ impl Pending {
         if !subprotocol.is_empty() && !opening.offers_subprotocol(subprotocol) {
             return Err(RG_E_INVALID);
         }
-        // SAFETY: the host function lent `headers` for this call; their strings too. They are copied.
-        let headers = headers
-            .iter()
-            .map(|h| unsafe {
-                (crate::app::host::bytes(h.name).to_vec(), crate::app::host::bytes(h.value).to_vec())
-            })
-            .collect();
+        // Copied: the upgrade is answered after this call.
+        let headers = crate::app::host::lent_pairs(headers).map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
         self.upgrade = Some((subprotocol.to_vec(), headers));
         self.touch();
         Ok(())

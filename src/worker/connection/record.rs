@@ -2,15 +2,10 @@
 //! trailers. Not here: sending them (the exchange, through `http::conn`).
 
 use super::Reply;
+use crate::app::host::lent_pairs;
 use crate::http::parse::RequestHead;
 use crate::http::response::ResponseHead;
 use rustgun_abi::{RG_E_INVALID, RG_E_STATE, RgHeader};
-
-/// The name and value bytes of header fields an app lent for one host call.
-fn lent_pairs(headers: &[RgHeader]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    // SAFETY: the host function lent `headers` for this call; their strings too.
-    headers.iter().map(|h| unsafe { (crate::app::host::bytes(h.name), crate::app::host::bytes(h.value)) })
-}
 
 /// `start_response`'s rules (ABI): a head may be recorded once, and replaced once (`replace`) until
 /// the body starts; an invalid one is refused and leaves no head.
