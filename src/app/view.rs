@@ -185,14 +185,28 @@ struct Environ {
 }
 
 impl Environ {
-    fn push(&mut self, key: &[u8], value: &[u8]) {
-        let k = self.arena.len()..self.arena.len() + key.len();
-        self.arena.extend_from_slice(key);
-        let v = self.arena.len()..self.arena.len() + value.len();
-        self.arena.extend_from_slice(value);
-        self.spans.push((k, v));
+    /// Appends one entry whose key and value the two closures write into the arena.
+    fn push_with(&mut self, key: impl FnOnce(&mut Vec<u8>), value: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.arena.len();
+        key(&mut self.arena);
+        let middle = self.arena.len();
+        value(&mut self.arena);
+        self.spans.push((start..middle, middle..self.arena.len()));
     }
 
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.push_with(|a| a.extend_from_slice(key), |a| a.extend_from_slice(value));
+    }
+
+    /// Appends `key` with a number as its value.
+    fn push_number(&mut self, key: &[u8], n: u16) {
+        use std::io::Write as _;
+        // Writing a number into a Vec<u8> formats in place: no allocation once the arena has grown.
+        self.push_with(|a| a.extend_from_slice(key), |a| drop(write!(a, "{n}")));
+    }
+
+    /// Builds every entry straight into the reused arena: nothing is allocated per request once the
+    /// arena and the span list have grown to the working size (`tests/hot_path.rs`).
     fn build(
         &mut self,
         head: &RequestHead,
@@ -211,16 +225,17 @@ impl Environ {
         self.push(b"QUERY_STRING", head.query());
         self.push(b"RAW_URI", head.target());
         self.push(b"SERVER_PROTOCOL", head.version.as_bytes());
-        self.push(b"SERVER_NAME", &server_name);
-        self.push(b"SERVER_PORT", server_port.as_bytes());
+        self.push(b"SERVER_NAME", server_name);
+        match server_port {
+            Port::Said(port) => self.push(b"SERVER_PORT", port),
+            Port::Number(port) => self.push_number(b"SERVER_PORT", port),
+        }
         self.push(b"SERVER_SOFTWARE", SERVER_SOFTWARE.as_bytes());
         self.push(b"REMOTE_ADDR", origin.remote_addr.as_bytes());
-        self.push(b"REMOTE_PORT", origin.remote_port.to_string().as_bytes());
+        self.push_number(b"REMOTE_PORT", origin.remote_port);
         self.push(b"CONTENT_TYPE", head.header(b"content-type").unwrap_or_default());
         self.push(b"CONTENT_LENGTH", head.header(b"content-length").unwrap_or_default());
-        for (key, value) in http_variables(head, header_map) {
-            self.push(&key, &value);
-        }
+        self.push_http_variables(head, header_map);
         self.push(b"wsgi.url_scheme", origin.url_scheme.as_bytes());
         self.push(b"wsgi.multithread", flag(rustgun_abi::RG_REQ_MULTITHREAD));
         self.push(b"wsgi.multiprocess", flag(rustgun_abi::RG_REQ_MULTIPROCESS));
@@ -234,36 +249,65 @@ impl Environ {
         }));
         self.built = true;
     }
-}
 
-/// `HTTP_*` variables: names upper-cased with `-` as `_`, duplicates joined by `,` in arrival order.
-/// Names with `_` are left out unless `--header-map dangerous`, so `X_Auth` cannot pose as `X-Auth`.
-fn http_variables(head: &RequestHead, header_map: HeaderMap) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for (name, value) in head.fields() {
-        if name.eq_ignore_ascii_case(b"content-type") || name.eq_ignore_ascii_case(b"content-length") {
-            continue;
-        }
-        if name.contains(&b'_') && header_map != HeaderMap::Dangerous {
-            continue;
-        }
-        let mut key = b"HTTP_".to_vec();
-        key.extend(name.iter().map(|&b| if b == b'-' { b'_' } else { b.to_ascii_uppercase() }));
-        match vars.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, joined)) => {
-                joined.push(b',');
-                joined.extend_from_slice(value);
+    /// `HTTP_*` variables: names upper-cased with `-` as `_`, duplicates joined by `,` in arrival
+    /// order (under the first one's place). Names with `_` are left out unless `--header-map
+    /// dangerous`, so `X_Auth` cannot pose as `X-Auth`.
+    fn push_http_variables(&mut self, head: &RequestHead, header_map: HeaderMap) {
+        let wanted = |name: &[u8]| {
+            !name.eq_ignore_ascii_case(b"content-type")
+                && !name.eq_ignore_ascii_case(b"content-length")
+                && (header_map == HeaderMap::Dangerous || !name.contains(&b'_'))
+        };
+        for (i, (name, value)) in head.fields().enumerate() {
+            let first =
+                !head.fields().take(i).any(|(earlier, _)| wanted(earlier) && same_variable(earlier, name));
+            if !wanted(name) || !first {
+                continue;
             }
-            None => vars.push((key, value.to_vec())),
+            let key = |a: &mut Vec<u8>| {
+                a.extend_from_slice(b"HTTP_");
+                a.extend(name.iter().map(|&b| variable_byte(b)));
+            };
+            let joined = |a: &mut Vec<u8>| {
+                a.extend_from_slice(value);
+                for (_, more) in
+                    head.fields().skip(i + 1).filter(|(later, _)| wanted(later) && same_variable(later, name))
+                {
+                    a.push(b',');
+                    a.extend_from_slice(more);
+                }
+            };
+            self.push_with(key, joined);
         }
     }
-    vars
+}
+
+/// A header name's byte as it appears in its `HTTP_*` variable.
+fn variable_byte(b: u8) -> u8 {
+    if b == b'-' { b'_' } else { b.to_ascii_uppercase() }
+}
+
+/// Whether two header names give the same `HTTP_*` variable.
+fn same_variable(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| variable_byte(x) == variable_byte(y))
+}
+
+/// SERVER_PORT as the client or proxy said it, or the number it implies.
+#[derive(Debug, PartialEq)]
+enum Port<'a> {
+    Said(&'a [u8]),
+    Number(u16),
 }
 
 /// SERVER_NAME and SERVER_PORT: from a trusted proxy's forwarded host, else the Host header when
 /// sent, else the listening socket. A host without a port implies the scheme's default port.
-fn server_name_port(head: &RequestHead, conn: &ConnInfo, origin: &Origin) -> (Vec<u8>, String) {
-    let default_port = || if origin.url_scheme == "https" { "443" } else { "80" }.to_string();
+fn server_name_port<'a>(
+    head: &'a RequestHead,
+    conn: &'a ConnInfo,
+    origin: &'a Origin,
+) -> (&'a [u8], Port<'a>) {
+    let default_port = || Port::Number(if origin.url_scheme == "https" { 443 } else { 80 });
     let forwarded = Some(&origin.host[..]).filter(|h| !h.is_empty());
     match forwarded.or(head.host()).filter(|h| !h.is_empty()) {
         Some(host) => {
@@ -273,13 +317,11 @@ fn server_name_port(head: &RequestHead, conn: &ConnInfo, origin: &Origin) -> (Ve
                 host.iter().position(|&b| b == b':')
             };
             match split {
-                Some(i) if i < host.len() && host[i] == b':' => {
-                    (host[..i].to_vec(), String::from_utf8_lossy(&host[i + 1..]).into_owned())
-                }
-                _ => (host.to_vec(), default_port()),
+                Some(i) if i < host.len() && host[i] == b':' => (&host[..i], Port::Said(&host[i + 1..])),
+                _ => (host, default_port()),
             }
         }
-        None => (conn.server_addr.as_bytes().to_vec(), conn.server_port.to_string()),
+        None => (conn.server_addr.as_bytes(), Port::Number(conn.server_port)),
     }
 }
 
@@ -345,10 +387,10 @@ mod tests {
         let proxy = conn("::1");
         view.apply_forwarded(&h, &proxy, &"::1".parse().unwrap()).unwrap();
         let (name, port) = server_name_port(&h, &proxy, &view.origin);
-        assert_eq!((name.as_slice(), port.as_str()), (&b"app.example"[..], "443"));
+        assert_eq!((name, port), (&b"app.example"[..], Port::Number(443)));
         view.apply_forwarded(&h, &proxy, &"10.0.0.1".parse().unwrap()).unwrap();
         let (name, port) = server_name_port(&h, &proxy, &view.origin);
-        assert_eq!((name.as_slice(), port.as_str()), (&b"internal"[..], "8000"));
+        assert_eq!((name, port), (&b"internal"[..], Port::Said(b"8000")));
     }
 
     #[test]

@@ -83,93 +83,120 @@ impl AccessLog {
     }
 
     pub fn write(&self, r: &Record<'_>) {
-        let mut line = Vec::with_capacity(256);
-        for atom in &self.atoms {
-            self.render(atom, Some(r), r.info, r.status, r.started, &mut line);
-        }
-        self.emit(line);
+        self.line(|line, scratch| {
+            for atom in &self.atoms {
+                render(atom, Some(r), r.info, r.status, r.started, line, scratch);
+            }
+        });
     }
 
     /// Logs a request refused before it was parsed (its request line may be garbage).
     pub fn write_refused(&self, info: &ConnInfo, status: u16, started: Instant) {
-        let mut line = Vec::with_capacity(128);
-        for atom in &self.atoms {
-            self.render(atom, None, info, status, started, &mut line);
-        }
-        self.emit(line);
+        self.line(|line, scratch| {
+            for atom in &self.atoms {
+                render(atom, None, info, status, started, line, scratch);
+            }
+        });
     }
 
-    fn emit(&self, mut line: Vec<u8>) {
-        line.push(b'\n');
-        let _ = match &self.file {
-            Some(f) => (&*f).write_all(&line),
-            None => std::io::stdout().lock().write_all(&line),
-        };
+    /// Renders one line with `fill` into this thread's reused buffers and writes it with one `write`.
+    fn line(&self, fill: impl FnOnce(&mut Vec<u8>, &mut Scratch)) {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut line = std::mem::take(&mut scratch.line);
+            line.clear();
+            fill(&mut line, scratch);
+            line.push(b'\n');
+            let _ = match &self.file {
+                Some(f) => (&*f).write_all(&line),
+                None => std::io::stdout().lock().write_all(&line),
+            };
+            scratch.line = line;
+        });
     }
+}
 
-    fn render(
-        &self,
-        atom: &Atom,
-        r: Option<&Record<'_>>,
-        info: &ConnInfo,
-        status: u16,
-        started: Instant,
-        out: &mut Vec<u8>,
-    ) {
-        let head = r.map(|r| r.head);
-        let elapsed = started.elapsed();
-        let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
-            Some(v) if !v.is_empty() => escape(v, out),
-            _ => out.push(b'-'),
-        };
-        match atom {
-            Atom::Literal(s) => out.extend_from_slice(s.as_bytes()),
-            Atom::RemoteAddr => out.extend_from_slice(info.peer_or_unix().as_bytes()),
-            Atom::Dash | Atom::Unknown => out.push(b'-'),
-            Atom::User => text(out, head.and_then(basic_auth_user).as_deref()),
-            Atom::Time => format_time(out),
-            Atom::RequestLine => match head {
-                Some(h) => {
-                    escape(h.method(), out);
-                    out.push(b' ');
-                    escape(h.target(), out);
-                    out.push(b' ');
-                    out.extend_from_slice(h.version.as_bytes());
-                }
-                None => out.push(b'-'),
-            },
-            Atom::Method => text(out, head.map(|h| h.method())),
-            // As gunicorn: U is PATH_INFO (percent-decoded), q the query string as is (empty when none).
-            Atom::Path => match head {
-                Some(h) => {
-                    let mut decoded = Vec::with_capacity(h.path().len());
-                    crate::http::target::percent_decode_into(h.path(), &mut decoded);
-                    escape(&decoded, out);
-                }
-                None => out.push(b'-'),
-            },
-            Atom::Query => match head {
-                Some(h) => escape(h.query(), out),
-                None => out.push(b'-'),
-            },
-            Atom::Protocol => text(out, head.map(|h| h.version.as_bytes())),
-            Atom::Status => out.extend_from_slice(status.to_string().as_bytes()),
-            Atom::Bytes => out.extend_from_slice(r.map_or(0, |r| r.sent).to_string().as_bytes()),
-            // `b` is `-` only when nothing is known of the response (gunicorn prints 0 for an empty body).
-            Atom::BytesOrDash => match r {
-                Some(r) => out.extend_from_slice(r.sent.to_string().as_bytes()),
-                None => out.push(b'-'),
-            },
-            Atom::Referer => text(out, head.and_then(|h| h.header(b"referer"))),
-            Atom::UserAgent => text(out, head.and_then(|h| h.header(b"user-agent"))),
-            Atom::Seconds => out.extend_from_slice(elapsed.as_secs().to_string().as_bytes()),
-            Atom::Millis => out.extend_from_slice(elapsed.as_millis().to_string().as_bytes()),
-            Atom::Micros => out.extend_from_slice(elapsed.as_micros().to_string().as_bytes()),
-            Atom::Decimal => out.extend_from_slice(format!("{:.6}", elapsed.as_secs_f64()).as_bytes()),
-            Atom::Pid => out.extend_from_slice(format!("<{}>", std::process::id()).as_bytes()),
-            Atom::RequestHeader(name) => text(out, head.and_then(|h| h.header(name.as_bytes()))),
-            Atom::ResponseHeader(name) => text(out, r.and_then(|r| r.resp.header(name.as_bytes()))),
+/// What rendering a line reuses, per serving thread: the line itself, room for a decoded path or user
+/// name, and the `%(t)s` timestamp of the current second. Nothing is allocated per request once they
+/// have grown (`tests/hot_path.rs`).
+#[derive(Default)]
+struct Scratch {
+    line: Vec<u8>,
+    decoded: Vec<u8>,
+    /// The second `stamp` was rendered for.
+    second: u64,
+    stamp: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+fn render(
+    atom: &Atom,
+    r: Option<&Record<'_>>,
+    info: &ConnInfo,
+    status: u16,
+    started: Instant,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) {
+    let head = r.map(|r| r.head);
+    let elapsed = started.elapsed();
+    let text = |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+        Some(v) if !v.is_empty() => escape(v, out),
+        _ => out.push(b'-'),
+    };
+    // Formatting into a Vec<u8> writes in place; it cannot fail.
+    match atom {
+        Atom::Literal(s) => out.extend_from_slice(s.as_bytes()),
+        Atom::RemoteAddr => out.extend_from_slice(info.peer_or_unix().as_bytes()),
+        Atom::Dash | Atom::Unknown => out.push(b'-'),
+        Atom::User => {
+            let user = head.and_then(|h| basic_auth_user(h, &mut scratch.decoded));
+            text(out, user);
         }
+        Atom::Time => out.extend_from_slice(timestamp(scratch)),
+        Atom::RequestLine => match head {
+            Some(h) => {
+                escape(h.method(), out);
+                out.push(b' ');
+                escape(h.target(), out);
+                out.push(b' ');
+                out.extend_from_slice(h.version.as_bytes());
+            }
+            None => out.push(b'-'),
+        },
+        Atom::Method => text(out, head.map(|h| h.method())),
+        // As gunicorn: U is PATH_INFO (percent-decoded), q the query string as is (empty when none).
+        Atom::Path => match head {
+            Some(h) => {
+                scratch.decoded.clear();
+                crate::http::target::percent_decode_into(h.path(), &mut scratch.decoded);
+                escape(&scratch.decoded, out);
+            }
+            None => out.push(b'-'),
+        },
+        Atom::Query => match head {
+            Some(h) => escape(h.query(), out),
+            None => out.push(b'-'),
+        },
+        Atom::Protocol => text(out, head.map(|h| h.version.as_bytes())),
+        Atom::Status => drop(write!(out, "{status}")),
+        Atom::Bytes => drop(write!(out, "{}", r.map_or(0, |r| r.sent))),
+        // `b` is `-` only when nothing is known of the response (gunicorn prints 0 for an empty body).
+        Atom::BytesOrDash => match r {
+            Some(r) => drop(write!(out, "{}", r.sent)),
+            None => out.push(b'-'),
+        },
+        Atom::Referer => text(out, head.and_then(|h| h.header(b"referer"))),
+        Atom::UserAgent => text(out, head.and_then(|h| h.header(b"user-agent"))),
+        Atom::Seconds => drop(write!(out, "{}", elapsed.as_secs())),
+        Atom::Millis => drop(write!(out, "{}", elapsed.as_millis())),
+        Atom::Micros => drop(write!(out, "{}", elapsed.as_micros())),
+        Atom::Decimal => drop(write!(out, "{:.6}", elapsed.as_secs_f64())),
+        Atom::Pid => drop(write!(out, "<{}>", std::process::id())),
+        Atom::RequestHeader(name) => text(out, head.and_then(|h| h.header(name.as_bytes()))),
+        Atom::ResponseHeader(name) => text(out, r.and_then(|r| r.resp.header(name.as_bytes()))),
     }
 }
 
@@ -245,28 +272,38 @@ fn escape(v: &[u8], out: &mut Vec<u8>) {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => drop(write!(out, "\\x{b:02x}")),
         }
     }
 }
 
-fn format_time(out: &mut Vec<u8>) {
+/// `%(t)s`, `[29/Nov/2026:17:52:02 +0000]`: rendered once per second per thread.
+fn timestamp(scratch: &mut Scratch) -> &[u8] {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (y, m, d) = crate::http::date::civil_from_days((now / 86_400) as i64);
-    let s = now % 86_400;
-    let month = std::str::from_utf8(crate::http::date::MONTHS[m as usize - 1]).unwrap_or("-");
-    out.extend_from_slice(
-        format!("[{d:02}/{month}/{y:04}:{:02}:{:02}:{:02} +0000]", s / 3600, s / 60 % 60, s % 60).as_bytes(),
-    );
+    if scratch.stamp.is_empty() || scratch.second != now {
+        let (y, m, d) = crate::http::date::civil_from_days((now / 86_400) as i64);
+        let s = now % 86_400;
+        let month = std::str::from_utf8(crate::http::date::MONTHS[m as usize - 1]).unwrap_or("-");
+        scratch.stamp.clear();
+        let _ = write!(
+            scratch.stamp,
+            "[{d:02}/{month}/{y:04}:{:02}:{:02}:{:02} +0000]",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        );
+        scratch.second = now;
+    }
+    &scratch.stamp
 }
 
-/// The user name of `Authorization: Basic …`, if any.
-fn basic_auth_user(head: &RequestHead) -> Option<Vec<u8>> {
+/// The user name of `Authorization: Basic …`, if any, decoded into `room`.
+fn basic_auth_user<'a>(head: &RequestHead, room: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     let value = head.header(b"authorization")?;
     let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()).ok()?;
-    let user = decoded.split(|&b| b == b':').next()?.to_vec();
-    Some(user)
+    room.clear();
+    base64::engine::general_purpose::STANDARD.decode_vec(encoded.trim_ascii(), room).ok()?;
+    room.split(|&b| b == b':').next()
 }
 
 #[cfg(test)]
@@ -291,7 +328,7 @@ mod tests {
             let mut head = RequestHead::default();
             let wire = format!("GET / HTTP/1.1\r\nHost: t\r\nAuthorization: {authorization}\r\n\r\n");
             crate::http::parse::parse_head(wire.as_bytes(), &Default::default(), &mut head).unwrap();
-            basic_auth_user(&head)
+            basic_auth_user(&head, &mut Vec::new()).map(<[u8]>::to_vec)
         };
         assert_eq!(user("Basic dXNlcjpwYXNz").as_deref(), Some(&b"user"[..]));
         assert_eq!(user("Basic !!!"), None, "not base64");

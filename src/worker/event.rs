@@ -42,11 +42,9 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
 use std::rc::Rc;
-use std::sync::Mutex;
-use std::sync::mpsc::{self};
 use std::time::{Duration, Instant};
 
-use pool::{Pool, pool_thread};
+use pool::{Handoff, Pool, Queue, pool_thread};
 use requests::run_requests;
 use sockets::SOCKET;
 use spares::Spares;
@@ -111,6 +109,8 @@ struct Conn {
     parked: Option<Box<Parked>>,
     /// The body being gathered in [`Phase::Body`].
     gather: Option<Gather>,
+    /// The head handed to the pool with the connection, or given back by it.
+    handoff: Handoff,
     /// How the client keeps up while the loop waits on it (`--min-rate`): bytes moved since the last
     /// sweep, and when that was.
     pace: Pace,
@@ -190,7 +190,9 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         accepting: false,
         stopping: false,
         shared: Shared::default(),
-        storage: Spares::new(READ_CHUNK, READ_CHUNK),
+        // A read buffer is cut back to one chunk of bytes but keeps the room of a whole read batch, so
+        // a pipelined burst grows it without allocating.
+        storage: Spares::new(READ_CHUNK, READ_BATCH + READ_CHUNK),
         outs: Spares::new(0, OUT_CAPACITY),
         id,
         flags,
@@ -220,20 +222,16 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         tracing::error!("cannot watch the pool's wake pipe: {e}; running app calls on the loop");
         return ev.serve();
     }
-    let (jobs_tx, jobs_rx) = mpsc::channel();
-    let (done_tx, done_rx) = mpsc::channel();
-    let jobs_rx = Mutex::new(jobs_rx);
-    ev.pool = Some(Pool { jobs: jobs_tx, done: done_rx, wake: std::fs::File::from(wake_rd) });
+    let (jobs, done) = (Queue::new(), Queue::new());
+    ev.pool = Some(Pool { jobs: jobs.clone(), done: done.clone(), wake: std::fs::File::from(wake_rd) });
     std::thread::scope(|scope| {
         for i in 0..config.threads as usize {
-            let done = done_tx.clone();
-            let (jobs, wake) = (&jobs_rx, &wake_wr);
+            let (jobs, done, wake) = (&*jobs, &*done, &wake_wr);
             // Lane 0 is the loop's; pool thread i reports on lane i + 1.
             scope.spawn(move || pool_thread(jobs, done, wake, ctx, i + 1));
         }
-        drop(done_tx);
         ev.serve();
-        // Closing the job channel ends the pool threads.
+        // Dropping the pool closes its job queue, which ends the pool threads.
         ev.pool = None;
     });
 }

@@ -161,31 +161,36 @@ impl Conn {
         head: &mut RequestHead,
     ) -> Result<Option<usize>, Error> {
         debug_assert!(matches!(self.read, Read::Idle), "a head while {:?}", self.read);
-        let parsed = parse_head(input, limits, head).and_then(|parsed| {
-            let Some(n) = parsed else { return Ok(None) };
-            Decoder::new(head.framing, body_limit).map(|d| Some((n, d)))
-        });
-        match parsed {
+        match parse_head(input, limits, head) {
             Ok(None) => Ok(None),
-            Ok(Some((n, decoder))) => {
-                self.version = head.version;
-                self.is_head = head.is_head();
-                self.te_trailers = head
-                    .fields()
-                    .filter(|(name, _)| name.eq_ignore_ascii_case(b"te"))
-                    .any(|(_, value)| list_elements(value).any(|t| t.eq_ignore_ascii_case(b"trailers")));
-                self.persist = head.keep_alive;
-                self.expect = if head.expect_continue { Continue::Owed } else { Continue::NotExpected };
-                self.read = if decoder.is_done() { Read::Done } else { Read::Body(decoder) };
-                Ok(Some(n))
-            }
-            Err(e) => {
-                self.persist = false;
-                self.refused = true;
-                self.read = Read::Closed;
-                Err(e)
-            }
+            Ok(Some(n)) => self.receive_parsed_head(head, body_limit).map(|()| Some(n)),
+            Err(e) => Err(self.refuse_head(e)),
         }
+    }
+
+    /// Takes a head already parsed from the input (by [`parse_head`], where the bytes were: the event
+    /// loop parses before it hands a connection to its pool), as [`Conn::receive_head`] would have.
+    pub fn receive_parsed_head(&mut self, head: &RequestHead, body_limit: u64) -> Result<(), Error> {
+        debug_assert!(matches!(self.read, Read::Idle), "a head while {:?}", self.read);
+        let decoder = Decoder::new(head.framing, body_limit).map_err(|e| self.refuse_head(e))?;
+        self.version = head.version;
+        self.is_head = head.is_head();
+        self.te_trailers = head
+            .fields()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(b"te"))
+            .any(|(_, value)| list_elements(value).any(|t| t.eq_ignore_ascii_case(b"trailers")));
+        self.persist = head.keep_alive;
+        self.expect = if head.expect_continue { Continue::Owed } else { Continue::NotExpected };
+        self.read = if decoder.is_done() { Read::Done } else { Read::Body(decoder) };
+        Ok(())
+    }
+
+    /// A head refused: nothing more is read and the connection closes after the answer.
+    fn refuse_head(&mut self, e: Error) -> Error {
+        self.persist = false;
+        self.refused = true;
+        self.read = Read::Closed;
+        e
     }
 
     /// Offers body bytes: the decoded data is a range of `input`, and `done` says the body ended.

@@ -186,9 +186,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result
     }
 }
 
-/// [`parse_into`] with room for `--limit-request-fields` header fields.
+/// Header fields parsed without allocating: room for gunicorn's default `--limit-request-fields`
+/// (100) and more, 4 KiB of stack.
+const STACK_FIELDS: usize = 128;
+
+/// [`parse_into`] with room for `--limit-request-fields` header fields: on the stack, and on the heap
+/// only for a head with more than [`STACK_FIELDS`] fields under a limit raised past it.
 fn parse_fields(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Option<usize>, Error> {
-    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
     if limits.fields <= stack.len() {
         parse_into(buf, &mut stack[..limits.fields], limits, head)
     } else {

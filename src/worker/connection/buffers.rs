@@ -76,6 +76,7 @@ impl ReadBuf {
                 self.start = 0;
             }
             if self.buf.len() - self.end < READ_CHUNK / 4 {
+                self.buf.reserve_exact(READ_CHUNK);
                 self.buf.resize(self.buf.len() + READ_CHUNK, 0);
             }
         }

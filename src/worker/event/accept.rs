@@ -13,7 +13,7 @@ use nix::sys::epoll::{EpollEvent, EpollFlags};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use super::{ACCEPTS_PER_WAKE, Conn, LISTENER, Loop, Phase, ReadBuf};
+use super::{ACCEPTS_PER_WAKE, Conn, Handoff, LISTENER, Loop, Phase, ReadBuf};
 
 impl Loop<'_, '_> {
     /// Registers or removes the listeners (at the connection limit, and when stopping).
@@ -100,6 +100,7 @@ impl Loop<'_, '_> {
             fresh: true,
             parked: None,
             gather: None,
+            handoff: Handoff::None,
             pace: Pace::default(),
             moved: 0,
             paced: Instant::now(),

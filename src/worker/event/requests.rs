@@ -28,12 +28,19 @@ pub(super) fn run_requests(
     loop {
         let started = Instant::now();
         if conn.gather.is_none() {
-            let received = conn.proto.receive_head(
-                conn.rbuf.data(),
-                &settings.limits,
-                settings.limit_request_body,
-                &mut shared.head,
-            );
+            // A head the loop parsed before handing the connection to this pool thread is taken as is.
+            let received = match conn.handoff.receive(shared) {
+                Some(len) => conn
+                    .proto
+                    .receive_parsed_head(&shared.head, settings.limit_request_body)
+                    .map(|()| Some(len)),
+                None => conn.proto.receive_head(
+                    conn.rbuf.data(),
+                    &settings.limits,
+                    settings.limit_request_body,
+                    &mut shared.head,
+                ),
+            };
             match received {
                 Ok(None) => return ran.then_some(Phase::Writing(After::KeepAlive)),
                 Err(e) => {

@@ -1,7 +1,8 @@
 //! The loop's spare buffers, lent to connections only while they hold bytes.
 
 /// Most spare buffers of each kind a loop keeps: enough for the connections that turn over between
-/// two wake-ups, few enough that a burst leaves no lasting footprint (64 × 64 KiB at most).
+/// two wake-ups, few enough that a burst leaves no lasting footprint (64 read buffers of at most
+/// 80 KiB and 64 output buffers of 64 KiB).
 const SPARES_MAX: usize = 64;
 
 /// Buffers lent to connections only while they hold bytes, all of one shape (`len` bytes, starting
