@@ -299,7 +299,13 @@ impl Loop<'_, '_> {
     /// `Connection: close` (so is one that had already arrived). A connection accepted but not yet
     /// heard from keeps its header deadline, for the same reason.
     fn begin_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
         self.stopping = true;
+        // The stop pipe is never drained: left in the set, it would end every wait at once and spin
+        // the loop for as long as the stop takes.
+        let _ = self.epoll.delete(self.ctx.stop_fd);
         self.set_accepting(false);
         self.stop_sockets();
         for token in 0..self.conns.len() {
@@ -314,6 +320,9 @@ impl Loop<'_, '_> {
                 _ => self.close(token),
             }
         }
+        // Logged once the idle connections have their grace: a request that arrives after the line
+        // finds its connection waiting for it.
+        self.ctx.log_stopping();
     }
 
     /// While stopping, an idle connection waits at most [`STOP_GRACE`] for another request.

@@ -39,6 +39,8 @@ pub struct Context<'a> {
     /// Readable once the worker has been told to stop: wakes idle waits.
     pub stop_fd: BorrowedFd<'a>,
     stop: &'a AtomicBool,
+    /// Set by the first thread that acts on the stop, which logs it.
+    stop_logged: AtomicBool,
     /// The write end of the stop pipe, for stopping from inside (`--max-requests`).
     stop_wr: Option<BorrowedFd<'a>>,
     requests: AtomicU64,
@@ -63,6 +65,7 @@ impl<'a> Context<'a> {
             access_log: None,
             stop_fd,
             stop,
+            stop_logged: AtomicBool::new(false),
             stop_wr: None,
             requests: AtomicU64::new(0),
             max_requests: 0,
@@ -73,6 +76,15 @@ impl<'a> Context<'a> {
     /// The worker was told to stop: finish the current request and close.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Logs `Worker stopping (pid: N)`, once per worker, from the first thread to act on the stop: an
+    /// accept loop leaving, an idle keep-alive connection that has begun its grace, or the event loop
+    /// once its idle connections have theirs. The thread that logs it accepts nothing more.
+    pub(in crate::worker) fn log_stopping(&self) {
+        if !self.stop_logged.swap(true, Ordering::Relaxed) {
+            tracing::info!("Worker stopping (pid: {})", std::process::id());
+        }
     }
 
     /// Scoreboard lane `i` (each serving thread owns one), when the worker has a slot.
@@ -394,6 +406,7 @@ fn accept_loop(id: u32, lane: usize, listeners: &[&Listener], ctx: &Context<'_>,
         }
         again = accepted;
     }
+    ctx.log_stopping();
 }
 
 /// Wraps an accepted connection in TLS when the listeners serve TLS (the handshake happens during the

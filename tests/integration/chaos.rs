@@ -11,8 +11,8 @@
 //! A scenario whose feature is not implemented yet reports BLOCKED and does not fail; one that only
 //! hits a bug named with `--xfail` reports it (run with `--nocapture` to see either).
 
-use crate::procs::TempDir;
-use crate::support::{app, pyenv, worker_class};
+use crate::procs::{TempDir, poll_for};
+use crate::support::{app, is_zombie, pyenv, worker_class};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -40,23 +40,19 @@ fn scenario(n: u32) {
         .process_group(0);
     let mut child = cmd.spawn().expect("run tests/chaos/chaos.py with target/pyenv's python");
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the driver") {
-            break Some(status);
-        }
-        if started.elapsed() > BOUND {
-            // TERM lets the driver kill the servers it started (they also die with it: PDEATHSIG).
-            let pgid = child.id() as i32;
-            // SAFETY: kill(2) on the process group this test created.
-            unsafe { libc::kill(-pgid, libc::SIGTERM) };
-            std::thread::sleep(Duration::from_secs(3));
-            // SAFETY: as above.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = poll_for(BOUND, || child.try_wait().expect("wait for the driver"));
+    if status.is_none() {
+        // TERM lets the driver kill the servers it started (they also die with it: PDEATHSIG); what is
+        // left of its group once it has exited (a zombie, not reaped, so its pid still names the
+        // group), or after 3 s, is killed.
+        let pgid = child.id() as i32;
+        // SAFETY: kill(2) on the process group this test created.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let _ = poll_for(Duration::from_secs(3), || is_zombie(pgid).then_some(()));
+        // SAFETY: as above.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = child.wait();
+    }
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     let figures: Vec<&str> =

@@ -157,9 +157,13 @@ fn the_error_logfile_gets_every_line_with_its_pid_and_role() {
         roles.insert(role.to_string());
     }
     assert_eq!(roles.into_iter().collect::<Vec<_>>(), ["master", "worker 1", "worker 2"]);
-    for needle in
-        ["[master] Starting rustgun", "Booting worker", "Worker exiting", "[master] Shutting down: Master"]
-    {
+    for needle in [
+        "[master] Starting rustgun",
+        "Booting worker",
+        "Worker stopping",
+        "Worker exiting",
+        "[master] Shutting down: Master",
+    ] {
         assert!(lines.iter().any(|l| l.contains(needle)), "no {needle:?} in:\n{}", lines.join("\n"));
     }
 }

@@ -52,21 +52,57 @@ fn term_lets_the_slow_request_finish_then_exits_cleanly() {
 
 #[test]
 fn a_request_sent_on_an_idle_connection_just_after_term_is_answered_not_reset() {
-    let mut server = Server::builder("hello").workers(1).start();
+    // One serving thread: under `threads` the thread that holds the idle connection is then the one
+    // that acts on the stop and logs it (with more, another thread's accept loop may log it first).
+    let mut server = Server::builder("hello").workers(1).args(&["--threads", "1"]).start();
+    let worker = server.wait_for_workers(1)[0];
     let mut conn = server.conn();
     conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.response().header("connection"), None, "the first response keeps the connection");
 
-    // The worker is told to stop while this connection is idle; its client cannot know that yet.
+    // The worker is told to stop while this connection is idle; its client cannot know that yet. The
+    // worker's line says it has woken on the stop with the connection idle and given it its grace: a
+    // worker that closed idle connections at once would reset the request sent now.
     server.signal(libc::SIGTERM);
-    server.wait_for_log("Handling signal: SIGTERM");
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_for_log(&format!("Worker stopping (pid: {worker})"));
     conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = conn.response();
     assert_eq!((resp.status, resp.text().as_str()), (200, "Hello, World!"));
     assert_eq!(resp.header("connection"), Some("close"));
     conn.assert_closed();
     assert_eq!(server.wait_exit(), Some(0));
+}
+
+/// The CPU time `pid` has used so far (all its threads, user and system), from `/proc/PID/stat`.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process is alive");
+    // After the command: state, ppid, …; utime and stime are fields 14 and 15 of the line.
+    let fields: Vec<u64> =
+        stat[stat.rfind(')').unwrap() + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // SAFETY: sysconf(3) reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis((fields[11] + fields[12]) * 1000 / hz)
+}
+
+#[test]
+fn a_stopping_event_worker_waits_for_its_pool_without_spinning() {
+    let server = Server::builder("chaos").args(&["-k", "event", "--threads", "2"]).start();
+    let worker = server.wait_for_workers(1)[0];
+    // Two calls on the pool: one that ends by itself 1.5 s after it began, and one that outlasts it and
+    // keeps the worker alive to be measured (the server is killed with it still held).
+    let short = request_in_background(&server, "/hold?name=short&ms=1500");
+    let _long = request_in_background(&server, "/hold?name=long");
+    server.wait_for_log("hold short entered");
+    server.wait_for_log("hold long entered");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log(&format!("Worker stopping (pid: {worker})"));
+    let (used, since) = (cpu_time(worker), Instant::now());
+    let resp = Response::parse_one(&short.join().unwrap()).map(|r| r.0).expect("the short hold's answer");
+    assert_eq!(resp.text(), "hold short timed out");
+    let (used, waited) = (cpu_time(worker) - used, since.elapsed());
+    // The loop waits for its pool asleep: a wait that returned at once (the stop pipe stays readable)
+    // would spin it for as long as the stop takes.
+    assert!(used * 20 < waited, "the stopping worker used {used:?} of CPU in {waited:?}");
 }
 
 #[test]

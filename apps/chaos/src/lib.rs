@@ -16,12 +16,18 @@
 //! `early:` before it reads the body, then echoes it), `/relay?chunks=N&dir=D` and
 //! `/relay-pull?chunks=N&dir=D` (pushed / pulled blocks `block I`, each written only once the client
 //! has acknowledged the one before by writing a byte into the named pipe `D/acks`: a conversation
-//! that a server which delays blocks cannot finish).
+//! that a server which delays blocks cannot finish), `/hold?name=X[&ms=M]` (logs `hold X entered`,
+//! then blocks until `/release?name=X`, at most M ms, 30 s by default; answers `hold X released` or
+//! `hold X timed out`) and `/release?name=X` (releases every hold of X, present and future; answers
+//! `released X: N held` with how many were waiting): a conversation that only a server serving the
+//! holds and the release at once can finish.
 //!
 //! Init fails when `fail-init` is among the app arguments (`rustgun libchaos.so -- fail-init`).
 
 use rustgun_sdk::{App, BodySource, Error, Header, InitContext, Request, ResponseWriter};
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 struct Chaos {
@@ -87,6 +93,42 @@ impl BodySource for Relay {
     }
 }
 
+/// A name's holds: how many `/hold` requests wait on it, and whether `/release` came.
+#[derive(Default)]
+struct Hold {
+    waiting: u64,
+    released: bool,
+}
+
+/// Every name `/hold` or `/release` has seen, in this worker process.
+static HOLDS: Mutex<BTreeMap<String, Hold>> = Mutex::new(BTreeMap::new());
+/// Signalled by every `/release`.
+static RELEASED: Condvar = Condvar::new();
+
+/// Waits until `name` is released, at most `max`; whether it was.
+fn hold(name: &str, max: Duration) -> bool {
+    let mut holds = HOLDS.lock().unwrap_or_else(PoisonError::into_inner);
+    holds.entry(name.to_string()).or_default().waiting += 1;
+    // Under the lock: a release that follows this line counts this hold as waiting.
+    rustgun_sdk::info!("hold {name} entered");
+    let (mut holds, waited) = RELEASED
+        .wait_timeout_while(holds, max, |holds| !holds[name].released)
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(hold) = holds.get_mut(name) {
+        hold.waiting -= 1;
+    }
+    !waited.timed_out()
+}
+
+/// Releases `name` for good; how many holds were waiting on it.
+fn release(name: &str) -> u64 {
+    let mut holds = HOLDS.lock().unwrap_or_else(PoisonError::into_inner);
+    let hold = holds.entry(name.to_string()).or_default();
+    hold.released = true;
+    RELEASED.notify_all();
+    hold.waiting
+}
+
 fn param(req: &Request<'_>, name: &str, default: u64) -> u64 {
     req.query_param(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -108,6 +150,17 @@ impl App for Chaos {
                 let ms = param(req, "ms", 100);
                 std::thread::sleep(Duration::from_millis(ms));
                 text(resp, 200, &format!("slept {ms}"))
+            }
+            b"/hold" => {
+                let name = req.query_param("name").unwrap_or_default();
+                let max = Duration::from_millis(param(req, "ms", 30_000));
+                let outcome = if hold(&name, max) { "released" } else { "timed out" };
+                text(resp, 200, &format!("hold {name} {outcome}"))
+            }
+            b"/release" => {
+                let name = req.query_param("name").unwrap_or_default();
+                let waiting = release(&name);
+                text(resp, 200, &format!("released {name}: {waiting} held"))
             }
             b"/loop" => loop {
                 std::hint::spin_loop();

@@ -110,7 +110,10 @@ fn serve_stream(stream: &mut Stream, bufs: &mut Buffers, ctx: &Context<'_>, lane
             // Idle keep-alive: wait for the next request's first byte (or shutdown) quietly.
             let idle = Instant::now() + settings.keep_alive;
             let waited = match io.fill(idle, Some(ctx.stop_fd.as_fd())) {
-                Err(ReadStop::Stopping) => io.fill(idle.min(Instant::now() + STOP_GRACE), None),
+                Err(ReadStop::Stopping) => {
+                    ctx.log_stopping();
+                    io.fill(idle.min(Instant::now() + STOP_GRACE), None)
+                }
                 waited => waited,
             };
             match waited {
