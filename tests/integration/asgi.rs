@@ -108,6 +108,7 @@ asyncio.run(main(sys.argv[1]))
 #[test]
 fn an_exception_in_a_route_is_a_500_with_its_traceback_logged_and_the_worker_serves_on() {
     let server = asgi("fastapi_app:app").start();
+    server.allow_log("Exception in ASGI application");
     let pids = server.wait_for_workers(1);
     let resp = server.get("/boom");
     assert_eq!(resp.status, 500);

@@ -193,6 +193,7 @@ fn a_symbol_that_is_not_a_descriptor_is_refused() {
 #[test]
 fn an_init_failure_halts_with_the_apps_message() {
     let mut server = Server::builder("chaos").app_arg("fail-init").workers(2).spawn();
+    server.allow_log("init refused: fail-init given");
     assert_eq!(server.wait_exit(), Some(4));
     let log = server.log();
     let errors = error_lines(&log);

@@ -95,6 +95,7 @@ fn a_preloaded_app_that_starts_a_thread_keeps_it_running_in_the_master_and_is_wa
         .env("THREADED_FIFO", &fifo.display().to_string())
         .workers(2)
         .start();
+    server.allow_log("with --preload the app library loaded at start keeps serving");
     server.wait_for_log("--preload: the app left the master with 2 threads");
 
     // The workers inherit the module, not the thread.

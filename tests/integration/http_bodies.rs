@@ -167,6 +167,7 @@ fn status_204_and_304_carry_no_body() {
 #[test]
 fn a_final_1xx_status_from_the_app_becomes_a_500() {
     let server = Server::start("chaos");
+    server.allow_log("as the final status for GET /status");
     for code in [100, 101, 199] {
         let mut conn = server.conn();
         conn.send(format!("GET /status?code={code} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
@@ -180,6 +181,7 @@ fn a_final_1xx_status_from_the_app_becomes_a_500() {
 #[test]
 fn a_body_shorter_than_its_content_length_is_sent_then_the_connection_closed() {
     let server = Server::start("chaos");
+    server.allow_log("less than its Content-Length for GET /short");
     let mut conn = server.conn();
     conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n");
     let bytes = conn.rest();
@@ -195,6 +197,7 @@ fn a_body_shorter_than_its_content_length_is_sent_then_the_connection_closed() {
 #[test]
 fn a_body_longer_than_its_content_length_is_cut_and_the_connection_stays_in_sync() {
     let server = Server::start("chaos");
+    server.allow_log("more body than its Content-Length for GET /long");
     let pipeline =
         b"GET /long HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     let all = Response::parse_exact(&server.raw(pipeline));
@@ -207,6 +210,9 @@ fn a_body_longer_than_its_content_length_is_cut_and_the_connection_stays_in_sync
 #[test]
 fn a_header_with_cr_lf_becomes_a_500_and_is_never_sent() {
     let server = Server::start("chaos");
+    server.allow_log("app failed with status");
+    server.allow_log("invalid response head for GET /badheader");
+    server.allow_log("invalid status or header (RG_E_INVALID)");
     let bytes = server.raw(b"GET /badheader HTTP/1.1\r\nHost: t\r\n\r\n");
     let resp = Response::parse_one(&bytes).expect("a response").0;
     assert_eq!(resp.status, 500);
@@ -229,6 +235,9 @@ fn a_replaced_head_is_the_only_one_sent() {
 #[test]
 fn an_app_that_fails_or_never_responds_gets_a_500() {
     let server = Server::start("chaos");
+    server.allow_log("app failed with status");
+    server.allow_log("without a valid start_response");
+    server.allow_log("chaos: /error asked for it");
     for path in ["/error", "/nostart"] {
         let resp = server.get(path);
         assert_eq!(resp.status, 500, "{path}");
@@ -240,6 +249,8 @@ fn an_app_that_fails_or_never_responds_gets_a_500() {
 #[test]
 fn a_panicking_handler_gets_a_500_and_the_same_worker_serves_on() {
     let server = Server::start("chaos");
+    server.allow_log("app failed with status");
+    server.allow_log("chaos: /panic asked for it");
     let before = worker(&server);
     assert_eq!(server.get("/panic").status, 500);
     assert_eq!(worker(&server), before, "the worker process survived the panic");

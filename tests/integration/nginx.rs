@@ -352,8 +352,10 @@ fn nginx_stream_proxy_protocol_names_the_client() {
 
     // A rustgun that does not allow nginx to send PROXY headers refuses the connection with 403 at
     // once. (The client sends nothing: nginx would reset a client whose bytes it never read.)
-    let strict =
-        Server::builder("environ").args(&["--proxy-protocol", "--proxy-allow-ips", "10.0.0.1"]).start();
+    let strict = Server::builder("environ")
+        .args(&["--proxy-protocol", "--proxy-allow-ips", "10.0.0.1"])
+        .allow_log("PROXY protocol from a peer not in --proxy-allow-ips")
+        .start();
     let up = upstream(&strict, None);
     let nginx = Nginx::start("nginx-stream-403", |port, _| stream_block(port, &up));
     let (_, resps) = nginx.exchange(&[]);

@@ -195,6 +195,7 @@ fn a_reload_whose_library_cannot_load_keeps_the_old_workers_serving() {
     let served = dir.join("libserved.so");
     deploy(&v1, &served);
     let server = Server::builder_for_path(&served).workers(2).start();
+    server.allow_log("cannot load app");
     let before = server.wait_for_workers(2);
     std::fs::write(dir.join("broken.so"), b"not an ELF file").unwrap();
     deploy(&dir.join("broken.so"), &served);

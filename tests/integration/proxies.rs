@@ -173,6 +173,7 @@ fn rfc_7239_forwarded_names_client_scheme_and_host() {
 #[test]
 fn contradictory_or_malformed_proxy_headers_from_a_trusted_peer_get_400() {
     let server = Server::start("environ");
+    server.allow_log("Invalid request from");
     for (what, headers) in [
         ("Proto https, Ssl off", "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n"),
         ("Proto http, Ssl on", "X-Forwarded-Proto: http\r\nX-Forwarded-Ssl: on\r\n"),
@@ -259,6 +260,7 @@ fn proxy_protocol_v1_and_v2_name_the_client() {
 #[test]
 fn a_proxy_header_holds_for_every_request_on_the_connection_even_when_split() {
     let server = Server::builder("environ").arg("--proxy-protocol").start();
+    server.allow_log("Invalid request from");
     let header = v2(0x21, 0x11, &inet4(), &[0xEE, 0x00, 0x01, 0x00]);
     let mut conn = server.conn();
     conn.stream.set_nodelay(true).unwrap();
@@ -282,6 +284,7 @@ fn a_proxy_header_holds_for_every_request_on_the_connection_even_when_split() {
 fn malformed_proxy_headers_get_400_and_a_close() {
     let server =
         Server::builder("environ").args(&["--proxy-protocol", "--metrics-bind", "127.0.0.1:0"]).start();
+    server.allow_log("Invalid request from");
     let request = get("");
     for (what, header) in [
         ("no header", Vec::new()),

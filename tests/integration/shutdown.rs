@@ -122,6 +122,7 @@ fn term_removes_the_unix_socket_file() {
 #[test]
 fn term_kills_workers_still_busy_after_the_graceful_timeout() {
     let mut server = Server::builder("chaos").workers(1).args(&["--graceful-timeout", "1"]).start();
+    server.allow_log("was sent SIGKILL!");
     let workers = server.wait_for_workers(1);
     let slow = request_in_background(&server, "/sleep?ms=10000");
     wait_for_accepted(&workers, 1);

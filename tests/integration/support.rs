@@ -1,11 +1,13 @@
 //! The one helper every integration test uses: [`Server`] starts the real `rustgun` binary with a real
 //! app library on an ephemeral port, waits until its workers are ready (by reading its error log, never
-//! by sleeping), and kills its whole process group when dropped. Plus small real-socket clients.
+//! by sleeping), and kills its whole process group when dropped, failing the test if its error log
+//! holds an ERROR or WARNING line the test did not expect. Plus small real-socket clients.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,13 +35,20 @@ pub fn app(name: &str) -> String {
 #[derive(Default)]
 struct Log {
     lines: Mutex<Vec<String>>,
+    /// Notified on every line and at the end of the log.
     grew: Condvar,
+    /// Every process that held the server's stderr has closed it.
+    ended: AtomicBool,
 }
 
-/// A running server. Dropping it kills the master and every worker.
+/// A running server. Dropping it kills the master and every worker, then fails the test if the
+/// error log holds an ERROR or WARNING line that contains none of [`Server::expected`].
 pub struct Server {
     child: Option<Child>,
     log: Arc<Log>,
+    /// What the test expects among the log's ERROR and WARNING lines: what it waited for in the log,
+    /// and what it allowed ([`Builder::allow_log`], [`Server::allow_log`]).
+    expected: Mutex<Vec<String>>,
     pub addr: SocketAddr,
     pub pid: i32,
 }
@@ -52,9 +61,16 @@ pub struct Builder {
     env: Vec<(String, String)>,
     workers: u32,
     bind: Option<String>,
+    allowed: Vec<String>,
 }
 
 impl Builder {
+    /// Lets the error log hold ERROR and WARNING lines containing `needle`: the story provokes them.
+    pub fn allow_log(mut self, needle: &str) -> Builder {
+        self.allowed.push(needle.to_string());
+        self
+    }
+
     pub fn arg(mut self, a: &str) -> Builder {
         self.args.push(a.to_string());
         self
@@ -130,9 +146,14 @@ impl Builder {
                 sink.lines.lock().unwrap().push(line);
                 sink.grew.notify_all();
             }
+            let _lines = sink.lines.lock().unwrap();
+            sink.ended.store(true, Ordering::SeqCst);
+            sink.grew.notify_all();
         });
         let pid = child.id() as i32;
-        let mut server = Server { child: Some(child), log, addr: "127.0.0.1:0".parse().unwrap(), pid };
+        let expected = Mutex::new(self.allowed);
+        let mut server =
+            Server { child: Some(child), log, expected, addr: "127.0.0.1:0".parse().unwrap(), pid };
         if self.bind.is_none() {
             let line = server.wait_for_log("Listening at: http://");
             let url = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
@@ -151,6 +172,7 @@ impl Server {
             env: Vec::new(),
             workers: 1,
             bind: None,
+            allowed: Vec::new(),
         }
     }
 
@@ -191,6 +213,11 @@ impl Server {
             .collect()
     }
 
+    /// Lets the error log hold ERROR and WARNING lines containing `needle` from here on.
+    pub fn allow_log(&self, needle: &str) {
+        self.expected.lock().unwrap().push(needle.to_string());
+    }
+
     /// Every error-log line so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lines.lock().unwrap().clone()
@@ -203,12 +230,16 @@ impl Server {
         })
     }
 
+    /// Waits until a log line contains `needle`, at most `timeout`; the line, if one came. A line
+    /// waited for is expected: it may be an ERROR or a WARNING.
     pub fn try_wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.allow_log(needle);
         self.wait_for_lines(timeout, |lines| lines.iter().find(|l| l.contains(needle)).cloned())
     }
 
     /// Waits until `count` log lines contain `needle`.
     pub fn wait_for_log_count(&self, needle: &str, count: usize) {
+        self.allow_log(needle);
         let found = self.wait_for_lines(WAIT, |lines| {
             (lines.iter().filter(|l| l.contains(needle)).count() >= count).then_some(())
         });
@@ -244,8 +275,11 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
+                // The log is whole once the last process of the server's group is gone (a master
+                // that upgraded leaves its successor running, still writing to it).
+                if !group_alive(self.pid) {
+                    self.wait_for_log_end();
+                }
                 return status.code();
             }
             assert!(Instant::now() < deadline, "server did not exit within {WAIT:?}");
@@ -305,6 +339,25 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Waits until every process that held the server's stderr has closed it (bounded by [`WAIT`]):
+    /// the log is then whole.
+    fn wait_for_log_end(&self) {
+        let ended = self.wait_for_lines(WAIT, |_| self.log.ended.load(Ordering::SeqCst).then_some(()));
+        assert!(ended.is_some(), "the server's stderr is still open {WAIT:?} after it exited");
+    }
+
+    /// The log's ERROR and WARNING lines that contain nothing the test expects.
+    fn unexpected_log_lines(&self) -> Vec<String> {
+        let expected = self.expected.lock().unwrap();
+        self.log()
+            .into_iter()
+            .filter(|l| l.contains("] [ERROR] ") || l.contains("] [WARNING] ") || l.contains("] [CRITICAL] "))
+            .filter(|l| !expected.iter().any(|e| l.contains(e.as_str())))
+            .collect()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -312,6 +365,12 @@ impl Drop for Server {
             unsafe { libc::kill(-self.pid, libc::SIGKILL) };
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            return;
+        }
+        self.wait_for_log_end();
+        let unexpected = self.unexpected_log_lines();
+        assert!(unexpected.is_empty(), "unexpected lines in the error log:\n{}", unexpected.join("\n"));
     }
 }
 
@@ -338,6 +397,18 @@ pub fn stat(pid: i32) -> Option<(char, i32)> {
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     Some((state, ppid))
+}
+
+/// Whether a process of process group `pgid` is alive (not a zombie), from `/proc/*/stat`.
+fn group_alive(pgid: i32) -> bool {
+    let entries = std::fs::read_dir("/proc").unwrap().flatten();
+    entries.filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok()).any(|pid| {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        let Some(close) = text.rfind(')') else { return false };
+        // After the command: state, ppid, pgrp.
+        let fields: Vec<&str> = text[close + 2..].split_whitespace().take(3).collect();
+        fields.len() == 3 && fields[0] != "Z" && fields[2].parse() == Ok(pgid)
+    })
 }
 
 pub fn is_zombie(pid: i32) -> bool {

@@ -120,7 +120,8 @@ fn an_app_not_declared_thread_safe_refuses_to_boot_where_threads_share_it() {
 
 #[test]
 fn reuse_port_gives_each_worker_its_own_socket_and_spreads_connections() {
-    let server = Server::builder("chaos").workers(2).args(&["--reuse-port"]).start();
+    let server =
+        Server::builder("chaos").workers(2).args(&["--reuse-port"]).allow_log("was sent SIGKILL!").start();
     // Each new connection is hashed by the kernel to one of the workers' sockets; thirty of them
     // reach both workers (the odds of all landing on one are 2^-29).
     let pids: std::collections::BTreeSet<String> = (0..30)

@@ -65,6 +65,7 @@ fn a_killed_worker_is_reaped_and_replaced_within_a_second() {
 #[test]
 fn killing_each_worker_in_turn_keeps_the_server_serving() {
     let server = Server::builder("chaos").workers(3).start();
+    server.allow_log("was sent SIGKILL!");
     let originals = server.wait_for_workers(3);
     for victim in &originals {
         kill(*victim, libc::SIGKILL);
@@ -149,6 +150,8 @@ fn an_aborting_app_costs_its_connection_and_worker_only() {
 #[test]
 fn a_panicking_handler_gets_500_and_the_worker_lives_on() {
     let server = Server::builder("chaos").workers(1).start();
+    server.allow_log("app failed with status");
+    server.allow_log("chaos: /panic asked for it");
     let before = serving_pid(&server);
 
     let resp = server.get("/panic");

@@ -255,6 +255,7 @@ fn a_100_mb_upload_is_read_in_64_kib_pieces_with_flat_memory() {
 #[test]
 fn an_app_that_raises_gets_a_500_and_the_worker_lives() {
     let server = wsgi("probe").start();
+    server.allow_log("Error handling request GET /raise");
     let worker = server.wait_for_workers(1)[0];
     let resp = server.get("/raise");
     assert_eq!(resp.status, 500);
@@ -506,6 +507,7 @@ __attribute__((visibility("default"))) const app10 app = {0x4E554752u, 1, 0, 40,
 #[test]
 fn a_slow_upload_does_not_hold_the_gil() {
     let server = wsgi("probe").args(&["-k", "threads", "--threads", "4"]).start();
+    server.allow_log("probe: /echo reads after");
     let mut slow = server.connect();
     slow.write_all(
         b"POST /echo?say HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n12345",

@@ -192,7 +192,13 @@ type Case = (&'static str, Vec<u8>, bool, Compare);
 /// Runs every `(name, request, is_head, compare)` against both servers; returns the differences.
 fn compare(spec: &str, requests: &[Case]) -> Vec<String> {
     let gunicorn = Gunicorn::start(spec);
-    let rustgun = wsgi(spec).workers(2).env("PYTHONHASHSEED", "0").start();
+    // The probe's malformed requests are refused with a warning; its /raise is logged as an error.
+    let rustgun = wsgi(spec)
+        .workers(2)
+        .env("PYTHONHASHSEED", "0")
+        .allow_log("Invalid request from")
+        .allow_log("Error handling request GET /raise")
+        .start();
     let mut differences = Vec::new();
     for (name, req, head, how) in requests {
         let theirs = normalize(&send(gunicorn.addr, req), *head, *how);
