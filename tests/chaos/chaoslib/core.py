@@ -4,23 +4,20 @@ verdict a scenario returns."""
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import ctypes
-import hashlib
-import math
 import os
 import random
 import re
 import resource
-import selectors
+import select
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,10 +46,6 @@ SIZES = {
         crowd={"sync": 1, "threads": 2, "event": 100}, heads={"sync": 4, "threads": 8, "event": 1000},
     ),
 }
-
-
-class Blocked(Exception):
-    """The scenario needs a feature the server does not have yet."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -196,12 +189,6 @@ class Context:
         self.tmp = Path(tempfile.mkdtemp(prefix="rustgun-chaos-"))
         self.keep = args.keep
         self.seq = 0
-        self.verbose = args.verbose
-        self.xfail = set(args.xfail)
-
-    def note(self, msg: str) -> None:
-        if self.verbose:
-            print(f"    · {msg}", flush=True)
 
 
 class Server:
@@ -486,25 +473,54 @@ def says_close(headers: dict) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # Load: client threads counting every request's outcome.
 
+@dataclass
+class Failure:
+    """One request that got no good response. `kind` is "connect" (no connection: the request was
+    never sent), "ended" (the connection was reset or reached its end before a complete response),
+    "timeout", "invalid" (bytes that are not a response) or "status" (a complete response, not the one
+    expected). `port` is the client's end of the connection, `opened` when it was opened, `sent` when
+    the request was about to be sent (before any of it was), `ended` when its failure was seen
+    (monotonic seconds); `pid` the worker that last served the connection (from `/worker`), or 0."""
+
+    kind: str
+    what: str
+    pid: int = 0
+    port: int = 0
+    opened: float = 0.0
+    sent: float = 0.0
+    ended: float = 0.0
+
+
+@dataclass
+class Dropped:
+    """A kept-alive connection found closed by the server (EOF or reset readable) while idle, before a
+    request was sent on it: no request counts; `seen` is when."""
+
+    port: int
+    opened: float
+    seen: float
+
+
 class Load:
     """`close` client threads (a new connection per request) and `keep` threads (one keep-alive
     connection, replaced when it ends), each sending requests one after another until stopped. Nothing is
     resent: a request on a kept-alive connection that the server closed before answering counts as
-    failed, although HTTP clients would resend it (RFC 9112 §9.3.1)."""
+    failed, although HTTP clients would resend it (RFC 9112 §9.3.1). With `check_idle`, a keep thread
+    first looks whether its idle connection was closed (as HTTP clients do before reusing one): if it
+    was, no request is sent on it, the connection is recorded in `dropped` and replaced."""
 
     def __init__(self, addr, close: int, keep: int, paths, expect: int = 200,
-                 timeout: float = 30.0, max_requests: int = 10_000_000):
+                 timeout: float = 30.0, check_idle: bool = False):
         self.addr = addr
         self.paths = paths
         self.expect = expect
         self.timeout = timeout
-        self.max_requests = max_requests
+        self.check_idle = check_idle
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.ok = self.failed_connect = self.failed_mid = self.wrong_status = 0
-        self.failures: list[tuple[str, int]] = []  # (what, pid the connection was last served by)
-        self.latencies: list[float] = []
-        self.sent = 0
+        self.failures: list[Failure] = []
+        self.dropped: list[Dropped] = []
         self.threads = [threading.Thread(target=self._run, args=(i, False), daemon=True) for i in range(close)]
         self.threads += [threading.Thread(target=self._run, args=(i, True), daemon=True) for i in range(keep)]
 
@@ -527,51 +543,63 @@ class Load:
         return dict(ok=self.ok, failed=self.failed, failed_connect=self.failed_connect,
                     failed_mid=self.failed_mid, wrong_status=self.wrong_status)
 
-    def _count(self, attr: str, what: str = "", pid: int = 0) -> None:
+    def _count(self, attr: str, failure: Failure | None = None) -> None:
         with self.lock:
             setattr(self, attr, getattr(self, attr) + 1)
-            if attr != "ok":
-                self.failures.append((what, pid))
+            if failure:
+                failure.ended = time.monotonic()
+                self.failures.append(failure)
 
     def _run(self, index: int, keep: bool) -> None:
         rng = random.Random(index * 7919 + keep)
         sock = reader = None
-        pid = 0
+        pid = port = 0
+        opened = 0.0
+        reused = False  # whether the connection already carried a request
         while not self.stopping.is_set():
-            with self.lock:
-                if self.sent >= self.max_requests:
-                    break
-                self.sent += 1
             path = rng.choice(self.paths)
             if sock is None:
+                opened = time.monotonic()
                 try:
                     sock = socket.create_connection(self.addr, timeout=self.timeout)
                     sock.settimeout(self.timeout)
+                    port = sock.getsockname()[1]
                 except OSError as e:
-                    self._count("failed_connect", f"connect: {e}")
+                    self._count("failed_connect", Failure("connect", f"connect: {e}", sent=opened))
                     sock = None
                     time.sleep(0.01)
                     continue
                 reader = Reader(sock)
                 pid = 0
-            t0 = time.monotonic()
+                reused = False
+            # Taken before the idle check: a connection still open at the check was open when this
+            # request was sent.
+            sent = time.monotonic()
+            if self.check_idle and reused and select.select([sock], [], [], 0)[0]:
+                with self.lock:
+                    self.dropped.append(Dropped(port, opened, sent))
+                sock.close()
+                sock = None
+                continue
             try:
                 sock.sendall(request(path, close=not keep))
                 status, headers, body = reader.response()
             except (OSError, Incomplete, Invalid) as e:
-                self._count("failed_mid", f"{path}: {e}", pid)
+                kind = ("invalid" if isinstance(e, Invalid) else
+                        "timeout" if isinstance(e, (socket.timeout, TimeoutError)) or str(e) == "timeout"
+                        else "ended")
+                self._count("failed_mid", Failure(kind, f"{path}: {e}", pid, port, opened, sent))
                 sock.close()
                 sock = None
                 continue
-            with self.lock:
-                self.latencies.append(time.monotonic() - t0)
             m = re.search(rb"pid (\d+)", body) if path.startswith("/worker") else None
             if m:
                 pid = int(m.group(1))
+            reused = True
             if status == self.expect:
                 self._count("ok")
             else:
-                self._count("wrong_status", f"{path}: {status}", pid)
+                self._count("wrong_status", Failure("status", f"{path}: {status}", pid, port, opened, sent))
             if not keep or says_close(headers):
                 sock.close()
                 sock = None
@@ -597,19 +625,9 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.1f}"
 
 
-def verdict(figures: dict, problems: list[str], blocked: list[str] | None = None,
-            known: list[str] | None = None) -> dict:
-    """PASS, FAIL (a promise broken), BLOCKED (a feature missing) or XFAIL (only failures named with
-    --xfail: known bugs, reported on every run)."""
+def verdict(figures: dict, problems: list[str]) -> dict:
+    """PASS, or FAIL when a promise was broken (the problems say which)."""
     figures = dict(figures)
-    if problems:
-        figures["_verdict"] = "FAIL"
-    elif blocked:
-        figures["_verdict"] = "BLOCKED"
-    elif known:
-        figures["_verdict"] = "XFAIL"
-    else:
-        figures["_verdict"] = "PASS"
+    figures["_verdict"] = "FAIL" if problems else "PASS"
     figures["_problems"] = problems
-    figures["_blocked"] = (blocked or []) + [f"known bug: {k}" for k in known or []]
     return figures

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .core import *  # noqa: F403 -- the driver's toolkit: Server, request, Reader, Load, verdict, ...
+import random
+import re
+import socket
+import threading
+import time
+
+from .core import Context, Invalid, Server, parse_head, says_close, verdict
 
 
 # ---------------------------------------------------------------------------------------------------

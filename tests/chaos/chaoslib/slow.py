@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from .core import *  # noqa: F403 -- the driver's toolkit: Server, request, Reader, Load, verdict, ...
+import hashlib
+import math
+import random
+import re
+import selectors
+import socket
+import threading
+import time
+
+from .core import (
+    Context, Incomplete, Invalid, MIB, Reader, SLOTS, Server, fd_count, mib, pct, request,
+    status_kib, verdict,
+)
 
 
 # ---------------------------------------------------------------------------------------------------
