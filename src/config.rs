@@ -159,6 +159,11 @@ pub struct Config {
     )]
     pub forwarded_allow_ips: TrustList,
 
+    /// Where the app is mounted: the request path must start with it; it becomes SCRIPT_NAME and is
+    /// taken off PATH_INFO (uvicorn's --root-path; gunicorn takes it from SCRIPT_NAME).
+    #[arg(long = "root-path", value_name = "PATH", env = "SCRIPT_NAME", default_value = "")]
+    pub root_path: String,
+
     /// Every connection must start with a PROXY protocol header (v1 or v2) naming the client. Not
     /// with --certfile yet: the header precedes the TLS handshake, which starts at accept.
     #[arg(long = "proxy-protocol", conflicts_with = "certfile")]
@@ -336,6 +341,8 @@ pub struct Settings {
     pub min_rate: crate::worker::pace::MinRate,
     /// `--forwarded-allow-ips`: whose proxy headers are believed.
     pub forwarded_allow_ips: TrustList,
+    /// `--root-path` without its trailing `/`: the SCRIPT_NAME every request path must start with.
+    pub root_path: Vec<u8>,
     /// `--proxy-protocol`: every connection starts with a PROXY header.
     pub proxy_protocol: bool,
     /// `--proxy-allow-ips`: who may send one.
@@ -442,6 +449,7 @@ impl Config {
                 period: Duration::from_secs(self.min_rate_period),
             },
             forwarded_allow_ips: self.forwarded_allow_ips.clone(),
+            root_path: self.root_path.trim_end_matches('/').as_bytes().to_vec(),
             proxy_protocol: self.proxy_protocol,
             proxy_allow_ips: self.proxy_allow_ips.clone(),
             tls: self.tls.clone(),

@@ -6,7 +6,7 @@
 //! `HTTP_*` variables and the raw header list always stay as received.
 
 use crate::http::forwarded::{self, ForwardedError, TrustList};
-use crate::http::parse::{HeaderMap, RequestHead};
+use crate::http::parse::RequestHead;
 use crate::http::target::percent_decode_into;
 use rustgun_abi::{RG_REQ_CHUNKED, RG_REQ_HAS_BODY, RgCall, RgHeader, RgHost, RgRequest, RgStr};
 use std::net::IpAddr;
@@ -52,7 +52,10 @@ impl ConnInfo {
 #[derive(Default)]
 pub struct RequestView {
     headers: Vec<RgHeader>,
+    /// PATH_INFO: the path after the mount point, percent-decoded.
     path: Vec<u8>,
+    /// How many bytes of the raw path are the mount point (SCRIPT_NAME), from [`RequestView::mount`].
+    script_len: usize,
     origin: Origin,
     environ: Environ,
 }
@@ -85,6 +88,16 @@ impl Origin {
 const SERVER_SOFTWARE: &str = concat!("rustgun/", env!("CARGO_PKG_VERSION"));
 
 impl RequestView {
+    /// Mounts the next [`RequestView::build`] at `root` (`--root-path`, no trailing `/`): SCRIPT_NAME
+    /// is `root` and PATH_INFO the rest of the path. False when the path does not start with `root`
+    /// at a segment boundary (an `OPTIONS *` is not a path: it is left whole).
+    pub fn mount(&mut self, head: &RequestHead, root: &[u8]) -> bool {
+        let path = head.path();
+        let under = path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
+        self.script_len = if under { root.len() } else { 0 };
+        under || root.is_empty() || path == b"*"
+    }
+
     /// Builds the view of `head` for the app. The result points into `head`, `conn` and `self`: it is
     /// valid while none of them changes, that is, for one `handle` call.
     pub fn build(
@@ -100,7 +113,7 @@ impl RequestView {
             value: RgStr::from_bytes(value),
         }));
         self.path.clear();
-        percent_decode_into(head.path(), &mut self.path);
+        percent_decode_into(&head.path()[self.script_len..], &mut self.path);
         self.environ.built = false;
         if !std::mem::take(&mut self.origin.fresh) {
             self.origin.reset(conn);
@@ -136,9 +149,10 @@ impl RequestView {
     }
 
     /// The environ for the request last passed to [`RequestView::build`], built once per request.
-    pub fn environ(&mut self, head: &RequestHead, conn: &ConnInfo, header_map: HeaderMap) -> &[RgHeader] {
+    pub fn environ(&mut self, head: &RequestHead, conn: &ConnInfo) -> &[RgHeader] {
         if !self.environ.built {
-            self.environ.build(head, &self.path, conn, &self.origin, header_map);
+            let script_name = &head.path()[..self.script_len];
+            self.environ.build(head, script_name, &self.path, conn, &self.origin);
         }
         &self.environ.entries
     }
@@ -210,17 +224,17 @@ impl Environ {
     fn build(
         &mut self,
         head: &RequestHead,
+        script_name: &[u8],
         path: &[u8],
         conn: &ConnInfo,
         origin: &Origin,
-        header_map: HeaderMap,
     ) {
         self.arena.clear();
         self.spans.clear();
         let flag = |bit: u32| if conn.flags & bit != 0 { &b"true"[..] } else { b"false" };
         let (server_name, server_port) = server_name_port(head, conn, origin);
         self.push(b"REQUEST_METHOD", head.method());
-        self.push(b"SCRIPT_NAME", b"");
+        self.push(b"SCRIPT_NAME", script_name);
         self.push(b"PATH_INFO", path);
         self.push(b"QUERY_STRING", head.query());
         self.push(b"RAW_URI", head.target());
@@ -235,7 +249,7 @@ impl Environ {
         self.push_number(b"REMOTE_PORT", origin.remote_port);
         self.push(b"CONTENT_TYPE", head.header(b"content-type").unwrap_or_default());
         self.push(b"CONTENT_LENGTH", head.header(b"content-length").unwrap_or_default());
-        self.push_http_variables(head, header_map);
+        self.push_http_variables(head);
         self.push(b"wsgi.url_scheme", origin.url_scheme.as_bytes());
         self.push(b"wsgi.multithread", flag(rustgun_abi::RG_REQ_MULTITHREAD));
         self.push(b"wsgi.multiprocess", flag(rustgun_abi::RG_REQ_MULTIPROCESS));
@@ -253,11 +267,11 @@ impl Environ {
     /// `HTTP_*` variables: names upper-cased with `-` as `_`, duplicates joined by `,` in arrival
     /// order (under the first one's place). Names with `_` are left out unless `--header-map
     /// dangerous`, so `X_Auth` cannot pose as `X-Auth`.
-    fn push_http_variables(&mut self, head: &RequestHead, header_map: HeaderMap) {
+    fn push_http_variables(&mut self, head: &RequestHead) {
         let wanted = |name: &[u8]| {
-            !name.eq_ignore_ascii_case(b"content-type")
-                && !name.eq_ignore_ascii_case(b"content-length")
-                && (header_map == HeaderMap::Dangerous || !name.contains(&b'_'))
+            // A name with `_` is here only under `--header-map dangerous` (the parser drops or
+            // refuses it otherwise).
+            !name.eq_ignore_ascii_case(b"content-type") && !name.eq_ignore_ascii_case(b"content-length")
         };
         for (i, (name, value)) in head.fields().enumerate() {
             let first =

@@ -371,7 +371,7 @@ impl Exchange for Call<'_, '_, '_> {
     }
 
     fn environ(&mut self) -> Result<&[RgHeader], i32> {
-        Ok(self.view.environ(self.head, self.info, self.ctx.settings.limits.header_map))
+        Ok(self.view.environ(self.head, self.info))
     }
 
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
@@ -465,6 +465,12 @@ pub(super) fn exchange<'a, 'c: 'a>(
 ) -> Exchanged {
     if let Err(e) = apply_forwarded(shared, info, ctx) {
         refuse((proto, io.out), shared, info, ctx, e, started);
+        return Exchanged::Done(proto.after(true));
+    }
+    // A path outside `--root-path` is a deployment's mistake, not the client's: 500, as gunicorn.
+    if !shared.view.mount(&shared.head, &ctx.settings.root_path) {
+        let why = "the request path does not start with --root-path (SCRIPT_NAME)";
+        refuse_status((proto, io.out), shared, info, ctx, 500, &why, started);
         return Exchanged::Done(proto.after(true));
     }
     let Shared { head, resp, view, date, scratch, lane, .. } = shared;

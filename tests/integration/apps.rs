@@ -110,3 +110,30 @@ fn environ_app_dumps_sorted_wsgi_keys() {
     assert!(lines.iter().any(|l| l.starts_with("CONTENT_LENGTH:")));
     assert!(!text.contains("evil"), "a header name with '_' must not reach the environ:\n{text}");
 }
+
+#[test]
+fn root_path_mounts_the_app_and_refuses_paths_outside_it() {
+    // A trailing slash on the mount is not part of SCRIPT_NAME.
+    let server = Server::builder("environ").args(&["--root-path", "/app/"]).start();
+    server.allow_log("does not start with --root-path");
+    let environ = |target: &str| {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let resp = crate::support::Response::parse_one(&server.raw(req.as_bytes())).unwrap().0;
+        (resp.status, resp.text())
+    };
+    for (target, script, path) in [("/app/a%2Fb?q=1", "/app", "/a/b"), ("/app", "/app", "")] {
+        let (status, text) = environ(target);
+        assert_eq!(status, 200, "{target}: {text}");
+        assert!(text.contains(&format!("\nSCRIPT_NAME: {script}\n")), "{target}: {text}");
+        assert!(text.contains(&format!("\nPATH_INFO: {path}\n")), "{target}: {text}");
+        assert!(
+            text.contains(&format!("\nRAW_URI: {target}\n")),
+            "{target}: the raw target is whole: {text}"
+        );
+    }
+    // Outside the mount, including a path that only shares its first letters: 500, and the worker serves on.
+    for target in ["/elsewhere", "/application"] {
+        assert_eq!(environ(target).0, 500, "{target}");
+    }
+    assert_eq!(environ("/app/ok").0, 200);
+}

@@ -183,6 +183,9 @@ fn contradictory_or_malformed_proxy_headers_from_a_trusted_peer_get_400() {
         ("Forwarded without =", "Forwarded: for\r\n"),
         ("Forwarded unterminated quote", "Forwarded: for=\"1.2.3.4\r\n"),
         ("X-Forwarded-Host not a host", "X-Forwarded-Host: a b\r\n"),
+        // Held to the Host field's rule (one validator): `Host: []` is refused too.
+        ("X-Forwarded-Host an empty IP-literal", "X-Forwarded-Host: []\r\n"),
+        ("Forwarded host an empty IP-literal", "Forwarded: host=\"[]:80\"\r\n"),
     ] {
         assert_refused(&server, what, get(headers).as_bytes(), 400);
         // The worker goes on serving.

@@ -63,7 +63,7 @@ def application(environ, start_response):
     path = environ["PATH_INFO"]
     method = environ["REQUEST_METHOD"]
     inp = environ["wsgi.input"]
-    if path == "/environ" or path.startswith("/unicode"):
+    if path == "/environ" or path.startswith("/unicode") or method == "OPTIONS":
         body = inp.read()
         return _json(start_response, {"environ": _visible(environ), "body": body.decode("latin-1")})
     if path == "/echo":

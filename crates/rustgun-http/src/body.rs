@@ -6,32 +6,16 @@ use super::parse::BodyFraming;
 use super::{Error, ErrorKind};
 use std::ops::Range;
 
-/// Longest chunk extension we skip over before calling it an attack.
+/// Longest chunk extension we parse over before calling it an attack.
 const MAX_EXTENSION: u32 = 4096;
 /// Most bytes of trailer fields we accept after the last chunk.
 const MAX_TRAILERS: u32 = 16 * 1024;
 /// A chunk size has at most 16 hex digits (2^64 - 1).
 const MAX_SIZE_DIGITS: u8 = 16;
-/// Trailer fields that would change framing, routing or authentication if a server merged them into the
-/// head (RFC 9110 §6.5.1); a client has no business sending them.
-pub(crate) const FORBIDDEN_TRAILERS: &[&[u8]] = &[
-    b"content-length",
-    b"transfer-encoding",
-    b"host",
-    b"connection",
-    b"keep-alive",
-    b"te",
-    b"trailer",
-    b"upgrade",
-    b"expect",
-    b"content-type",
-    b"content-encoding",
-    b"content-range",
-    b"authorization",
-    b"proxy-authorization",
-    b"cookie",
-    b"set-cookie",
-];
+/// Trailer fields that would change framing or routing if a server merged them into the head (RFC
+/// 9110 §6.5.1): refused. Every other trailer field is parsed and dropped, as gunicorn does, so one
+/// that a server must not merge (`Content-Type`, `Authorization`, `Cookie`, …) never reaches the app.
+pub(crate) const FORBIDDEN_TRAILERS: &[&[u8]] = &[b"content-length", b"transfer-encoding", b"host"];
 
 /// One call's progress: how much input was used, which part of it is body data, and whether the body
 /// has ended.
@@ -48,8 +32,8 @@ enum Chunked {
     Size { value: u64, digits: u8 },
     /// Whitespace after the size, which must lead to `;` (BWS before a chunk extension).
     SizeSpace { value: u64 },
-    /// Inside a chunk extension, up to CR. Parsed only enough to skip it.
-    Extension { value: u64, len: u32 },
+    /// Inside the chunk extensions, up to CR: checked against their grammar, then ignored.
+    Extension { value: u64, len: u32, at: Ext },
     /// CR seen after the size line; LF must follow.
     SizeLf { value: u64 },
     /// Chunk data still to come.
@@ -68,6 +52,28 @@ enum Chunked {
     TrailerLf,
     /// CR seen on the final empty line.
     EndLf,
+}
+
+/// Where in `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )` (RFC 9112
+/// §7.1.1) the decoder is; `chunk-ext-val = token / quoted-string`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    /// After `;`: whitespace, then the name's first byte.
+    Start,
+    /// In the name.
+    Name,
+    /// Whitespace after the name: `=`, `;` or the line's end follow.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ValueStart,
+    /// In a token value.
+    Token,
+    /// In a quoted string.
+    Quoted,
+    /// After a backslash in a quoted string.
+    QuotedPair,
+    /// Whitespace after a value: `;` or the line's end follow.
+    AfterValue,
 }
 
 #[derive(Debug)]
@@ -179,30 +185,35 @@ impl Decoder {
                     return Ok(None);
                 }
                 _ if *digits == 0 => return Err(bad("chunk size is not hex")),
-                b';' => Extension { value: *value, len: 0 },
+                b';' => Extension { value: *value, len: 0, at: Ext::Start },
                 b' ' | b'\t' => SizeSpace { value: *value },
                 b'\r' => SizeLf { value: *value },
                 _ => return Err(bad("invalid byte after chunk size")),
             },
             SizeSpace { value } => match b {
                 b' ' | b'\t' => return Ok(None),
-                b';' => Extension { value: *value, len: 0 },
+                b';' => Extension { value: *value, len: 0, at: Ext::Start },
                 _ => return Err(bad("whitespace after chunk size without extension")),
             },
-            // chunk-ext is skipped, but a bare CR or LF (or any CTL) in it is refused: that is where
-            // parsers disagree about where the line ends.
-            Extension { value, len } => match b {
-                b'\r' => SizeLf { value: *value },
-                b'\n' => return Err(bad("bare LF in chunk extension")),
-                0..=0x08 | 0x0a..=0x1f | 0x7f => return Err(bad("control byte in chunk extension")),
-                _ => {
-                    *len += 1;
-                    if *len > MAX_EXTENSION {
-                        return Err(bad("chunk extension too long"));
+            // chunk-ext is held to its grammar, and a bare LF or any CTL in it refused: that is where
+            // parsers disagree about where the line ends (and what is data).
+            Extension { value, len, at } => {
+                match (b, *at) {
+                    (b'\r', Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue) => {
+                        return Ok(Some(State::Chunked(SizeLf { value: *value })));
                     }
-                    return Ok(None);
+                    // `2;`, `2;a=`, an open quote: the line ends before the extension does.
+                    (b'\r', _) => return Err(bad("malformed chunk extension")),
+                    (b'\n', _) => return Err(bad("bare LF in chunk extension")),
+                    (0..=0x08 | 0x0a..=0x1f | 0x7f, _) => return Err(bad("control byte in chunk extension")),
+                    (_, next) => *at = next_in_extension(b, next)?,
                 }
-            },
+                *len += 1;
+                if *len > MAX_EXTENSION {
+                    return Err(bad("chunk extension too long"));
+                }
+                return Ok(None);
+            }
             SizeLf { value } => {
                 if b != b'\n' {
                     return Err(bad("bare CR in chunk size line"));
@@ -273,6 +284,27 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// The next place in a chunk extension after byte `b` (not a CTL) at `at`.
+fn next_in_extension(b: u8, at: Ext) -> Result<Ext, Error> {
+    let space = b == b' ' || b == b'\t';
+    Ok(match at {
+        Ext::Start | Ext::ValueStart if space => at,
+        Ext::Start if is_token_byte(b) => Ext::Name,
+        Ext::Name if is_token_byte(b) => Ext::Name,
+        Ext::Name | Ext::AfterName if space => Ext::AfterName,
+        Ext::Name | Ext::AfterName if b == b'=' => Ext::ValueStart,
+        Ext::ValueStart if b == b'"' => Ext::Quoted,
+        Ext::ValueStart | Ext::Token if is_token_byte(b) => Ext::Token,
+        Ext::Token | Ext::AfterValue if space => Ext::AfterValue,
+        Ext::Name | Ext::AfterName | Ext::Token | Ext::AfterValue if b == b';' => Ext::Start,
+        // qdtext and obs-text; a backslash quotes the next byte; a quote ends the string.
+        Ext::Quoted if b == b'\\' => Ext::QuotedPair,
+        Ext::Quoted if b == b'"' => Ext::AfterValue,
+        Ext::Quoted | Ext::QuotedPair => Ext::Quoted,
+        _ => return Err(bad("malformed chunk extension")),
+    })
 }
 
 /// tchar (RFC 9110 §5.6.2).
@@ -346,6 +378,47 @@ mod tests {
         ] {
             let err = decode_all(BodyFraming::Chunked, wire, 1).unwrap_err();
             assert_eq!(err.status(), 400, "{:?}", String::from_utf8_lossy(wire));
+        }
+    }
+
+    #[test]
+    fn chunk_extensions_follow_their_grammar() {
+        let wire = |ext: &[u8]| [&b"1"[..], ext, b"\r\nx\r\n0\r\n\r\n"].concat();
+        let good: [&[u8]; 7] = [
+            b";a",
+            b";a=b",
+            b" ; a = b",
+            b";a=\"\"",
+            b";a=\"x;y \\\" z\"",
+            b";a;b=c;d=\"e\" ",
+            b";a=\"\t\x80\xff\"",
+        ];
+        for ext in good {
+            let body = decode_all(BodyFraming::Chunked, &wire(ext), 1).map(|(b, _)| b);
+            assert_eq!(body, Ok(b"x".to_vec()), "{:?}", String::from_utf8_lossy(ext));
+        }
+        // RFC 9112 §7.1.1: a name is a token, a value a token or a quoted string.
+        let bad: [&[u8]; 11] = [
+            b";",
+            b";=x",
+            b"; =x",
+            b";a b",
+            b";a=",
+            b";a=b c",
+            b";a=\"open",
+            b";a=\"x\"y",
+            b";a=b\"",
+            b";a,b",
+            b";a=\x80",
+        ];
+        for ext in bad {
+            let err = decode_all(BodyFraming::Chunked, &wire(ext), 1).unwrap_err();
+            assert_eq!(
+                (err.status(), err.detail),
+                (400, "malformed chunk extension"),
+                "{:?}",
+                String::from_utf8_lossy(ext)
+            );
         }
     }
 

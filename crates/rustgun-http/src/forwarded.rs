@@ -25,7 +25,8 @@
 //! - IPv4-mapped IPv6 peers (`::ffff:127.0.0.1`, as a dual-stack listener reports them) match their
 //!   IPv4 form.
 
-use super::parse::list_elements;
+use super::body::is_token_byte;
+use super::parse::{is_valid_host, list_elements};
 use super::{Error, ErrorKind};
 use core::net::{IpAddr, Ipv6Addr};
 use std::fmt;
@@ -304,7 +305,7 @@ pub fn interpret<'h>(
     }
 
     let host = match (element.and_then(|e| e.host), xhost) {
-        (Some(h), _) if is_valid_host(h) => Some(h),
+        (Some(h), _) if !h.is_empty() && is_valid_host(h) => Some(h),
         (Some(_), _) => return Err(ForwardedError::BadHost { header: "Forwarded host" }),
         (None, Some(h)) if is_valid_host(h) => Some(h),
         (None, Some(_)) => return Err(ForwardedError::BadHost { header: "X-Forwarded-Host" }),
@@ -377,7 +378,7 @@ fn parse_element(element: &[u8]) -> Result<Element<'_>, ForwardedError> {
             return Err(ForwardedError::BadForwarded { reason: "a parameter without `=`" });
         };
         let (name, value) = (&pair[..eq], unquote(&pair[eq + 1..])?);
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
             return Err(ForwardedError::BadForwarded { reason: "a parameter name that is not a token" });
         }
         const TWICE: ForwardedError =
@@ -442,35 +443,6 @@ fn parse_node(node: &[u8]) -> Option<Client> {
         Some(_) => return None,
     };
     Some(Client { ip, port })
-}
-
-/// tchar (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Host = uri-host [ ":" port ] (RFC 9110 §7.2; RFC 3986 §3.2.2): an IP-literal in brackets or a
-/// reg-name, then optional digits after a colon.
-fn is_valid_host(host: &[u8]) -> bool {
-    let (name, port) = match host.first() {
-        Some(b'[') => match host.iter().position(|&b| b == b']') {
-            Some(end) => (&host[..=end], &host[end + 1..]),
-            None => return false,
-        },
-        _ => match host.iter().position(|&b| b == b':') {
-            Some(c) => (&host[..c], &host[c..]),
-            None => (host, &host[host.len()..]),
-        },
-    };
-    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
-    let literal = name.starts_with(b"[");
-    let name_ok = !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || b"-._~!$&'()*+,;=%".contains(&b)
-                || (literal && matches!(b, b'[' | b']' | b':'))
-        });
-    name_ok && port_ok
 }
 
 #[cfg(test)]
@@ -642,7 +614,8 @@ mod tests {
             host(&[("X-Forwarded-Host", "x.example"), ("Forwarded", "host=\"y.example:81\"")]),
             Ok(Some(&b"y.example:81"[..]))
         );
-        for bad in ["a b", "a:b", "[::1", "a/b", "a@b"] {
+        // As the Host field would be: an empty IP-literal is no host.
+        for bad in ["a b", "a:b", "[::1", "a/b", "a@b", "[]", "[]:80"] {
             assert_eq!(
                 host(&[("X-Forwarded-Host", bad)]),
                 Err(ForwardedError::BadHost { header: "X-Forwarded-Host" }),

@@ -12,7 +12,8 @@ pub struct Limits {
     pub request_line: usize,
     /// Most header fields (`--limit-request-fields`).
     pub fields: usize,
-    /// Longest header line, name + `: ` + value (`--limit-request-field-size`).
+    /// Longest header line as sent, its CRLF included, as gunicorn counts it
+    /// (`--limit-request-field-size`).
     pub field_size: usize,
     /// Most bytes of a whole head, request line and fields together (`--limit-request-head`): what
     /// one connection's unfinished head may hold of a worker's memory.
@@ -55,7 +56,7 @@ pub const DEFAULT_HEAD_LIMIT: usize = 64 * 1024;
 /// both become `HTTP_X_AUTH`), so by default they never reach the environ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderMap {
-    /// Kept in the raw header list, left out of the environ (gunicorn's default).
+    /// Dropped: in neither the environ nor the raw header list (gunicorn's default).
     Drop,
     /// Refused with 400.
     Refuse,
@@ -247,10 +248,17 @@ fn parse_into<'b>(
     head.version = if version == 0 { Version::Http10 } else { Version::Http11 };
     head.fields.clear();
     for h in req.headers.iter() {
-        if h.name.len() + 2 + h.value.len() > limits.field_size {
+        let (name, value) = (range(h.name.as_bytes()), range(h.value));
+        // The line as sent (whitespace around the value too) and its CRLF.
+        let line_end = value.end + buf[value.end..].iter().position(|&b| b == b'\r').unwrap_or(0);
+        if line_end + 2 - name.start > limits.field_size {
             return Err(Error::new(ErrorKind::HeaderTooLarge, "header line too long"));
         }
-        head.fields.push(Field { name: range(h.name.as_bytes()), value: range(h.value) });
+        // `--header-map drop`: a name with `_` is dropped, from the environ and the raw list alike.
+        if limits.header_map == HeaderMap::Drop && h.name.contains('_') {
+            continue;
+        }
+        head.fields.push(Field { name, value });
     }
     Ok(Some(n))
 }
@@ -332,6 +340,7 @@ fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error>
     let mut expect_continue = false;
     head.host = None;
     let mut host_count = 0;
+    let mut content_types = 0;
 
     for field in &head.fields {
         let name = &head.raw[field.name.clone()];
@@ -363,6 +372,8 @@ fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error>
                 return Err(Error::new(ErrorKind::BadHost, "malformed Host"));
             }
             head.host = Some(field.value.clone());
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            content_types += 1;
         } else if name.eq_ignore_ascii_case(b"expect") && version == Version::Http11 {
             if !value.eq_ignore_ascii_case(b"100-continue") {
                 return Err(Error::new(ErrorKind::UnsupportedExpectation, "unsupported Expect"));
@@ -373,6 +384,11 @@ fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error>
 
     if host_count > 1 {
         return Err(Error::new(ErrorKind::BadHost, "more than one Host"));
+    }
+    // Which one the app would read is anyone's guess (RFC 9110 §5.3: not a list field); gunicorn
+    // refuses it too.
+    if content_types > 1 {
+        return Err(Error::new(ErrorKind::BadHeader, "more than one Content-Type"));
     }
     if host_count == 0 && version == Version::Http11 {
         return Err(Error::new(ErrorKind::BadHost, "missing Host on HTTP/1.1"));
@@ -427,8 +443,9 @@ pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Host = uri-host [ ":" port ] (RFC 9110 §7.2): a reg-name, or an IP-literal in brackets (its
-/// characters, not its grammar, are checked), then digits after a colon.
-fn is_valid_host(value: &[u8]) -> bool {
+/// characters, not its grammar, are checked), then digits after a colon. The one host validator: the
+/// Host field and a trusted proxy's forwarded host are both held to it.
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
     let (host, port) = if let Some(literal) = value.strip_prefix(b"[") {
         match literal.iter().position(|&b| b == b']') {
             Some(end) if end > 0 && literal[..end].iter().all(|&b| is_reg_name_byte(b) || b == b':') => {

@@ -120,7 +120,8 @@ fn ows(rng: &mut Rng) -> Vec<u8> {
     rng.string_of(b" \t", 0, most)
 }
 
-/// `name:OWS value OWS CRLF`, recording `(name, value)`.
+/// `name:OWS value OWS CRLF`, recording `(name, value)` unless `--header-map drop` (the default)
+/// drops it for the `_` in its name.
 fn push_field(
     rng: &mut Rng,
     wire: &mut Vec<u8>,
@@ -134,7 +135,9 @@ fn push_field(
     wire.extend_from_slice(value);
     wire.extend(ows(rng));
     wire.extend_from_slice(b"\r\n");
-    fields.push((name.to_vec(), value.to_vec()));
+    if !name.contains(&b'_') {
+        fields.push((name.to_vec(), value.to_vec()));
+    }
 }
 
 /// A chunk extension: `BWS ; BWS name [BWS = BWS (token / quoted-string)]` (RFC 9112 §7.1.1).

@@ -44,7 +44,12 @@ pub fn split(method: &[u8], target: &[u8]) -> Result<TargetParts, Error> {
         };
     }
     if target == b"*" {
-        return if method == b"OPTIONS" { Ok(TargetParts::default()) } else { Err(BAD) };
+        // The path is `*`, as gunicorn gives it to PATH_INFO.
+        return if method == b"OPTIONS" {
+            Ok(TargetParts { path: 0..1, ..TargetParts::default() })
+        } else {
+            Err(BAD)
+        };
     }
     let (path_start, authority) = if target[0] == b'/' {
         (0, None)
@@ -115,7 +120,7 @@ mod tests {
         assert_eq!(parts("GET", "http://example.com:80/p?q"), Some(("/p".into(), "q".into())));
         assert_eq!(parts("GET", "http://example.com"), Some(("".into(), "".into())));
         assert_eq!(parts("CONNECT", "example.com:443"), Some(("".into(), "".into())));
-        assert_eq!(parts("OPTIONS", "*"), Some(("".into(), "".into())));
+        assert_eq!(parts("OPTIONS", "*"), Some(("*".into(), "".into())));
     }
 
     #[test]

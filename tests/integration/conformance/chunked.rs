@@ -1,5 +1,6 @@
 //! Rows for the chunked transfer coding (RFC 9112 §7.1): chunk sizes, chunk extensions, the last
-//! chunk and the trailer section with the fields a trailer must not carry (RFC 9110 §6.5.1).
+//! chunk and the trailer section: the fields a trailer must not carry (RFC 9110 §6.5.1) refused if they
+//! would change framing or routing, else dropped.
 
 use super::Expect::{Echo, Refused};
 use super::{ROW, Row};
@@ -71,6 +72,34 @@ pub(super) fn rows() -> Vec<Row> {
             ..ROW
         },
         Row {
+            rule: "chunk extension: no name",
+            rfc: "9112 §7.1.1",
+            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;\r\nhi\r\n0\r\n\r\n",
+            expect: Refused(400),
+            ..ROW
+        },
+        Row {
+            rule: "chunk extension: a value without a name",
+            rfc: "9112 §7.1.1",
+            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;=x\r\nhi\r\n0\r\n\r\n",
+            expect: Refused(400),
+            ..ROW
+        },
+        Row {
+            rule: "chunk extension: a space inside the name",
+            rfc: "9112 §7.1.1",
+            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a b\r\nhi\r\n0\r\n\r\n",
+            expect: Refused(400),
+            ..ROW
+        },
+        Row {
+            rule: "chunk extension: an unbalanced quote",
+            rfc: "9112 §7.1.1",
+            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"b\r\nhi\r\n0\r\n\r\n",
+            expect: Refused(400),
+            ..ROW
+        },
+        Row {
             rule: "chunk extension: a bare LF",
             rfc: "9112 §7.1.1, §2.2",
             request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
@@ -134,10 +163,10 @@ pub(super) fn rows() -> Vec<Row> {
             ..ROW
         },
         Row {
-            rule: "trailer: Authorization",
+            rule: "trailer fields that cannot change framing or routing are dropped (Vary, Content-Type, Authorization)",
             rfc: "9110 §6.5.1",
-            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nAuthorization: x\r\n\r\n",
-            expect: Refused(400),
+            request: b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: text/plain\r\nAuthorization: x\r\n\r\n",
+            expect: Echo("hello"),
             ..ROW
         },
     ]

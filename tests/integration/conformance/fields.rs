@@ -128,6 +128,13 @@ pub(super) fn rows() -> Vec<Row> {
             ..ROW
         },
         Row {
+            rule: "two Content-Type fields",
+            rfc: "9110 §5.3, §8.3; gunicorn",
+            request: b"POST /f HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nContent-Length: 1\r\n\r\nx",
+            expect: Refused(400),
+            ..ROW
+        },
+        Row {
             rule: "Expect other than 100-continue",
             rfc: "9110 §10.1.1",
             request: b"POST /f HTTP/1.1\r\nHost: t\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx",
@@ -136,7 +143,7 @@ pub(super) fn rows() -> Vec<Row> {
         },
         // Header names with `_` (gunicorn's --header-map): `X_Y` and `X-Y` are both HTTP_X_Y.
         Row {
-            rule: "underscore name kept in the raw header list",
+            rule: "underscore name dropped from the raw header list too (default)",
             rfc: "--header-map drop",
             request: b"GET /u HTTP/1.1\r\nHost: t\r\nX_Y: v\r\n\r\n",
             expect: Echo(""),

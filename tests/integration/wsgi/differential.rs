@@ -27,7 +27,8 @@ struct Gunicorn {
 }
 
 impl Gunicorn {
-    fn start(spec: &str) -> Gunicorn {
+    /// gunicorn serving `spec` with `env` in its environment.
+    fn start(spec: &str, env: &[(&str, &str)]) -> Gunicorn {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(pyenv().join("bin/gunicorn"));
         // Two workers on each side, so that wsgi.multiprocess agrees (gunicorn sets it for more than one).
@@ -47,6 +48,7 @@ impl Gunicorn {
         }
         // A fixed hash seed: Flask builds `Allow` from a set.
         cmd.arg(spec).env("VIRTUAL_ENV", pyenv()).env("PYTHONHASHSEED", "0").env_remove("WEB_CONCURRENCY");
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().expect("spawn gunicorn");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -191,9 +193,16 @@ type Case = (&'static str, Vec<u8>, bool, Compare);
 
 /// Runs every `(name, request, is_head, compare)` against both servers; returns the differences.
 fn compare(spec: &str, requests: &[Case]) -> Vec<String> {
-    let gunicorn = Gunicorn::start(spec);
+    compare_in(spec, &[], requests)
+}
+
+/// [`compare`] with both servers started with `env` in their environment.
+fn compare_in(spec: &str, env: &[(&str, &str)], requests: &[Case]) -> Vec<String> {
+    let gunicorn = Gunicorn::start(spec, env);
     // The probe's malformed requests are refused with a warning; its /raise is logged as an error.
-    let rustgun = wsgi(spec)
+    let rustgun = env
+        .iter()
+        .fold(wsgi(spec), |b, (k, v)| b.env(k, v))
         .workers(2)
         .env("PYTHONHASHSEED", "0")
         .allow_log("Invalid request from")
@@ -283,8 +292,24 @@ fn gunicorn_and_rustgun_answer_the_probe_alike() {
         ),
         ("an app that raises", request("GET", "/raise", &[], None), false, Compare::All),
         ("HTTP/1.0", b"GET /environ HTTP/1.0\r\nHost: example.test\r\n\r\n".to_vec(), false, Compare::All),
+        // The asterisk-form target: PATH_INFO `*`.
+        ("OPTIONS *", request("OPTIONS", "*", &[], None), false, Compare::All),
     ];
     let differences = compare("probe", &requests);
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+#[test]
+fn gunicorn_and_rustgun_mount_the_app_at_script_name_alike() {
+    // SCRIPT_NAME in the server's environment is where the app is mounted: it leaves PATH_INFO, and
+    // a path outside it is the deployment's mistake (500).
+    let requests: Vec<Case> = vec![
+        ("under the mount", request("GET", "/mnt/environ?a=1", &[], None), false, Compare::All),
+        ("encoded under the mount", request("GET", "/mnt/environ%2Fx", &[], None), false, Compare::All),
+        ("the mount itself", request("GET", "/mnt", &[], None), false, Compare::All),
+        ("outside the mount", request("GET", "/elsewhere", &[], None), false, Compare::Status),
+    ];
+    let differences = compare_in("probe", &[("SCRIPT_NAME", "/mnt")], &requests);
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
