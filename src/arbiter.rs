@@ -296,7 +296,7 @@ impl Arbiter {
             }
             None => {
                 tracing::info!("Shutting down: Master");
-                0
+                crate::exit::OK
             }
         }
     }

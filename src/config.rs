@@ -12,8 +12,8 @@ use crate::app::AppRef;
 use crate::http::forwarded::TrustList;
 use crate::http::parse::{HeaderMap, Limits};
 use crate::net::BindAddr;
-use crate::net::tls::{CertReqs, TlsFiles};
-use crate::sys::privileges::{GroupSpec, Identity, UmaskSpec, UserSpec};
+use crate::net::tls::{CertReqs, TlsError, TlsFiles};
+use crate::sys::privileges::{GroupSpec, Identity, PrivilegeError, UmaskSpec, UserSpec};
 use clap::{Parser, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -373,9 +373,34 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Why the TLS options cannot be used ([`Config::load_tls`]).
+#[derive(Debug)]
+pub enum TlsConfigError {
+    /// `--keyfile` without `--certfile`.
+    KeyWithoutCert,
+    /// `--ca-certs` or `--cert-reqs` without `--certfile`.
+    ClientCertsWithoutCert,
+    /// A file could not be read, or what it holds cannot be used.
+    Files(TlsError),
+}
+
+impl std::fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsConfigError::KeyWithoutCert => f.write_str("--keyfile needs --certfile"),
+            TlsConfigError::ClientCertsWithoutCert => {
+                f.write_str("--ca-certs and --cert-reqs need --certfile (client certificates are TLS)")
+            }
+            TlsConfigError::Files(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsConfigError {}
+
 impl Config {
     /// Fills [`Config::identity`] from `--user` and `--group`.
-    fn resolve_identity(&mut self) -> Result<(), String> {
+    fn resolve_identity(&mut self) -> Result<(), PrivilegeError> {
         self.identity = Identity::resolve(self.user.as_ref(), self.group.as_ref())?;
         Ok(())
     }
@@ -406,13 +431,13 @@ impl Config {
 
     /// Reads the TLS certificate, key and CA files into [`Config::tls`] (the master does this once at
     /// start, so a bad file stops it there); the error names the file or option at fault.
-    pub fn load_tls(&mut self) -> Result<(), String> {
+    pub fn load_tls(&mut self) -> Result<(), TlsConfigError> {
         let Some(certfile) = &self.certfile else {
             if self.keyfile.is_some() {
-                return Err("--keyfile needs --certfile".into());
+                return Err(TlsConfigError::KeyWithoutCert);
             }
             if self.ca_certs.is_some() || self.cert_reqs != CertReqs::None {
-                return Err("--ca-certs and --cert-reqs need --certfile (client certificates are TLS)".into());
+                return Err(TlsConfigError::ClientCertsWithoutCert);
             }
             return Ok(());
         };
@@ -422,7 +447,7 @@ impl Config {
             ca_certs: self.ca_certs.as_deref(),
             cert_reqs: self.cert_reqs,
         };
-        self.tls = Some(crate::net::tls::load(&files).map_err(|e| e.to_string())?);
+        self.tls = Some(crate::net::tls::load(&files).map_err(TlsConfigError::Files)?);
         Ok(())
     }
 

@@ -2,17 +2,13 @@
 //! `--print-config` / `--check-config`, set the process up (`--chdir`, `--daemon`, the error log,
 //! `-e`), then start the master and run it until it exits.
 //!
-//! Exit statuses: 0 done; 1 the server could not start, or `--check-config` found a fault; 2 the
-//! configuration is invalid (an unknown option or key, a bad value); 3 and 4 a worker failed to boot
-//! or to load the app (see `worker`).
+//! Exit statuses: [`rustgun::exit`].
 
 use rustgun::app::Library;
 use rustgun::arbiter::{Arbiter, StartError};
 use rustgun::config::{self, Config, ConfigError};
+use rustgun::exit;
 use rustgun::sys::daemon::{self, Detached};
-
-/// The exit status for an invalid configuration (clap's own for a bad command line).
-const EXIT_CONFIG: i32 = 2;
 
 fn main() {
     let mut config = match config::load(std::env::args_os()) {
@@ -20,7 +16,7 @@ fn main() {
         Err(ConfigError::CommandLine(e)) => e.exit(),
         Err(e) => {
             eprintln!("rustgun: {e}");
-            std::process::exit(EXIT_CONFIG);
+            std::process::exit(exit::CONFIG);
         }
     };
     if config.print_config {
@@ -31,7 +27,7 @@ fn main() {
         && let Err(e) = std::env::set_current_dir(dir)
     {
         eprintln!("rustgun: cannot change to directory {}: {e}", dir.display());
-        std::process::exit(1);
+        std::process::exit(exit::FAILED);
     }
     if config.check_config {
         std::process::exit(check(&mut config));
@@ -42,7 +38,7 @@ fn main() {
             Ok(detached) => Some(detached),
             Err(e) => {
                 eprintln!("rustgun: cannot daemonize: {e}");
-                std::process::exit(1);
+                std::process::exit(exit::FAILED);
             }
         }
     } else {
@@ -54,11 +50,11 @@ fn main() {
         if let Some(d) = detached {
             d.failed(&message);
         }
-        std::process::exit(1);
+        std::process::exit(exit::FAILED);
     }
     config.export_env();
     if let Err(e) = config.load_tls() {
-        halt(detached, 1, &e);
+        halt(detached, exit::FAILED, &e.to_string());
     }
     match Arbiter::start(config) {
         Ok(arbiter) => {
@@ -69,8 +65,8 @@ fn main() {
         }
         Err(e) => {
             let code = match e {
-                StartError::Preload(_) => rustgun::worker::EXIT_APP_LOAD,
-                _ => 1,
+                StartError::Preload(_) => exit::APP_LOAD,
+                _ => exit::FAILED,
             };
             halt(detached, code, &e.to_string());
         }
@@ -90,7 +86,7 @@ fn halt(detached: Option<Detached>, code: i32, message: &str) -> ! {
 /// checking its descriptor as a worker would (its `init` is not run). One line either way; the exit
 /// status.
 fn check(config: &mut Config) -> i32 {
-    let opened = config.load_tls().and_then(|()| {
+    let opened = config.load_tls().map_err(|e| e.to_string()).and_then(|()| {
         let lib = Library::open(&config.app).map_err(|e| e.to_string())?;
         rustgun::worker::serving_class(config, &lib).map(drop).map_err(|e| e.to_string())
     });
@@ -102,11 +98,11 @@ fn check(config: &mut Config) -> i32 {
                 config.workers,
                 config.effective_class().name()
             );
-            0
+            exit::OK
         }
         Err(e) => {
             eprintln!("rustgun: configuration check failed: {e}");
-            1
+            exit::FAILED
         }
     }
 }

@@ -3,23 +3,27 @@
 //! outlived `handle` (an accepted WebSocket, driven by the event loop).
 //!
 //! Every entry point here converts raw pointers into slices, forwards to the exchange or socket behind
-//! the `call` handle, and catches any panic so that none unwinds into the app's frames.
+//! the `call` handle, catches any panic so that none unwinds into the app's frames, and turns the
+//! answer into the ABI's status ([`HostError::code`]): the only place a `HostError` becomes one.
 
+use super::HostError;
 use super::calls::{self, Target};
 use rustgun_abi::{
-    RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_E_PANIC, RG_E_STATE, RG_LOG_DEBUG, RG_LOG_ERROR,
-    RG_LOG_INFO, RG_LOG_WARN, RG_OK, RG_RESPONSE_FLAGS, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader,
-    RgHost, RgStr,
+    RG_ABI_MAJOR, RG_ABI_MINOR, RG_E_INVALID, RG_LOG_DEBUG, RG_LOG_ERROR, RG_LOG_INFO, RG_LOG_WARN, RG_OK,
+    RG_RESPONSE_FLAGS, RG_RESPONSE_REPLACE, RgBodySource, RgCall, RgHeader, RgHost, RgStr,
 };
 use std::os::fd::BorrowedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// One request's server side, as the app sees it through the host functions. Errors are `RG_E_*`;
-/// what a kind of call cannot do answers `RG_E_STATE` (the defaults).
+/// What a kind of call cannot do (a WebSocket's `read_body`, a pending call's `environ`).
+const NOT_THIS_CALL: HostError = HostError::State("this kind of call cannot do that");
+
+/// One request's server side, as the app sees it through the host functions. What a kind of call
+/// cannot do is refused as out of order (`HostError::State`, the defaults).
 pub trait Exchange {
     /// Reads decoded body bytes: `Ok(0)` at the end of the body.
-    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, i32> {
-        Err(RG_E_STATE)
+    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Records the response head; `replace` is PEP 3333's exc_info.
     fn start_response(
@@ -28,41 +32,41 @@ pub trait Exchange {
         _reason: &[u8],
         _headers: &[RgHeader],
         _replace: bool,
-    ) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    ) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Sends body bytes.
-    fn write(&mut self, _data: &[u8]) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn write(&mut self, _data: &[u8]) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Registers a pull-mode body to be read after `handle` returns.
-    fn set_body(&mut self, _source: RgBodySource) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn set_body(&mut self, _source: RgBodySource) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// The environ entries, built on first use (during `handle` only).
-    fn environ(&mut self) -> Result<&[RgHeader], i32> {
-        Err(RG_E_STATE)
+    fn environ(&mut self) -> Result<&[RgHeader], HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Sends up to `len` bytes of `file` from `offset` as body bytes, never moving the file's own
     /// offset: the count the framing accepted, less than `len` when the file ended first or the
     /// response takes no more (HEAD, 304, a Content-Length already met), in which case the file is
     /// not read beyond what was sent.
-    fn send_file(&mut self, _file: BorrowedFd<'_>, _offset: u64, _len: u64) -> Result<u64, i32> {
-        Err(RG_E_STATE)
+    fn send_file(&mut self, _file: BorrowedFd<'_>, _offset: u64, _len: u64) -> Result<u64, HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Accepts the WebSocket the request asks for (ABI 1.3): the 101 is sent once `handle` returns
     /// `RG_PENDING`.
-    fn accept_websocket(&mut self, _subprotocol: &[u8], _headers: &[RgHeader]) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn accept_websocket(&mut self, _subprotocol: &[u8], _headers: &[RgHeader]) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Adds trailer fields to the response (after `start_response`, before it ends).
-    fn trailers(&mut self, _headers: &[RgHeader]) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn trailers(&mut self, _headers: &[RgHeader]) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Ends the call with `status` (ABI 1.3): from `handle`, the status it returns stands for this
     /// one once it returns `RG_PENDING`.
-    fn complete(&mut self, _status: i32) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn complete(&mut self, _status: i32) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
 }
 
@@ -70,12 +74,12 @@ pub trait Exchange {
 /// goes on (its [`Exchange`] side), as its host functions see it.
 pub trait Socket: Exchange {
     /// Sends one message (`RG_WS_TEXT` or `RG_WS_BINARY`).
-    fn ws_send(&mut self, _kind: u32, _data: &[u8]) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn ws_send(&mut self, _kind: u32, _data: &[u8]) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// Starts the closing handshake.
-    fn ws_close(&mut self, _code: u16, _reason: &[u8]) -> Result<(), i32> {
-        Err(RG_E_STATE)
+    fn ws_close(&mut self, _code: u16, _reason: &[u8]) -> Result<(), HostError> {
+        Err(NOT_THIS_CALL)
     }
     /// The app ended the call with `status`: finish the response or close the socket (1000 for
     /// `RG_OK`, else 1011), and deliver no more events.
@@ -176,10 +180,13 @@ pub unsafe fn bytes<'a>(s: RgStr) -> &'a [u8] {
 }
 
 /// Runs `f` on the exchange behind `call` — the one serving `handle`, or a call that outlived it:
-/// `RG_E_STATE` when `call` names no call in progress on this thread (stale, from another thread,
-/// made up) or the call is busy (a host call from inside one on it), `RG_E_PANIC` for a panic (a
-/// server bug).
-fn with_exchange<T: From<i32>>(call: *mut RgCall, f: impl FnOnce(&mut dyn Exchange) -> T) -> T {
+/// out of order when `call` names no call in progress on this thread (stale, from another thread,
+/// made up) or the call is busy (a host call from inside one on it), `Panic` for a panic (a server
+/// bug).
+fn with_exchange<T>(
+    call: *mut RgCall,
+    f: impl FnOnce(&mut dyn Exchange) -> Result<T, HostError>,
+) -> Result<T, HostError> {
     match calls::lookup(call) {
         Some(Target::Exchange(slot)) => {
             // SAFETY: a live registration holds the exchange's only borrow until it is dropped, and it
@@ -188,34 +195,49 @@ fn with_exchange<T: From<i32>>(call: *mut RgCall, f: impl FnOnce(&mut dyn Exchan
             guarded(|| f(&mut **slot))
         }
         Some(Target::Socket(socket)) => {
-            let Ok(mut socket) = socket.try_borrow_mut() else { return T::from(RG_E_STATE) };
+            let Ok(mut socket) = socket.try_borrow_mut() else { return Err(BUSY) };
             guarded(|| f(&mut *socket))
         }
-        None => T::from(RG_E_STATE),
+        None => Err(NO_CALL),
     }
 }
 
-/// Runs `f` on the socket behind `call` (a call that outlived `handle`): `RG_E_STATE` as for
+/// Runs `f` on the socket behind `call` (a call that outlived `handle`): out of order as for
 /// [`with_exchange`], and also while the socket is busy (a host call from inside one on it).
-fn with_socket(call: *mut RgCall, f: impl FnOnce(&mut dyn Socket) -> i32) -> i32 {
-    let Some(Target::Socket(socket)) = calls::lookup(call) else { return RG_E_STATE };
-    let Ok(mut socket) = socket.try_borrow_mut() else { return RG_E_STATE };
-    guarded(|| f(&mut *socket))
+fn with_socket(call: *mut RgCall, f: impl FnOnce(&mut dyn Socket) -> Result<(), HostError>) -> i32 {
+    let Some(Target::Socket(socket)) = calls::lookup(call) else { return NO_CALL.code() };
+    let Ok(mut socket) = socket.try_borrow_mut() else { return BUSY.code() };
+    status(guarded(|| f(&mut *socket)))
 }
 
-fn guarded<T: From<i32>>(f: impl FnOnce() -> T) -> T {
+/// A handle that names no call in progress on this thread.
+const NO_CALL: HostError = HostError::State("no call in progress by that handle");
+/// A host call made from inside another one on the same call.
+const BUSY: HostError = HostError::State("the call is busy");
+
+fn guarded<T>(f: impl FnOnce() -> Result<T, HostError>) -> Result<T, HostError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         tracing::error!("panic in a host function; the request is failed");
-        T::from(RG_E_PANIC)
+        Err(HostError::Panic)
     })
+}
+
+/// A host function's status: `RG_OK`, or the error's.
+fn status(result: Result<(), HostError>) -> i32 {
+    result.map_or_else(|e| e.code(), |()| RG_OK)
+}
+
+/// A host function's count (at most `i64::MAX`), or the error's status.
+fn count(result: Result<u64, HostError>) -> i64 {
+    result.map_or_else(|e| i64::from(e.code()), |n| n.min(i64::MAX as u64) as i64)
 }
 
 unsafe extern "C" fn host_read_body(call: *mut RgCall, buf: *mut u8, cap: usize) -> i64 {
     if buf.is_null() && cap > 0 {
-        return i64::from(RG_E_INVALID);
+        return count(Err(HostError::Invalid));
     }
     // SAFETY: `call` is the handle the server put in the request the app is serving.
-    unsafe {
+    let read = unsafe {
         with_exchange(call, |ex| {
             let buf: &mut [u8] = if cap == 0 {
                 &mut []
@@ -223,17 +245,15 @@ unsafe extern "C" fn host_read_body(call: *mut RgCall, buf: *mut u8, cap: usize)
                 // SAFETY: the app lends `cap` writable bytes at `buf` for this call.
                 std::slice::from_raw_parts_mut(buf, cap)
             };
-            match ex.read_body(buf) {
-                Ok(n) => n as i64,
-                Err(code) => i64::from(code),
-            }
+            ex.read_body(buf).map(|n| n as u64)
         })
-    }
+    };
+    count(read)
 }
 
 unsafe extern "C" fn host_start_response(
     call: *mut RgCall,
-    status: u32,
+    status_code: u32,
     reason: RgStr,
     headers: *const RgHeader,
     headers_len: usize,
@@ -241,65 +261,56 @@ unsafe extern "C" fn host_start_response(
 ) -> i32 {
     // Flags this server does not know are refused (ABI 1.2), so an app can tell what it may use.
     if flags & !RG_RESPONSE_FLAGS != 0 {
-        return RG_E_INVALID;
+        return HostError::Invalid.code();
     }
     // SAFETY: `call` is the server's handle; `reason` and `headers` are lent for this call.
     unsafe {
-        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
-        with_exchange(call, |ex| {
+        let Some(headers) = header_array(headers, headers_len) else { return HostError::Invalid.code() };
+        status(with_exchange(call, |ex| {
             let replace = flags & RG_RESPONSE_REPLACE != 0;
-            ex.start_response(status, bytes(reason), headers, replace).err().unwrap_or(RG_OK)
-        })
+            ex.start_response(status_code, bytes(reason), headers, replace)
+        }))
     }
 }
 
 unsafe extern "C" fn host_write(call: *mut RgCall, data: *const u8, len: usize) -> i32 {
     // SAFETY: `call` is the server's handle; `data` is lent for this call.
-    unsafe { with_exchange(call, |ex| ex.write(bytes(RgStr { ptr: data, len })).err().unwrap_or(RG_OK)) }
+    status(unsafe { with_exchange(call, |ex| ex.write(bytes(RgStr { ptr: data, len }))) })
 }
 
 unsafe extern "C" fn host_set_body(call: *mut RgCall, source: *const RgBodySource) -> i32 {
     if source.is_null() {
-        return RG_E_INVALID;
+        return HostError::Invalid.code();
     }
     // SAFETY: `call` is the server's handle; the struct at `source` is copied before returning.
-    unsafe {
-        let source = std::ptr::read(source);
-        with_exchange(call, |ex| ex.set_body(source).err().unwrap_or(RG_OK))
-    }
+    let source = unsafe { std::ptr::read(source) };
+    status(with_exchange(call, |ex| ex.set_body(source)))
 }
 
 unsafe extern "C" fn host_environ(call: *mut RgCall, out: *mut *const RgHeader, out_len: *mut usize) -> i32 {
     if out.is_null() || out_len.is_null() {
-        return RG_E_INVALID;
+        return HostError::Invalid.code();
     }
     // SAFETY: `call` is the server's handle; `out` and `out_len` are writable out-pointers. The
     // entries stay valid until `handle` returns (the exchange owns them).
-    unsafe {
-        with_exchange(call, |ex| match ex.environ() {
-            Ok(entries) => {
-                *out = entries.as_ptr();
-                *out_len = entries.len();
-                RG_OK
-            }
-            Err(code) => code,
+    status(unsafe {
+        with_exchange(call, |ex| {
+            let entries = ex.environ()?;
+            *out = entries.as_ptr();
+            *out_len = entries.len();
+            Ok(())
         })
-    }
+    })
 }
 
 unsafe extern "C" fn host_send_file(call: *mut RgCall, fd: i32, offset: u64, len: u64) -> i64 {
     if fd < 0 {
-        return i64::from(RG_E_INVALID);
+        return count(Err(HostError::Invalid));
     }
     // SAFETY: `call` is the server's handle; `fd` is the app's open file, lent for this call and only
     // read (never closed) through the borrow.
-    unsafe {
-        let file = BorrowedFd::borrow_raw(fd);
-        with_exchange(call, |ex| match ex.send_file(file, offset, len) {
-            Ok(n) => n.min(i64::MAX as u64) as i64,
-            Err(code) => i64::from(code),
-        })
-    }
+    let file = unsafe { BorrowedFd::borrow_raw(fd) };
+    count(with_exchange(call, |ex| ex.send_file(file, offset, len)))
 }
 
 unsafe extern "C" fn host_accept_websocket(
@@ -310,41 +321,41 @@ unsafe extern "C" fn host_accept_websocket(
 ) -> i32 {
     // SAFETY: `call` is the server's handle; `subprotocol` and `headers` are lent for this call.
     unsafe {
-        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
-        with_exchange(call, |ex| ex.accept_websocket(bytes(subprotocol), headers).err().unwrap_or(RG_OK))
+        let Some(headers) = header_array(headers, headers_len) else { return HostError::Invalid.code() };
+        status(with_exchange(call, |ex| ex.accept_websocket(bytes(subprotocol), headers)))
     }
 }
 
 unsafe extern "C" fn host_trailers(call: *mut RgCall, headers: *const RgHeader, headers_len: usize) -> i32 {
     // SAFETY: `call` is the server's handle; `headers` are lent for this call.
     unsafe {
-        let Some(headers) = header_array(headers, headers_len) else { return RG_E_INVALID };
-        with_exchange(call, |ex| ex.trailers(headers).err().unwrap_or(RG_OK))
+        let Some(headers) = header_array(headers, headers_len) else { return HostError::Invalid.code() };
+        status(with_exchange(call, |ex| ex.trailers(headers)))
     }
 }
 
 unsafe extern "C" fn host_ws_send(call: *mut RgCall, kind: u32, data: *const u8, len: usize) -> i32 {
     if data.is_null() && len > 0 {
-        return RG_E_INVALID;
+        return HostError::Invalid.code();
     }
     // SAFETY: `data` is lent for this call.
     let data = unsafe { bytes(RgStr { ptr: data, len }) };
-    with_socket(call, |socket| socket.ws_send(kind, data).err().unwrap_or(RG_OK))
+    with_socket(call, |socket| socket.ws_send(kind, data))
 }
 
 unsafe extern "C" fn host_ws_close(call: *mut RgCall, code: u32, reason: RgStr) -> i32 {
-    let Ok(code) = u16::try_from(code) else { return RG_E_INVALID };
+    let Ok(code) = u16::try_from(code) else { return HostError::Invalid.code() };
     // SAFETY: `reason` is lent for this call.
     let reason = unsafe { bytes(reason) };
-    with_socket(call, |socket| socket.ws_close(code, reason).err().unwrap_or(RG_OK))
+    with_socket(call, |socket| socket.ws_close(code, reason))
 }
 
-unsafe extern "C" fn host_complete(call: *mut RgCall, status: i32) -> i32 {
+unsafe extern "C" fn host_complete(call: *mut RgCall, status_code: i32) -> i32 {
     let code = match calls::lookup(call) {
-        Some(Target::Exchange(_)) => with_exchange(call, |ex| ex.complete(status).err().unwrap_or(RG_OK)),
+        Some(Target::Exchange(_)) => status(with_exchange(call, |ex| ex.complete(status_code))),
         _ => with_socket(call, |socket| {
-            socket.end(status);
-            RG_OK
+            socket.end(status_code);
+            Ok(())
         }),
     };
     if code == RG_OK {
@@ -354,7 +365,7 @@ unsafe extern "C" fn host_complete(call: *mut RgCall, status: i32) -> i32 {
 }
 
 unsafe extern "C" fn host_post(f: rustgun_abi::RgPostFn, arg: *mut std::ffi::c_void) -> i32 {
-    guarded(|| super::wake::post(f, arg))
+    status(guarded(|| super::wake::post(f, arg)))
 }
 
 unsafe extern "C" fn host_log(level: i32, msg: RgStr) {

@@ -5,8 +5,9 @@
 //!
 //! Not here: the loop itself (`worker::event`), what a touched call does (`worker`).
 
+use super::HostError;
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use rustgun_abi::{RG_E_STATE, RG_OK, RgPostFn};
+use rustgun_abi::RgPostFn;
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
@@ -59,12 +60,12 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Waker>> {
 }
 
 /// The host function `post`: queues `f(arg)` for the loop thread and wakes it.
-pub fn post(f: RgPostFn, arg: *mut c_void) -> i32 {
+pub fn post(f: RgPostFn, arg: *mut c_void) -> Result<(), HostError> {
     let mut waker = lock();
-    let Some(w) = waker.as_mut() else { return RG_E_STATE };
+    let Some(w) = waker.as_mut() else { return Err(HostError::State("the worker is not serving")) };
     w.posted.push((f, arg.expose_provenance()));
     signal(w);
-    RG_OK
+    Ok(())
 }
 
 /// A host call queued work on the loop thread: unless the loop is dispatching (and writes it out

@@ -6,7 +6,7 @@
 
 use super::listeners::{bind_all, bind_error, match_listeners};
 use super::{Arbiter, Phase, StartError, set_title};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, TlsConfigError};
 use crate::net::{BindAddr, Listener};
 use crate::sys::systemd;
 use nix::unistd::Pid;
@@ -41,6 +41,29 @@ impl FileStamp {
         Some(FileStamp { dev: m.dev(), ino: m.ino(), len: m.len(), mtime: (m.mtime(), m.mtime_nsec()) })
     }
 }
+
+/// Why a reload keeps the current configuration.
+#[derive(Debug)]
+pub(super) enum ReloadError {
+    /// The configuration as it reads now is invalid.
+    Config(ConfigError),
+    /// Its TLS options cannot be used.
+    Tls(TlsConfigError),
+    /// Its `--bind` cannot be resolved or bound.
+    Bind(StartError),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::Tls(e) => write!(f, "{e}"),
+            ReloadError::Bind(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
 
 impl Arbiter {
     /// Re-reads the configuration and starts the next generation ([`Arbiter::handle_hup`], `--reload`).
@@ -85,7 +108,7 @@ impl Arbiter {
 
     /// The configuration a reload applies, its `--bind` bound ([`Arbiter::rebind`]), and the listeners
     /// it drops.
-    pub(super) fn next_config(&mut self) -> Result<(Config, Vec<Listener>), String> {
+    pub(super) fn next_config(&mut self) -> Result<(Config, Vec<Listener>), ReloadError> {
         let mut config = self.reread_config()?;
         if config.reuse_port != self.config.reuse_port {
             // The kept listeners were made for one mode: a placeholder or a shared listening socket.
@@ -93,14 +116,14 @@ impl Arbiter {
             tracing::warn!("Reload: --reuse-port changes only on restart; it stays {mode}");
             config.reuse_port = self.config.reuse_port;
         }
-        let retired = self.rebind(&config).map_err(|e| e.to_string())?;
+        let retired = self.rebind(&config).map_err(ReloadError::Bind)?;
         Ok((config, retired))
     }
 
     /// The configuration as the command line (and whatever it names) says now.
-    pub(super) fn reread_config(&self) -> Result<Config, String> {
-        let mut config = crate::config::load(self.argv.iter().cloned()).map_err(|e| e.to_string())?;
-        config.load_tls()?;
+    pub(super) fn reread_config(&self) -> Result<Config, ReloadError> {
+        let mut config = crate::config::load(self.argv.iter().cloned()).map_err(ReloadError::Config)?;
+        config.load_tls().map_err(ReloadError::Tls)?;
         Ok(config)
     }
 

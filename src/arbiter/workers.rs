@@ -5,10 +5,11 @@
 //! Not here: what a worker does (`worker`), generations and reloads (`reload`).
 
 use super::{Arbiter, CHECK_EVERY, Phase, title};
+use crate::exit;
 use crate::sys::process::{self, Exit};
 use crate::sys::scoreboard::{self, Retired, SlotId};
 use crate::sys::{signals, systemd};
-use crate::worker::{self, EXIT_APP_LOAD, EXIT_BOOT};
+use crate::worker;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -138,8 +139,8 @@ impl Arbiter {
             self.count_exit(&slot, exit);
             let failure = self.failures.remove(&pid);
             match exit {
-                Exit::Code(0) => tracing::info!("Worker {} (pid: {pid}) exited", slot.id),
-                Exit::Code(code @ (EXIT_APP_LOAD | EXIT_BOOT)) if !slot.booted => {
+                Exit::Code(exit::OK) => tracing::info!("Worker {} (pid: {pid}) exited", slot.id),
+                Exit::Code(code @ (exit::APP_LOAD | exit::WORKER_BOOT)) if !slot.booted => {
                     let message = failure.unwrap_or_else(|| format!("worker {} failed to boot", slot.id));
                     if slot.generation != self.generation {
                         tracing::error!("{message}");
@@ -228,7 +229,7 @@ impl Arbiter {
                     worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
                 worker::run(boot)
             },
-            EXIT_BOOT,
+            exit::WORKER_BOOT,
         );
         drop(blocked);
         let pid = match pid {

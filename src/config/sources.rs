@@ -146,7 +146,7 @@ where
     let mut config = Config::from_arg_matches(&matches).map_err(ConfigError::CommandLine)?;
     config.config = file;
     config.effective = merged;
-    config.resolve_identity().map_err(|message| ConfigError::Conflict { message })?;
+    config.resolve_identity().map_err(|e| ConfigError::Conflict { message: e.to_string() })?;
     Ok(config)
 }
 
@@ -201,7 +201,7 @@ fn file_matches(cmd: &Command, program: &OsStr, file: &Path) -> Result<ArgMatche
             return Err(ConfigError::NotASetting { file: file.into(), key: key.clone() });
         }
         let bad = |message: String| ConfigError::BadValue { file: file.into(), key: key.clone(), message };
-        let values = file_values(arg, value).map_err(bad)?;
+        let values = file_values(arg, value).map_err(|e| bad(e.to_string()))?;
         let tokens: Vec<OsString> = match arg.get_long() {
             Some(long) if arg.get_action().takes_values() => {
                 values.iter().map(|v| option_token(long, OsStr::new(v))).collect()
@@ -249,28 +249,50 @@ fn find_arg<'a>(cmd: &'a Command, key: &str) -> Option<&'a Arg> {
 
 /// The values a TOML value stands for: a flag takes `true` (one value) or `false` (none); a
 /// repeatable option or `app-args` a string or an array; any other option one string or number.
-fn file_values(arg: &Arg, value: &toml::Value) -> Result<Vec<String>, String> {
+fn file_values<'v>(arg: &Arg, value: &'v toml::Value) -> Result<Vec<String>, ValueError<'v>> {
     let repeatable = arg.is_last_set() || matches!(arg.get_action(), clap::ArgAction::Append);
     if !arg.get_action().takes_values() && !arg.is_positional() {
         return match value {
             toml::Value::Boolean(true) => Ok(vec!["true".into()]),
             toml::Value::Boolean(false) => Ok(Vec::new()),
-            other => Err(format!("expected true or false, found {}", describe(other))),
+            other => Err(ValueError::NotABool(other)),
         };
     }
     match value {
         toml::Value::Array(items) if repeatable => items.iter().map(scalar).collect(),
-        toml::Value::Array(_) => Err("expected one value, found an array".into()),
+        toml::Value::Array(_) => Err(ValueError::Array),
         other => Ok(vec![scalar(other)?]),
     }
 }
 
-fn scalar(value: &toml::Value) -> Result<String, String> {
+fn scalar(value: &toml::Value) -> Result<String, ValueError<'_>> {
     match value {
         toml::Value::String(s) => Ok(s.clone()),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(x) => Ok(x.to_string()),
-        other => Err(format!("expected a string or a number, found {}", describe(other))),
+        other => Err(ValueError::NotScalar(other)),
+    }
+}
+
+/// Why a key's TOML value does not fit its option ([`file_values`]).
+enum ValueError<'v> {
+    /// A flag's value is not `true` or `false`.
+    NotABool(&'v toml::Value),
+    /// An array for an option that takes one value.
+    Array,
+    /// A value (or an array's item) is not a string or a number.
+    NotScalar(&'v toml::Value),
+}
+
+impl fmt::Display for ValueError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueError::NotABool(other) => write!(f, "expected true or false, found {}", describe(other)),
+            ValueError::Array => f.write_str("expected one value, found an array"),
+            ValueError::NotScalar(other) => {
+                write!(f, "expected a string or a number, found {}", describe(other))
+            }
+        }
     }
 }
 

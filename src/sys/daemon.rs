@@ -43,7 +43,7 @@ pub fn daemonize(keep_stderr: bool) -> io::Result<Detached> {
     // SAFETY: as above; the first child is still single-threaded.
     match unsafe { nix::unistd::fork() }? {
         // The session leader exits, so the daemon can never reacquire a controlling terminal.
-        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Parent { .. } => std::process::exit(crate::exit::OK),
         ForkResult::Child => {}
     }
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
@@ -59,14 +59,14 @@ fn await_start(read: OwnedFd) -> i32 {
     let mut text = String::new();
     let _ = std::fs::File::from(read).read_to_string(&mut text);
     match text.lines().next() {
-        Some("OK") => 0,
+        Some("OK") => crate::exit::OK,
         Some(line) => {
             eprintln!("rustgun: {}", line.strip_prefix("ERR ").unwrap_or(line));
-            1
+            crate::exit::FAILED
         }
         None => {
             eprintln!("rustgun: the daemon exited before it started (see the error log)");
-            1
+            crate::exit::FAILED
         }
     }
 }

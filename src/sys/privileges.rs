@@ -67,15 +67,22 @@ pub struct Identity {
     pub gid: Gid,
 }
 
-/// Why a worker could not take on its identity.
+/// Why the identity `--user` / `--group` ask for cannot be had: not worked out from the options, or
+/// not taken on by a worker.
 #[derive(Debug)]
 pub enum PrivilegeError {
+    /// `--user` is a uid with no passwd entry, and no `--group` says which group goes with it.
+    NoGroup { uid: Uid },
+    /// A worker's `call` to switch to `id` failed.
     Switch { call: &'static str, id: u32, error: Errno },
 }
 
 impl fmt::Display for PrivilegeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PrivilegeError::NoGroup { uid } => {
+                write!(f, "--user {uid} has no passwd entry to take a group from: give --group too")
+            }
             PrivilegeError::Switch { call, id, error } => write!(
                 f,
                 "cannot drop privileges: {call}({id}) failed: {error} (the master runs as uid {}; only root can switch users)",
@@ -90,15 +97,16 @@ impl std::error::Error for PrivilegeError {}
 impl Identity {
     /// The identity `--user` / `--group` ask for: `None` when neither is given. The group defaults to
     /// the user's primary group, and the user to the current one.
-    pub fn resolve(user: Option<&UserSpec>, group: Option<&GroupSpec>) -> Result<Option<Identity>, String> {
+    pub fn resolve(
+        user: Option<&UserSpec>,
+        group: Option<&GroupSpec>,
+    ) -> Result<Option<Identity>, PrivilegeError> {
         let gid = match (group, user) {
             (None, None) => return Ok(None),
             (Some(g), _) => g.gid,
             (None, Some(UserSpec { primary_gid: Some(gid), .. })) => *gid,
             (None, Some(UserSpec { uid, primary_gid: None })) => {
-                return Err(format!(
-                    "--user {uid} has no passwd entry to take a group from: give --group too"
-                ));
+                return Err(PrivilegeError::NoGroup { uid: *uid });
             }
         };
         Ok(Some(Identity { uid: user.map_or_else(Uid::current, |u| u.uid), gid }))

@@ -114,7 +114,7 @@ pub fn install_worker(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Res
     signal_hook::low_level::pipe::register_raw(SIGTERM, std::os::fd::AsRawFd::as_raw_fd(stop_wr))?;
     for sig in [SIGINT, SIGQUIT] {
         // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
-        unsafe { signal_hook::low_level::register(sig, || libc::_exit(0)) }?;
+        unsafe { signal_hook::low_level::register(sig, || libc::_exit(crate::exit::OK)) }?;
     }
     Ok(())
 }

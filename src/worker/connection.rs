@@ -24,7 +24,7 @@ use files::PendingFile;
 use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
 pub(super) use pending::{Advanced, Pending, advance, touched};
-use record::{record_head, record_trailers};
+use record::{NO_HEAD, record_head, record_trailers};
 pub(super) use refuse::{refuse, refuse_status};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
@@ -35,7 +35,7 @@ use super::websocket::Link;
 use crate::app::calls::Registration;
 use crate::app::host::BodySource;
 use crate::app::host::CallSlot;
-use crate::app::{ConnInfo, Exchange, RequestView};
+use crate::app::{ConnInfo, Exchange, HostError, RequestView};
 use crate::http;
 use crate::http::Error as HttpError;
 use crate::http::conn::{After, InterimAsFinal};
@@ -45,10 +45,7 @@ use crate::http::response::{Framing, ResponseHead};
 use crate::http::upgrade::{Opening, WEBSOCKET};
 use crate::http::ws::DeflateParams;
 use crate::logging::access::Record;
-use rustgun_abi::{
-    RG_E_AGAIN, RG_E_CLOSED, RG_E_INVALID, RG_E_IO, RG_E_STATE, RG_OK, RG_PENDING, RG_REQ_WEBSOCKET,
-    RgBodySource, RgHeader,
-};
+use rustgun_abi::{RG_OK, RG_PENDING, RG_REQ_WEBSOCKET, RgBodySource, RgHeader};
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
 use std::rc::Rc;
@@ -96,17 +93,17 @@ impl Call<'_, '_, '_> {
         self.state.reply = Reply::Streaming;
     }
 
-    fn send_body(&mut self, data: &[u8]) -> Result<(), i32> {
+    fn send_body(&mut self, data: &[u8]) -> Result<(), HostError> {
         if matches!(self.state.reply, Reply::Recorded { .. }) {
             self.begin_body();
         }
         if !matches!(self.state.reply, Reply::Streaming) {
-            return Err(RG_E_STATE);
+            return Err(NO_HEAD);
         }
         if self.io.dead {
-            return Err(RG_E_CLOSED);
+            return Err(HostError::Closed);
         }
-        let taken = self.proto.send_data(data, self.io.out).ok_or(RG_E_STATE)?;
+        let taken = self.proto.send_data(data, self.io.out).ok_or(ENDED)?;
         let bodiless = matches!(self.proto.body_room(), Some((Framing::NoBody, _)));
         if taken < data.len() && !bodiless && !self.state.overflow_logged {
             self.state.overflow_logged = true;
@@ -119,7 +116,7 @@ impl Call<'_, '_, '_> {
         // No delay (PEP 3333, docs/abi.md): the block leaves before the app is given control back, so a
         // stream's reader sees each block when it is written. The head rides along with the first one:
         // a response written in one piece is still one send.
-        if !self.io.push() { Err(RG_E_CLOSED) } else { Ok(()) }
+        self.io.push().map_err(|_| HostError::Closed)
     }
 
     /// Pulls a registered pull-mode body until it ends (dropping it closes it), or, on queued I/O,
@@ -229,7 +226,7 @@ impl Call<'_, '_, '_> {
 
     /// The body ended before its framing said: a client that left gets nothing more (it cannot read an
     /// answer), one the minimum rate dropped gets 408 if nothing was sent yet.
-    fn body_cut_short(&mut self, stop: ReadStop) -> i32 {
+    fn body_cut_short(&mut self, stop: ReadStop) -> HostError {
         match stop {
             ReadStop::TimedOut => self.proto.body_stalled(),
             ReadStop::Eof | ReadStop::Failed | ReadStop::Stopping => {
@@ -237,7 +234,7 @@ impl Call<'_, '_, '_> {
                 self.io.dead = true;
             }
         }
-        RG_E_IO
+        HostError::Body
     }
 
     /// Reads and discards the body the app left unread, so the next request starts in the right
@@ -253,7 +250,7 @@ impl Call<'_, '_, '_> {
                 // The last read of a chunked body may decode only the terminator and trailers.
                 Ok(0) if self.proto.body_done() => {}
                 Ok(n) if n > 0 && self.proto.drained(n) => {}
-                Err(RG_E_AGAIN) => return,
+                Err(HostError::Again) => return,
                 _ => {
                     self.proto.must_close();
                     return;
@@ -264,16 +261,16 @@ impl Call<'_, '_, '_> {
 }
 
 impl Exchange for Call<'_, '_, '_> {
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, HostError> {
         if self.proto.body_error().is_some() {
-            return Err(RG_E_IO);
+            return Err(HostError::Body);
         }
         if self.proto.body_done() || buf.is_empty() {
             return Ok(0);
         }
         // The client may be holding its body back until it is told to go on.
-        if self.proto.send_continue(self.io.out) && !self.io.flush() {
-            return Err(RG_E_CLOSED);
+        if self.proto.send_continue(self.io.out) {
+            self.io.flush().map_err(|_| HostError::Closed)?;
         }
         loop {
             // A gathered body's spooled bytes come before anything in the read buffer. They are read
@@ -282,9 +279,9 @@ impl Exchange for Call<'_, '_, '_> {
                 let got = spool.peek(buf).map_err(|e| {
                     tracing::error!("cannot read a spooled request body back: {e}");
                     self.proto.must_close();
-                    RG_E_IO
+                    HostError::Io(e)
                 })?;
-                let step = self.proto.receive_body(&buf[..got]).map_err(|_| RG_E_IO)?;
+                let step = self.proto.receive_body(&buf[..got]).map_err(|_| HostError::Body)?;
                 spool.take(step.consumed);
                 let n = step.data.len();
                 buf.copy_within(step.data, 0);
@@ -296,7 +293,7 @@ impl Exchange for Call<'_, '_, '_> {
             if !self.io.rbuf.is_empty() {
                 let avail = self.io.rbuf.data();
                 let limit = avail.len().min(buf.len());
-                let step = self.proto.receive_body(&avail[..limit]).map_err(|_| RG_E_IO)?;
+                let step = self.proto.receive_body(&avail[..limit]).map_err(|_| HostError::Body)?;
                 let n = step.data.len();
                 buf[..n].copy_from_slice(&avail[step.data]);
                 self.io.rbuf.consume(step.consumed);
@@ -306,13 +303,13 @@ impl Exchange for Call<'_, '_, '_> {
                 continue;
             }
             // On an event loop the body of an async app's call is read as it comes (it was not
-            // gathered): what the socket has now, else `RG_E_AGAIN` and the loop watches for more.
+            // gathered): what the socket has now, else `Again` and the loop watches for more.
             if self.io.queued {
                 match self.io.try_fill() {
                     Ok(Some(_)) => continue,
                     Ok(None) => {
                         self.state.read_again = true;
-                        return Err(RG_E_AGAIN);
+                        return Err(HostError::Again);
                     }
                     Err(stop) => return Err(self.body_cut_short(stop)),
                 }
@@ -320,9 +317,9 @@ impl Exchange for Call<'_, '_, '_> {
             // A Content-Length body with nothing buffered: read straight into the app's buffer (after
             // sending what the app wrote so far, as `fill` does).
             if let Some(remaining) = self.proto.body_remaining() {
-                if !self.io.flush() {
+                if self.io.flush().is_err() {
                     self.proto.must_close();
-                    return Err(RG_E_CLOSED);
+                    return Err(HostError::Closed);
                 }
                 let want = buf.len().min(remaining.min(usize::MAX as u64) as usize);
                 return match self.io.read_body(Some(&mut buf[..want])) {
@@ -346,13 +343,13 @@ impl Exchange for Call<'_, '_, '_> {
         reason: &[u8],
         headers: &[RgHeader],
         replace: bool,
-    ) -> Result<(), i32> {
+    ) -> Result<(), HostError> {
         record_head(&mut self.state.reply, self.resp, self.head, (status, reason, headers), replace)
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<(), i32> {
+    fn write(&mut self, data: &[u8]) -> Result<(), HostError> {
         if matches!(self.state.reply, Reply::None) {
-            return Err(RG_E_STATE);
+            return Err(NO_HEAD);
         }
         if data.is_empty() {
             return Ok(());
@@ -362,30 +359,30 @@ impl Exchange for Call<'_, '_, '_> {
         self.send_body(data)
     }
 
-    fn set_body(&mut self, source: RgBodySource) -> Result<(), i32> {
+    fn set_body(&mut self, source: RgBodySource) -> Result<(), HostError> {
         if self.state.body.is_some() {
-            return Err(RG_E_STATE);
+            return Err(HostError::State("a body is registered already"));
         }
-        self.state.body = Some(BodySource::new(source).ok_or(RG_E_STATE)?);
+        self.state.body = Some(BodySource::new(source).ok_or(HostError::State("the body has no next"))?);
         Ok(())
     }
 
-    fn environ(&mut self) -> Result<&[RgHeader], i32> {
+    fn environ(&mut self) -> Result<&[RgHeader], HostError> {
         Ok(self.view.environ(self.head, self.info))
     }
 
-    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, HostError> {
         match self.state.reply {
-            Reply::None => return Err(RG_E_STATE),
+            Reply::None => return Err(NO_HEAD),
             Reply::Recorded { .. } => self.begin_body(),
             Reply::Streaming => {}
         }
-        let Some((framing, room)) = self.proto.body_room() else { return Err(RG_E_STATE) };
+        let Some((framing, room)) = self.proto.body_room() else { return Err(ENDED) };
         let len = len.min(room);
         // What the framing takes no more of is never read (a HEAD of a large file reads nothing);
         // the head still leaves now.
-        if self.io.dead || !self.io.push() {
-            return Err(RG_E_CLOSED);
+        if self.io.dead || self.io.push().is_err() {
+            return Err(HostError::Closed);
         }
         if len == 0 {
             return Ok(0);
@@ -403,13 +400,16 @@ impl Exchange for Call<'_, '_, '_> {
         self.copy_file(file, offset, len)
     }
 
-    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
-        if !self.ctx.app.lib.is_async() || !self.io.queued || !matches!(self.state.reply, Reply::None) {
-            return Err(RG_E_STATE);
+    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), HostError> {
+        if !self.ctx.app.lib.is_async() || !self.io.queued {
+            return Err(NOT_ASYNC);
         }
-        let opening = Opening::read(self.head).ok_or(RG_E_STATE)?;
+        if !matches!(self.state.reply, Reply::None) {
+            return Err(HostError::State("a response is recorded"));
+        }
+        let opening = Opening::read(self.head).ok_or(NOT_WEBSOCKET)?;
         if !subprotocol.is_empty() && !opening.offers_subprotocol(subprotocol) {
-            return Err(RG_E_INVALID);
+            return Err(HostError::Invalid);
         }
         let deflate = if self.ctx.settings.websocket.deflate { opening.deflate() } else { None };
         let ours = [
@@ -419,24 +419,34 @@ impl Exchange for Call<'_, '_, '_> {
         ];
         let theirs = crate::app::host::lent_pairs(headers);
         let fields = ours.into_iter().filter(|(_, value)| !value.is_empty()).chain(theirs);
-        self.resp.set(101, b"", fields).map_err(|_| RG_E_INVALID)?;
+        self.resp.set(101, b"", fields).map_err(|_| HostError::Invalid)?;
         self.state.reply = Reply::Recorded { replaced: true };
         self.state.upgrade = Some(deflate.map(|(params, _)| params));
         Ok(())
     }
 
-    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), i32> {
+    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), HostError> {
         record_trailers(&self.state.reply, self.resp, headers)
     }
 
-    fn complete(&mut self, status: i32) -> Result<(), i32> {
-        if !self.ctx.app.lib.is_async() || !self.io.queued || self.state.upgrade.is_some() {
-            return Err(RG_E_STATE);
+    fn complete(&mut self, status: i32) -> Result<(), HostError> {
+        if !self.ctx.app.lib.is_async() || !self.io.queued {
+            return Err(NOT_ASYNC);
+        }
+        if self.state.upgrade.is_some() {
+            return Err(HostError::State("the call accepted a WebSocket"));
         }
         self.state.completed = Some(status);
         Ok(())
     }
 }
+
+/// Body bytes once the response's framing has ended.
+const ENDED: HostError = HostError::State("the response has ended");
+/// What only an async app's call on the event loop can do.
+const NOT_ASYNC: HostError = HostError::State("not an async app on the event loop");
+/// `accept_websocket` on a request that asks for no WebSocket.
+const NOT_WEBSOCKET: HostError = HostError::State("the request asks for no WebSocket");
 
 /// The wall clock in whole seconds, for the `Date` field.
 fn unix_now() -> u64 {
@@ -573,7 +583,7 @@ struct CallState {
     upgrade: Option<Option<DeflateParams>>,
     /// An async app completed the call from inside `handle`, with this status.
     completed: Option<i32>,
-    /// `read_body` answered `RG_E_AGAIN` in `handle`: the pending call owes `RG_EV_READABLE`.
+    /// `read_body` answered `Again` in `handle`: the pending call owes `RG_EV_READABLE`.
     read_again: bool,
 }
 
@@ -623,8 +633,8 @@ impl<'a, 'b, 'c> Call<'a, 'b, 'c> {
     /// unread is drained, the request is logged and counted; what the connection does next.
     fn conclude(mut self, started: Instant) -> After {
         // The end of the body (a chunked terminator) leaves now too: the client may be waiting for it
-        // while we drain, or while the next pipelined request runs.
-        self.io.push();
+        // while we drain, or while the next pipelined request runs; a failure marks the I/O dead.
+        let _ = self.io.push();
         self.drain_body();
         let sent = self.proto.sent();
         let (head, info, resp) = (self.head, self.info, &*self.resp);

@@ -2,8 +2,8 @@
 //! serves them until told to stop. Its life cycle is short: boot (signals, app load, `init`), report
 //! ready to the master, serve, `shutdown`, exit.
 //!
-//! Exit codes the master understands: 0 normal, [`EXIT_APP_LOAD`] the app could not be loaded or
-//! initialised, [`EXIT_BOOT`] any other failure before serving.
+//! Its exit status ([`crate::exit`]): `OK` once it served, `APP_LOAD` when the app could not be
+//! loaded or initialised, `WORKER_BOOT` for any other failure before serving.
 
 pub mod connection;
 pub mod event;
@@ -14,6 +14,7 @@ mod websocket;
 use crate::app::{App, Library, LoadError};
 use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
+use crate::exit;
 use crate::logging::access::AccessLog;
 use crate::net::{Listener, Peer};
 use crate::sys::scoreboard::{Lane, Refusal, Retired, SlotRef};
@@ -25,11 +26,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The app could not be loaded or its `init` failed: the master halts with this code.
-pub const EXIT_APP_LOAD: i32 = 4;
-/// The worker failed to boot for another reason: the master halts with this code.
-pub const EXIT_BOOT: i32 = 3;
 
 /// What every connection of this worker shares.
 pub struct Context<'a> {
@@ -185,46 +181,54 @@ pub fn run(boot: Boot<'_>) -> i32 {
     // Die with the master: if it is killed outright, finish gracefully rather than linger.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
     if nix::unistd::getppid() != boot.master {
-        return 0;
+        return exit::OK;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let (stop_rd, stop_wr) =
         match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
             Ok(p) => p,
-            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot create the stop pipe: {e}")),
+            Err(e) => {
+                return fail(&mut report, exit::WORKER_BOOT, &format!("cannot create the stop pipe: {e}"));
+            }
         };
     if let Err(e) = crate::sys::signals::install_worker(&stop, &stop_wr) {
-        return fail(&mut report, EXIT_BOOT, &format!("cannot install signal handlers: {e}"));
+        return fail(&mut report, exit::WORKER_BOOT, &format!("cannot install signal handlers: {e}"));
     }
     let access_log = match &boot.config.access_logfile {
         Some(target) => match AccessLog::open(target, &boot.config.access_log_format) {
             Ok(log) => Some(log),
-            Err(e) => return fail(&mut report, EXIT_BOOT, &format!("cannot open access log {target}: {e}")),
+            Err(e) => {
+                return fail(
+                    &mut report,
+                    exit::WORKER_BOOT,
+                    &format!("cannot open access log {target}: {e}"),
+                );
+            }
         },
         None => None,
     };
     let reopen = log_files(&boot.config.error_logfile, boot.config.access_logfile.as_deref(), &access_log);
     if let Err(e) = crate::sys::signals::reopen_logs_on_usr1(reopen) {
-        return fail(&mut report, EXIT_BOOT, &format!("cannot install the USR1 handler: {e}"));
+        return fail(&mut report, exit::WORKER_BOOT, &format!("cannot install the USR1 handler: {e}"));
     }
     // A signal sent while the worker was starting was held back; it now reaches our own handler.
     if let Err(e) = boot.sigmask.thread_set_mask() {
-        return fail(&mut report, EXIT_BOOT, &format!("cannot unblock signals: {e}"));
+        return fail(&mut report, exit::WORKER_BOOT, &format!("cannot unblock signals: {e}"));
     }
 
     // Before the app is loaded: it never runs with the master's privileges (unless --preload).
     if let Some(identity) = boot.config.identity
         && let Err(e) = identity.assume()
     {
-        return fail(&mut report, EXIT_BOOT, &e.to_string());
+        return fail(&mut report, exit::WORKER_BOOT, &e.to_string());
     }
     let lib = match boot.preloaded.map_or_else(|| Library::open(&boot.config.app), Ok) {
         Ok(lib) => lib,
-        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+        Err(e) => return fail(&mut report, exit::APP_LOAD, &e.to_string()),
     };
     let (class, multithreaded) = match serving_class(boot.config, &lib) {
         Ok(serving) => serving,
-        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+        Err(e) => return fail(&mut report, exit::APP_LOAD, &e.to_string()),
     };
     if class != boot.config.effective_class() {
         tracing::info!(
@@ -235,7 +239,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
     let flags = RG_REQ_MULTIPROCESS | if multithreaded { RG_REQ_MULTITHREAD } else { 0 };
     let app = match lib.start(boot.id, &boot.config.app_args, flags) {
         Ok(app) => app,
-        Err(e) => return fail(&mut report, EXIT_APP_LOAD, &e.to_string()),
+        Err(e) => return fail(&mut report, exit::APP_LOAD, &e.to_string()),
     };
     // Under --reuse-port each worker listens on sockets of its own; otherwise it shares the master's.
     let own: Vec<Option<Listener>> = match boot
@@ -248,7 +252,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Err(e) => {
             return fail(
                 &mut report,
-                EXIT_BOOT,
+                exit::WORKER_BOOT,
                 &format!("cannot open this worker's listening sockets: {e}"),
             );
         }
@@ -280,7 +284,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
 
     app.shutdown();
     tracing::info!("Worker exiting (pid: {pid})");
-    0
+    exit::OK
 }
 
 /// `--max-requests N` plus a random 0..=J (`--max-requests-jitter`), so that workers started together

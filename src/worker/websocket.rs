@@ -14,14 +14,12 @@
 //! Not here: the frames and the handshake (`http::ws`, `http::upgrade`), epoll (`event::sockets`).
 
 use super::connection::{HIGH_WATER, ReadBuf};
+use crate::app::HostError;
 use crate::app::host::{Exchange, Socket};
 use crate::config::WebSocketSettings;
 use crate::http::ws::{self, Deflater, Event, Kind, Session, State};
 use crate::net::Stream;
-use rustgun_abi::{
-    RG_E_AGAIN, RG_E_CLOSED, RG_E_INVALID, RG_EV_WS_CLOSE, RG_EV_WS_MESSAGE, RG_OK, RG_WS_BINARY, RG_WS_TEXT,
-    RgCall,
-};
+use rustgun_abi::{RG_EV_WS_CLOSE, RG_EV_WS_MESSAGE, RG_OK, RG_WS_BINARY, RG_WS_TEXT, RgCall};
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
@@ -206,33 +204,33 @@ impl Link {
 impl Exchange for Link {}
 
 impl Socket for Link {
-    fn ws_send(&mut self, kind: u32, data: &[u8]) -> Result<(), i32> {
+    fn ws_send(&mut self, kind: u32, data: &[u8]) -> Result<(), HostError> {
         let kind = match kind {
             RG_WS_TEXT if std::str::from_utf8(data).is_ok() => Kind::Text,
             RG_WS_BINARY => Kind::Binary,
-            _ => return Err(RG_E_INVALID),
+            _ => return Err(HostError::Invalid),
         };
         if self.session.state() != State::Open || self.stream.is_none() {
-            return Err(RG_E_CLOSED);
+            return Err(HostError::Closed);
         }
         if self.out.len() >= HIGH_WATER {
             self.owes_writable = true;
-            return Err(RG_E_AGAIN);
+            return Err(HostError::Again);
         }
         DEFLATER
             .with_borrow_mut(|deflater| self.session.send(kind, data, deflater, &mut self.out))
-            .map_err(|_| RG_E_CLOSED)?;
+            .map_err(|_| HostError::Closed)?;
         self.touch();
         Ok(())
     }
 
-    fn ws_close(&mut self, code: u16, reason: &[u8]) -> Result<(), i32> {
-        let reason = std::str::from_utf8(reason).map_err(|_| RG_E_INVALID)?;
+    fn ws_close(&mut self, code: u16, reason: &[u8]) -> Result<(), HostError> {
+        let reason = std::str::from_utf8(reason).map_err(|_| HostError::Invalid)?;
         if !ws::sendable_code(code) || reason.len() > 123 {
-            return Err(RG_E_INVALID);
+            return Err(HostError::Invalid);
         }
         if self.session.state() != State::Open {
-            return Err(RG_E_CLOSED);
+            return Err(HostError::Closed);
         }
         self.start_close(code, reason, Instant::now());
         self.touch();

@@ -3,9 +3,9 @@
 //! sent as the client takes it, like a parked body.
 
 use super::{Call, HIGH_WATER};
+use crate::app::HostError;
 use crate::http::response::Framing;
 use nix::poll::PollFlags;
-use rustgun_abi::{RG_E_CLOSED, RG_E_INVALID, RG_E_IO};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// The rest of a file that `send_file` handed to queued I/O: the server's own descriptor for it (the
@@ -92,7 +92,7 @@ impl Call<'_, '_, '_> {
         file: BorrowedFd<'_>,
         offset: u64,
         len: u64,
-    ) -> Result<Option<u64>, i32> {
+    ) -> Result<Option<u64>, HostError> {
         let mut sent = 0u64;
         while sent < len {
             match self.io.stream.try_send_file(file, offset + sent, len - sent) {
@@ -105,7 +105,7 @@ impl Call<'_, '_, '_> {
                 Ok(None) => {
                     if self.io.wait_on_client(PollFlags::POLLOUT).is_err() {
                         self.io.dead = true;
-                        return Err(RG_E_CLOSED);
+                        return Err(HostError::Closed);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Unsupported && sent == 0 => return Ok(None),
@@ -114,7 +114,7 @@ impl Call<'_, '_, '_> {
                 }
                 Err(_) => {
                     self.io.dead = true;
-                    return Err(RG_E_CLOSED);
+                    return Err(HostError::Closed);
                 }
             }
         }
@@ -123,7 +123,12 @@ impl Call<'_, '_, '_> {
 
     /// Copies `len` bytes of `file` from `offset` into the response through the scratch buffer (TLS,
     /// chunked framing, or a file sendfile(2) cannot read): the count the framing accepted.
-    pub(super) fn copy_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+    pub(super) fn copy_file(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<u64, HostError> {
         let mut scratch = std::mem::take(self.scratch);
         let mut sent = 0u64;
         let result = loop {
@@ -131,12 +136,12 @@ impl Call<'_, '_, '_> {
                 break Ok(sent);
             }
             let want = (len - sent).min(scratch.len() as u64) as usize;
-            let Ok(at) = i64::try_from(offset + sent) else { break Err(RG_E_INVALID) };
+            let Ok(at) = i64::try_from(offset + sent) else { break Err(HostError::Invalid) };
             match nix::sys::uio::pread(file, &mut scratch[..want], at) {
                 Ok(0) => break Ok(sent),
                 Ok(n) => match self.send_body(&scratch[..n]) {
                     Ok(()) => sent += n as u64,
-                    Err(code) => break Err(code),
+                    Err(e) => break Err(e),
                 },
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => break Err(self.file_failed(e)),
@@ -149,25 +154,30 @@ impl Call<'_, '_, '_> {
     /// Takes a file for queued I/O to send as the client takes it (after `handle` returned, with the
     /// rest of the response): the server keeps a descriptor of its own, and the count accepted is what
     /// the file holds from `offset`, up to `len`. A file that cannot be measured is copied now.
-    pub(super) fn hand_over_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, i32> {
+    pub(super) fn hand_over_file(
+        &mut self,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<u64, HostError> {
         let size = match nix::sys::stat::fstat(file.as_raw_fd()) {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => st.st_size as u64,
             _ => return self.copy_file(file, offset, len),
         };
         let len = len.min(size.saturating_sub(offset));
-        let fd = file.try_clone_to_owned().map_err(|_| RG_E_INVALID)?;
+        let fd = file.try_clone_to_owned().map_err(|_| HostError::Invalid)?;
         if len > 0 {
             self.state.file = Some(PendingFile { fd, offset, left: len });
         }
         Ok(len)
     }
 
-    /// A file could not be read: `RG_E_IO` for a read error (the response is cut, so the connection
-    /// closes), `RG_E_INVALID` for a descriptor that is not a readable file.
-    pub(super) fn file_failed(&mut self, e: nix::errno::Errno) -> i32 {
+    /// A file could not be read: `Io` for a read error (the response is cut, so the connection
+    /// closes), `Invalid` for a descriptor that is not a readable file.
+    pub(super) fn file_failed(&mut self, e: nix::errno::Errno) -> HostError {
         use nix::errno::Errno;
         if matches!(e, Errno::EBADF | Errno::EINVAL | Errno::EISDIR | Errno::ESPIPE | Errno::ENXIO) {
-            return RG_E_INVALID;
+            return HostError::Invalid;
         }
         tracing::error!(
             "reading the file of {} {} failed: {e}; closing the connection",
@@ -175,6 +185,6 @@ impl Call<'_, '_, '_> {
             String::from_utf8_lossy(self.head.target())
         );
         self.proto.must_close();
-        RG_E_IO
+        HostError::Io(e.into())
     }
 }

@@ -10,6 +10,7 @@ use crate::sys::scoreboard::Lane;
 use crate::worker::gather::Spool;
 use crate::worker::pace::{self, MinRate, Pace};
 use nix::poll::PollFlags;
+use std::io;
 use std::time::{Duration, Instant};
 
 /// The transport half of a connection: socket, read buffer and output buffer.
@@ -119,32 +120,35 @@ impl<'a> Io<'a> {
         self.dead
     }
 
-    /// Writes all buffered output, waiting for the client as long as it keeps up ([`Io::drain`]).
-    pub(in crate::worker) fn flush(&mut self) -> bool {
-        if !self.dead && !self.out.is_empty() && !self.drain() {
+    /// Writes all buffered output, waiting for the client as long as it keeps up ([`Io::drain`]). An
+    /// error once nothing more can be sent (now or by an earlier write): the output is dropped.
+    pub(in crate::worker) fn flush(&mut self) -> io::Result<()> {
+        if !self.dead
+            && !self.out.is_empty()
+            && let Err(e) = self.drain()
+        {
             self.dead = true;
+            self.out.clear();
+            return Err(e);
         }
         if self.dead {
             self.out.clear();
+            return Err(io::ErrorKind::BrokenPipe.into());
         }
-        !self.dead
+        Ok(())
     }
 
-    /// Writes the whole output buffer, waiting on the client while it keeps up: `false` once it moved
-    /// less than `--min-rate` over a period of waiting ([`Pace`]).
-    pub(in crate::worker) fn drain(&mut self) -> bool {
+    /// Writes the whole output buffer, waiting on the client while it keeps up: `TimedOut` once it
+    /// moved less than `--min-rate` over a period of waiting ([`Pace`]), or the write's error.
+    pub(in crate::worker) fn drain(&mut self) -> io::Result<()> {
         loop {
             let before = self.out.len();
             let wrote = self.stream.write_some(self.out);
             self.moved((before - self.out.len()) as u64);
-            match wrote {
-                Ok(true) => return true,
-                Ok(false) => {}
-                Err(_) => return false,
+            if wrote? {
+                return Ok(());
             }
-            if self.wait_on_client(PollFlags::POLLOUT).is_err() {
-                return false;
-            }
+            self.wait_on_client(PollFlags::POLLOUT).map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
         }
     }
 
@@ -176,9 +180,7 @@ impl<'a> Io<'a> {
     /// Reads request body bytes — into `direct` when given, else into the read buffer — waiting on
     /// the client under the minimum rate (pending output is flushed first).
     pub(in crate::worker) fn read_body(&mut self, mut direct: Option<&mut [u8]>) -> Result<usize, ReadStop> {
-        if !self.flush() {
-            return Err(ReadStop::Failed);
-        }
+        self.flush().map_err(|_| ReadStop::Failed)?;
         loop {
             let got = match direct.as_deref_mut() {
                 Some(buf) => self.stream.try_read(buf),
@@ -201,18 +203,18 @@ impl<'a> Io<'a> {
 
     /// Hands buffered output to the socket now (no delay). Blocking I/O waits until all of it is gone;
     /// queued I/O writes what the socket takes and leaves the rest to the loop, waiting only past
-    /// [`PUSH_CAP`] (logged once per connection, counted in `/metrics`).
-    pub(in crate::worker) fn push(&mut self) -> bool {
+    /// [`PUSH_CAP`] (logged once per connection, counted in `/metrics`). An error as for [`Io::flush`].
+    pub(in crate::worker) fn push(&mut self) -> io::Result<()> {
         if !self.queued || self.dead {
             return self.flush();
         }
         let before = self.out.len();
         let wrote = self.stream.write_some(self.out);
         self.transferred += (before - self.out.len()) as u64;
-        if wrote.is_err() {
+        if let Err(e) = wrote {
             self.dead = true;
             self.out.clear();
-            return false;
+            return Err(e);
         }
         if self.out.len() > PUSH_CAP {
             if let Some(lane) = self.beat {
@@ -221,7 +223,7 @@ impl<'a> Io<'a> {
             tracing::debug!("a pushed response outgrew the event loop's queue; waiting for the client");
             return self.flush();
         }
-        true
+        Ok(())
     }
 
     /// Reads more bytes into the read buffer, flushing pending output first (never wait on the
@@ -231,9 +233,7 @@ impl<'a> Io<'a> {
         deadline: Instant,
         stop: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> Result<usize, ReadStop> {
-        if !self.flush() {
-            return Err(ReadStop::Failed);
-        }
+        self.flush().map_err(|_| ReadStop::Failed)?;
         loop {
             match self.stream.try_read(self.rbuf.spare()) {
                 Ok(Some(0)) => return Err(ReadStop::Eof),
@@ -270,7 +270,7 @@ impl<'a> Io<'a> {
     /// Closes gracefully: flush, and if the client may still be sending, half-close and read a little
     /// so that the kernel does not answer its bytes with a reset that destroys our response.
     pub(in crate::worker) fn close(mut self, client_may_send: bool) {
-        if !self.flush() {
+        if self.flush().is_err() {
             return;
         }
         if client_may_send || !self.rbuf.is_empty() {

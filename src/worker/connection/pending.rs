@@ -13,10 +13,10 @@
 //!
 //! Not here: epoll and the events' delivery (`event`), the response rules (`Call`).
 
-use super::record::{record_head, record_trailers};
-use super::{Call, CallState, HIGH_WATER, Io, Parked, Reply, Shared};
-use crate::app::ConnInfo;
+use super::record::{NO_HEAD, record_head, record_trailers};
+use super::{Call, CallState, HIGH_WATER, Io, NOT_WEBSOCKET, Parked, Reply, Shared};
 use crate::app::host::{Exchange, Socket};
+use crate::app::{ConnInfo, HostError};
 use crate::http;
 use crate::http::conn::After;
 use crate::http::parse::RequestHead;
@@ -25,7 +25,7 @@ use crate::http::upgrade::Opening;
 use crate::worker::Context;
 use crate::worker::gather::Spool;
 use crate::worker::websocket::Link;
-use rustgun_abi::{RG_E_AGAIN, RG_E_INVALID, RG_E_IO, RG_E_STATE, RgCall, RgHeader, RgStr};
+use rustgun_abi::{RgCall, RgHeader, RgStr};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -77,6 +77,9 @@ pub struct Pending {
     owes_readable: bool,
 }
 
+/// A host call on a pending call the app completed already.
+const COMPLETED: HostError = HostError::State("the call is complete");
+
 /// What [`advance`] left the exchange in.
 pub enum Advanced {
     /// Still the app's: `readable` when an owed `RG_EV_READABLE` can be delivered now.
@@ -122,7 +125,7 @@ impl Pending {
 }
 
 impl Exchange for Pending {
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, HostError> {
         if self.read < self.inbox.len() {
             let n = buf.len().min(self.inbox.len() - self.read);
             buf[..n].copy_from_slice(&self.inbox[self.read..self.read + n]);
@@ -131,11 +134,11 @@ impl Exchange for Pending {
         }
         match self.body_end {
             Some(Ok(())) => Ok(0),
-            Some(Err(())) => Err(RG_E_IO),
+            Some(Err(())) => Err(HostError::Body),
             None => {
                 self.owes_readable = true;
                 self.touch();
-                Err(RG_E_AGAIN)
+                Err(HostError::Again)
             }
         }
     }
@@ -146,36 +149,42 @@ impl Exchange for Pending {
         reason: &[u8],
         headers: &[RgHeader],
         replace: bool,
-    ) -> Result<(), i32> {
-        if self.writing || self.completed.is_some() {
-            return Err(RG_E_STATE);
+    ) -> Result<(), HostError> {
+        if self.completed.is_some() {
+            return Err(COMPLETED);
+        }
+        if self.writing {
+            return Err(HostError::State("the body has started"));
         }
         record_head(&mut self.state.reply, &mut self.resp, &self.head, (status, reason, headers), replace)?;
         self.touch();
         Ok(())
     }
 
-    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
+    fn accept_websocket(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), HostError> {
         self.accept(subprotocol, headers)
     }
 
-    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), i32> {
+    fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), HostError> {
         if self.completed.is_some() {
-            return Err(RG_E_STATE);
+            return Err(COMPLETED);
         }
         record_trailers(&self.state.reply, &mut self.resp, headers)
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<(), i32> {
-        if matches!(self.state.reply, Reply::None) || self.completed.is_some() {
-            return Err(RG_E_STATE);
+    fn write(&mut self, data: &[u8]) -> Result<(), HostError> {
+        if matches!(self.state.reply, Reply::None) {
+            return Err(NO_HEAD);
+        }
+        if self.completed.is_some() {
+            return Err(COMPLETED);
         }
         if data.is_empty() {
             return Ok(());
         }
         if self.queued + self.outbox.len() >= HIGH_WATER {
             self.owes_writable = true;
-            return Err(RG_E_AGAIN);
+            return Err(HostError::Again);
         }
         self.outbox.extend_from_slice(data);
         self.writing = true;
@@ -186,13 +195,13 @@ impl Exchange for Pending {
 
 impl Pending {
     /// `accept_websocket` on a pending call: checked now, applied by the loop ([`advance`]).
-    fn accept(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), i32> {
+    fn accept(&mut self, subprotocol: &[u8], headers: &[RgHeader]) -> Result<(), HostError> {
         if self.writing || self.completed.is_some() || !matches!(self.state.reply, Reply::None) {
-            return Err(RG_E_STATE);
+            return Err(HostError::State("a response is under way"));
         }
-        let opening = Opening::read(&self.head).ok_or(RG_E_STATE)?;
+        let opening = Opening::read(&self.head).ok_or(NOT_WEBSOCKET)?;
         if !subprotocol.is_empty() && !opening.offers_subprotocol(subprotocol) {
-            return Err(RG_E_INVALID);
+            return Err(HostError::Invalid);
         }
         // Copied: the upgrade is answered after this call.
         let headers = crate::app::host::lent_pairs(headers).map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
@@ -229,7 +238,7 @@ impl Call<'_, '_, '_> {
             match self.read_body(&mut scratch[..want]) {
                 Ok(0) => break Some(Ok(())),
                 Ok(n) => inbox.extend_from_slice(&scratch[..n]),
-                Err(RG_E_AGAIN) => break None,
+                Err(HostError::Again) => break None,
                 Err(_) => break Some(Err(())),
             }
         };

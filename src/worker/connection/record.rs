@@ -2,10 +2,11 @@
 //! trailers. Not here: sending them (the exchange, through `http::conn`).
 
 use super::Reply;
+use crate::app::HostError;
 use crate::app::host::lent_pairs;
 use crate::http::parse::RequestHead;
 use crate::http::response::ResponseHead;
-use rustgun_abi::{RG_E_INVALID, RG_E_STATE, RgHeader};
+use rustgun_abi::RgHeader;
 
 /// `start_response`'s rules (ABI): a head may be recorded once, and replaced once (`replace`) until
 /// the body starts; an invalid one is refused and leaves no head.
@@ -15,11 +16,13 @@ pub(super) fn record_head(
     head: &RequestHead,
     (status, reason, headers): (u32, &[u8], &[RgHeader]),
     replace: bool,
-) -> Result<(), i32> {
+) -> Result<(), HostError> {
     match *reply {
-        Reply::Streaming => return Err(RG_E_STATE),
-        Reply::Recorded { replaced: true } => return Err(RG_E_STATE),
-        Reply::Recorded { replaced: false } if !replace => return Err(RG_E_STATE),
+        Reply::Streaming => return Err(HostError::State("the body has started")),
+        Reply::Recorded { replaced: true } => return Err(HostError::State("the head was replaced once")),
+        Reply::Recorded { replaced: false } if !replace => {
+            return Err(HostError::State("a head is recorded and this does not replace it"));
+        }
         Reply::Recorded { .. } | Reply::None => {}
     }
     let replaced = matches!(reply, Reply::Recorded { .. });
@@ -35,10 +38,13 @@ pub(super) fn record_head(
                 String::from_utf8_lossy(head.target())
             );
             *reply = Reply::None;
-            Err(RG_E_INVALID)
+            Err(HostError::Invalid)
         }
     }
 }
+
+/// Body bytes, a file or trailers before `start_response`.
+pub(super) const NO_HEAD: HostError = HostError::State("no response head is recorded");
 
 /// `trailers`' rules (ABI): once a head is recorded, fields a trailer may carry add to the
 /// response's trailers; the connection sends them if the request takes them.
@@ -46,9 +52,9 @@ pub(super) fn record_trailers(
     reply: &Reply,
     resp: &mut ResponseHead,
     headers: &[RgHeader],
-) -> Result<(), i32> {
+) -> Result<(), HostError> {
     if matches!(reply, Reply::None) {
-        return Err(RG_E_STATE);
+        return Err(NO_HEAD);
     }
-    resp.add_trailers(lent_pairs(headers)).map_err(|_| RG_E_INVALID)
+    resp.add_trailers(lent_pairs(headers)).map_err(|_| HostError::Invalid)
 }

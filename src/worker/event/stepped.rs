@@ -6,8 +6,9 @@
 //!
 //! Not here: what a step does ([`Loop::turn`]).
 
+use crate::app::HostError;
 use nix::sys::epoll::EpollEvent;
-use rustgun_abi::{RG_E_STATE, RG_LOOP_DONE, RgLoop};
+use rustgun_abi::{RG_LOOP_DONE, RgLoop};
 use std::ffi::c_void;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -51,7 +52,7 @@ impl Loop<'_, '_> {
 unsafe extern "C" fn step(host: *mut c_void) -> i32 {
     // A step from inside `handle` or `on_event` would re-enter the loop that is calling the app.
     if crate::app::wake::is_dispatching() {
-        return RG_E_STATE;
+        return HostError::State("a step from inside handle or on_event").code();
     }
     // SAFETY: `host` is the `Host` that `serve_async` lent the app for the length of `run`, and it is
     // used on this thread only (the app calls `step` from its loop, which runs on the worker's thread),
