@@ -17,11 +17,13 @@ mod cut;
 mod fields;
 mod framing;
 mod half_close;
+mod peer;
 mod request_line;
 mod timeouts;
 
-use crate::support::{PeerQueue, Response, Server, WAIT};
+use crate::support::{Response, Server, WAIT};
 use cut::Cut;
+use peer::PeerQueue;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
