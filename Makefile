@@ -9,7 +9,7 @@ BIND ?= 127.0.0.1:8000
 # makes the tests' virtual environment target/pyenv from it.
 export PYO3_PYTHON ?= python3
 
-.PHONY: all build run setup test fmt lint clean bench bench-protocol
+.PHONY: all build run setup wheel test fmt lint clean bench bench-protocol
 
 all: build
 
@@ -30,8 +30,14 @@ run:
 setup:
 	@bash scripts/setup
 
-# The integration suite runs once per worker class. Set-up first: the build links libpython.
+# The rustgun wheel (`pip install target/wheels/rustgun-*.whl`): the binary and the Python bridges.
+wheel: setup
+	@bash scripts/wheel
+
+# The integration suite runs once per worker class. Set-up first: the build links libpython; the
+# wheel test installs the wheel.
 test: setup
+	@$(MAKE) --no-print-directory wheel
 	@$(MAKE) --no-print-directory build
 	$(CARGO) test --release --workspace
 	RUSTGUN_TEST_WORKER_CLASS=threads $(CARGO) test --release --test integration

@@ -22,18 +22,25 @@ use std::time::Duration;
 
 /// rustgun: a pre-fork HTTP/1.1 server for apps built as shared libraries.
 ///
-/// APP is `PATH[:SYMBOL]`, the app library and the descriptor symbol it exports (default `app`).
-/// Arguments after `--` are passed to the app's init.
+/// APP is `PATH[:SYMBOL]`, the app library and the descriptor symbol it exports (default `app`), or a
+/// Python app's `MODULE[:CALLABLE]`, served through the bundled bridge. Arguments after `--` are
+/// passed to the app's init (to the bridge, for a Python app).
 #[derive(Parser, Debug, Clone)]
 #[command(name = "rustgun", version, about, long_about = None)]
 pub struct Config {
-    /// The app: PATH[:SYMBOL], e.g. ./libmyapp.so:app
+    /// The app: a library's PATH[:SYMBOL] (./libmyapp.so:app) or a Python MODULE[:CALLABLE]
+    /// (myproject.wsgi:application, main:app)
     #[arg(value_name = "APP", index = 1)]
     pub app: AppRef,
 
     /// Arguments passed to the app's init (after `--`).
     #[arg(last = true, value_name = "APP_ARGS", index = 2)]
     pub app_args: Vec<String>,
+
+    /// How a Python app named by its module is served: auto (WSGI or ASGI, as the callable shows,
+    /// which imports it once before start), wsgi or asgi (uvicorn's --interface).
+    #[arg(long = "interface", value_enum, default_value = "auto")]
+    pub interface: crate::app::python::Interface,
 
     /// Where to listen: HOST:PORT, [V6]:PORT, unix:PATH or fd://N. Repeatable.
     #[arg(short = 'b', long = "bind", value_name = "ADDRESS", default_value = "127.0.0.1:8000")]

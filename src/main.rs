@@ -14,6 +14,11 @@ fn main() {
     let mut config = match config::load(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::CommandLine(e)) => e.exit(),
+        // The app named does not import (or cannot be served): gunicorn's app-load status.
+        Err(e @ ConfigError::PythonApp(_)) => {
+            eprintln!("rustgun: {e}");
+            std::process::exit(exit::APP_LOAD);
+        }
         Err(e) => {
             eprintln!("rustgun: {e}");
             std::process::exit(exit::CONFIG);

@@ -15,15 +15,17 @@ use std::path::PathBuf;
 pub struct AppRef {
     pub path: PathBuf,
     pub symbol: String,
+    /// The symbol was written out (`PATH:SYMBOL`), not defaulted.
+    pub symbol_given: bool,
 }
 
 impl std::str::FromStr for AppRef {
     type Err = String;
 
     fn from_str(s: &str) -> Result<AppRef, String> {
-        let (path, symbol) = match s.rsplit_once(':') {
-            Some((path, symbol)) if !symbol.contains('/') => (path, symbol),
-            _ => (s, "app"),
+        let (path, symbol, symbol_given) = match s.rsplit_once(':') {
+            Some((path, symbol)) if !symbol.contains('/') => (path, symbol, true),
+            _ => (s, "app", false),
         };
         if path.is_empty() {
             return Err(format!("app reference {s:?} has no library path"));
@@ -31,7 +33,7 @@ impl std::str::FromStr for AppRef {
         if symbol.is_empty() {
             return Err(format!("app reference {s:?} has an empty symbol"));
         }
-        Ok(AppRef { path: PathBuf::from(path), symbol: symbol.to_string() })
+        Ok(AppRef { path: PathBuf::from(path), symbol: symbol.to_string(), symbol_given })
     }
 }
 

@@ -10,6 +10,7 @@ mod environ;
 pub mod error;
 pub mod host;
 pub mod load;
+pub mod python;
 pub mod view;
 pub mod wake;
 

@@ -13,6 +13,7 @@
 //! prints the effective settings as a file [`load`] reads back to the same configuration.
 
 use super::Config;
+use crate::app::python::{Interface, PythonApp, PythonAppError};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
 use std::ffi::{OsStr, OsString};
@@ -47,6 +48,8 @@ pub enum ConfigError {
     BadValue { file: PathBuf, key: String, message: String },
     /// Settings that are fine one by one but not together (e.g. `proxy-protocol` with `certfile`).
     Conflict { message: String },
+    /// A Python app named by its module that cannot be served: no bridge, or it does not import.
+    PythonApp(PythonAppError),
 }
 
 impl fmt::Display for ConfigError {
@@ -76,6 +79,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "config file {}: key `{key}`: {message}", file.display())
             }
             ConfigError::Conflict { message } => write!(f, "{message}"),
+            ConfigError::PythonApp(e) => write!(f, "{e}"),
         }
     }
 }
@@ -144,6 +148,18 @@ where
         }
     })?;
     let mut config = Config::from_arg_matches(&matches).map_err(ConfigError::CommandLine)?;
+    if let Some(python) = PythonApp::named(&config.app) {
+        let dir = start_dir().join(config.chdir.as_deref().unwrap_or(Path::new(".")));
+        let (interface, app, args) =
+            python.resolve(config.interface, &config.app_args, &dir).map_err(ConfigError::PythonApp)?;
+        (config.app, config.app_args) = (app, args);
+        // An ASGI app runs on the event loop: that is its class unless one was asked for.
+        if interface == Interface::Asgi
+            && matches.value_source("worker_class") != Some(ValueSource::CommandLine)
+        {
+            config.worker_class = super::WorkerClass::Event;
+        }
+    }
     config.config = file;
     config.effective = merged;
     config.resolve_identity().map_err(|e| ConfigError::Conflict { message: e.to_string() })?;

@@ -33,6 +33,7 @@ mod supervision;
 mod systemd;
 mod tls;
 mod websockets;
+mod wheel;
 mod worker_classes;
 mod workers;
 mod wsgi;

@@ -67,11 +67,16 @@ pub struct Bare {
 impl Bare {
     /// Starts `rustgun ARGS…` with `WEB_CONCURRENCY` removed, then `env` applied.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Bare {
+        Bare::spawn_in(Command::new(env!("CARGO_BIN_EXE_rustgun")), args, env)
+    }
+
+    /// [`Bare::spawn`] with another program (an installed `rustgun`) or working directory, as `cmd`
+    /// says; `VIRTUAL_ENV` is removed too, so the program finds its environment by itself.
+    pub fn spawn_in(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Bare {
         use std::os::unix::process::CommandExt;
         let dir = TempDir::new("bare");
         let log = dir.join("stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustgun"));
-        cmd.args(args).env_remove("WEB_CONCURRENCY");
+        cmd.args(args).env_remove("WEB_CONCURRENCY").env_remove("VIRTUAL_ENV");
         for (k, v) in env {
             cmd.env(k, v);
         }

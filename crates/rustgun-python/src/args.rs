@@ -10,6 +10,9 @@ pub struct Options {
     pub spec: String,
     /// `--factory` (uvicorn's): the callable the spec names is a factory, called with no arguments.
     pub factory: bool,
+    /// `--venv DIR`: the virtual environment whose packages the app imports (else `VIRTUAL_ENV`). The
+    /// server passes it when it runs from a venv's `bin` (`pip install rustgun`).
+    pub venv: Option<String>,
     /// The bridge's own options with their values (`--name value` or `--name=value`), in order.
     pub values: Vec<(&'static str, String)>,
 }
@@ -33,7 +36,7 @@ pub struct Bridge {
 /// Parses the bridge's arguments; the error is one line ending in the usage.
 pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
     let usage = format!(
-        "usage: rustgun {}:app [SERVER OPTIONS] -- [--pythonpath DIR]... [--factory] MODULE[:CALLABLE | :FACTORY(ARGS)]",
+        "usage: rustgun {}:app [SERVER OPTIONS] -- [--pythonpath DIR]... [--venv DIR] [--factory] MODULE[:CALLABLE | :FACTORY(ARGS)]",
         bridge.library
     );
     let usage = usage.as_str();
@@ -41,6 +44,7 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
     let mut values = Vec::new();
     let mut spec = None;
     let mut factory = false;
+    let mut venv = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--factory" {
@@ -57,6 +61,14 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
         };
         if let Some(value) = value {
             pythonpath.extend(value.split(',').filter(|p| !p.is_empty()).map(str::to_string));
+            continue;
+        }
+        if arg == "--venv" {
+            venv = Some(it.next().ok_or_else(|| format!("--venv needs a directory; {usage}"))?.clone());
+            continue;
+        }
+        if let Some(dir) = arg.strip_prefix("--venv=") {
+            venv = Some(dir.to_string());
             continue;
         }
         if let Some(name) = bridge.options.iter().find(|n| arg == *n || arg.starts_with(&format!("{n}="))) {
@@ -76,7 +88,7 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
         spec = Some(arg.clone());
     }
     match spec {
-        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, factory, values }),
+        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, factory, venv, values }),
         _ => Err(format!("no {} app given; {usage}", bridge.kind)),
     }
 }
@@ -109,6 +121,13 @@ mod tests {
         assert_eq!(o.spec, "m:create_app('x')");
         assert!(!o.factory);
         assert!(parse_wsgi(&args(&["--factory", "m:create_app"])).unwrap().factory);
+    }
+
+    #[test]
+    fn venv_names_the_environment_in_both_spellings() {
+        assert_eq!(parse_wsgi(&args(&["--venv", "/v", "m:app"])).unwrap().venv.as_deref(), Some("/v"));
+        assert_eq!(parse_wsgi(&args(&["--venv=/w", "m:app"])).unwrap().venv.as_deref(), Some("/w"));
+        assert!(parse_wsgi(&args(&["--venv"])).unwrap_err().contains("needs a directory"));
     }
 
     #[test]

@@ -126,13 +126,13 @@ pub fn describe(py: Python<'_>, e: &PyErr) -> String {
         .unwrap_or_else(|_| e.to_string().replace('\n', " "))
 }
 
-/// Sets up `sys.path` (the working directory, `--pythonpath`, `VIRTUAL_ENV`) and imports the app
+/// Sets up `sys.path` (the working directory, `--pythonpath`, `--venv` or else `VIRTUAL_ENV`) and imports the app
 /// `opts` names. A failure is logged with its traceback and returned as the one-line boot error
 /// (`cannot load KIND app SPEC: ExcType: message`).
 pub fn load_app<'py>(py: Python<'py>, opts: &args::Options, kind: &str) -> Result<Bound<'py, PyAny>, String> {
     let fail = |e: PyErr| format!("cannot start the {kind} bridge: {}", describe(py, &e));
     let embed = embed(py).map_err(fail)?;
-    let venv = std::env::var("VIRTUAL_ENV").ok().filter(|v| !v.is_empty());
+    let venv = opts.venv.clone().or_else(|| std::env::var("VIRTUAL_ENV").ok()).filter(|v| !v.is_empty());
     embed.call_method1("setup_path", (opts.pythonpath.clone(), venv)).map_err(fail)?;
     embed.call_method1("load", (opts.spec.as_str(), opts.factory)).map_err(|e| {
         // The traceback goes to the log; the one-line reason becomes the server's boot error.
