@@ -4,6 +4,7 @@
 //! sockets, processes and limits happens in `arbiter` and `worker`. Where the values come from — the
 //! command line, `RUSTGUN_CMD_ARGS`, a TOML file — and which wins is [`sources`]; start with [`load`].
 
+pub mod compat;
 mod sources;
 
 pub use sources::{ConfigError, ENV_ARGS, load, start_dir};
@@ -26,8 +27,16 @@ use std::time::Duration;
 /// Python app's `MODULE[:CALLABLE]`, served through the bundled bridge. Arguments after `--` are
 /// passed to the app's init (to the bridge, for a Python app).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "rustgun", version, about, long_about = None)]
+#[command(name = "rustgun", version, about, long_about = None, disable_version_flag = true)]
 pub struct Config {
+    /// Print the version (gunicorn's -v, clap's -V).
+    #[arg(short = 'v', short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+
+    /// gunicorn's options beyond rustgun's own ([`compat`]).
+    #[command(flatten)]
+    pub gunicorn: compat::Gunicorn,
+
     /// The app: a library's PATH[:SYMBOL] (./libmyapp.so:app) or a Python MODULE[:CALLABLE]
     /// (myproject.wsgi:application, main:app)
     #[arg(value_name = "APP", index = 1)]
@@ -46,6 +55,22 @@ pub struct Config {
     #[arg(short = 'b', long = "bind", value_name = "ADDRESS", default_value = "127.0.0.1:8000")]
     pub bind: Vec<BindAddr>,
 
+    /// uvicorn's --host: listen on this host (with --port, default 8000) instead of --bind.
+    #[arg(long = "host", value_name = "HOST", conflicts_with = "bind")]
+    pub host: Option<String>,
+
+    /// uvicorn's --port: listen on this port (of --host, default 127.0.0.1) instead of --bind.
+    #[arg(long = "port", value_name = "PORT", conflicts_with = "bind")]
+    pub port: Option<u16>,
+
+    /// uvicorn's --uds: listen on this unix socket instead of --bind (unix:PATH).
+    #[arg(long = "uds", value_name = "PATH", conflicts_with_all = ["bind", "host", "port"])]
+    pub uds: Option<PathBuf>,
+
+    /// uvicorn's --fd: listen on this inherited descriptor instead of --bind (fd://N).
+    #[arg(long = "fd", value_name = "FD", conflicts_with_all = ["bind", "host", "port", "uds"])]
+    pub fd: Option<i32>,
+
     /// Number of worker processes.
     #[arg(short = 'w', long, env = "WEB_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub workers: u32,
@@ -55,7 +80,7 @@ pub struct Config {
     pub backlog: i32,
 
     /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long = "keep-alive", visible_alias = "keepalive", default_value_t = 2)]
+    #[arg(long = "keep-alive", visible_aliases = ["keepalive", "timeout-keep-alive"], default_value_t = 2)]
     pub keep_alive: u64,
 
     /// Seconds workers get to finish in-flight requests on a graceful stop before they are killed.
@@ -69,7 +94,7 @@ pub struct Config {
     pub timeout: u64,
 
     /// A worker retires gracefully (and is replaced) after this many requests; 0 = never.
-    #[arg(long = "max-requests", default_value_t = 0)]
+    #[arg(long = "max-requests", visible_alias = "limit-max-requests", default_value_t = 0)]
     pub max_requests: u64,
 
     /// Up to this many more requests, drawn at random per worker, so workers do not all retire at once.
@@ -134,7 +159,7 @@ pub struct Config {
 
     /// Largest WebSocket message in bytes, after decompression; a larger one closes the WebSocket
     /// with 1009 (gunicorn's --websocket-max-message-size).
-    #[arg(long = "websocket-max-message-size", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(125..=1 << 30))]
+    #[arg(long = "websocket-max-message-size", visible_alias = "ws-max-size", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(125..=1 << 30))]
     pub websocket_max_message_size: u64,
 
     /// Whether WebSockets may negotiate permessage-deflate (RFC 7692) when the client offers it
@@ -166,15 +191,42 @@ pub struct Config {
     )]
     pub forwarded_allow_ips: TrustList,
 
-    /// Where the app is mounted: the request path must start with it; it becomes SCRIPT_NAME and is
-    /// taken off PATH_INFO (uvicorn's --root-path; gunicorn takes it from SCRIPT_NAME).
+    /// Where the app is mounted. WSGI: the request path must start with it; it becomes SCRIPT_NAME and
+    /// is taken off PATH_INFO (gunicorn takes it from SCRIPT_NAME). ASGI: the scope's root_path, as
+    /// uvicorn's --root-path.
     #[arg(long = "root-path", value_name = "PATH", env = "SCRIPT_NAME", default_value = "")]
     pub root_path: String,
 
-    /// Every connection must start with a PROXY protocol header (v1 or v2) naming the client. Not
+    /// uvicorn's --proxy-headers: proxy headers from --forwarded-allow-ips peers are believed (the
+    /// default).
+    #[arg(long = "proxy-headers", conflicts_with = "no_proxy_headers")]
+    pub proxy_headers: bool,
+
+    /// uvicorn's --no-proxy-headers: no peer's proxy headers are believed, whatever
+    /// --forwarded-allow-ips says.
+    #[arg(long = "no-proxy-headers")]
+    pub no_proxy_headers: bool,
+
+    /// uvicorn's --factory, for a Python app: the callable named is a factory, called for the app.
+    #[arg(long = "factory")]
+    pub factory: bool,
+
+    /// uvicorn's --lifespan, for an ASGI app: auto, on or off (the bridge's --asgi-lifespan).
+    #[arg(long = "lifespan", value_name = "MODE", value_parser = ["auto", "on", "off"])]
+    pub lifespan: Option<String>,
+
+    /// Every connection must start with a PROXY protocol header naming the client; gunicorn's values
+    /// auto (the default when none is given), v1 or v2 are taken, and either version is read. Not
     /// with --certfile yet: the header precedes the TLS handshake, which starts at accept.
-    #[arg(long = "proxy-protocol", conflicts_with = "certfile")]
-    pub proxy_protocol: bool,
+    #[arg(
+        long = "proxy-protocol",
+        value_name = "VERSION",
+        num_args = 0..=1,
+        default_missing_value = "auto",
+        value_parser = ["auto", "v1", "v2"],
+        conflicts_with = "certfile"
+    )]
+    pub proxy_protocol: Option<String>,
 
     /// Peers allowed to send a PROXY protocol header (others get 403): IPs, CIDR networks or `*`.
     #[arg(
@@ -196,7 +248,7 @@ pub struct Config {
     pub threads: u32,
 
     /// Most simultaneous connections per `event` worker; beyond it the worker stops accepting.
-    #[arg(long = "worker-connections", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long = "worker-connections", visible_alias = "limit-concurrency", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub worker_connections: u32,
 
     /// Give each worker its own SO_REUSEPORT listening socket instead of sharing the master's.
@@ -261,20 +313,20 @@ pub struct Config {
     effective: Vec<OsString>,
 
     /// TLS certificate chain (PEM, leaf first). With it, every listener serves HTTPS only.
-    #[arg(long = "certfile", value_name = "FILE")]
+    #[arg(long = "certfile", visible_alias = "ssl-certfile", value_name = "FILE")]
     pub certfile: Option<PathBuf>,
 
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1); by default read from --certfile.
-    #[arg(long = "keyfile", value_name = "FILE")]
+    #[arg(long = "keyfile", visible_alias = "ssl-keyfile", value_name = "FILE")]
     pub keyfile: Option<PathBuf>,
 
     /// CA certificates (PEM) that client certificates must chain to.
-    #[arg(long = "ca-certs", value_name = "FILE")]
+    #[arg(long = "ca-certs", visible_alias = "ssl-ca-certs", value_name = "FILE")]
     pub ca_certs: Option<PathBuf>,
 
     /// Client certificates: none (0), optional (1: verified when sent) or required (2); with
     /// optional or required, --ca-certs is needed.
-    #[arg(long = "cert-reqs", value_name = "REQS", default_value = "none")]
+    #[arg(long = "cert-reqs", visible_alias = "ssl-cert-reqs", value_name = "REQS", default_value = "none")]
     pub cert_reqs: CertReqs,
 
     /// The TLS configuration [`Config::load_tls`] built from the four options above.
@@ -284,6 +336,14 @@ pub struct Config {
     /// The access log file (`-` = stdout). Off unless given.
     #[arg(long = "access-logfile", value_name = "FILE")]
     pub access_logfile: Option<String>,
+
+    /// uvicorn's --access-log: the access log on stdout, unless --access-logfile names a file.
+    #[arg(long = "access-log", conflicts_with = "no_access_log")]
+    pub access_log: bool,
+
+    /// uvicorn's --no-access-log: no access log, whatever --access-logfile says.
+    #[arg(long = "no-access-log")]
+    pub no_access_log: bool,
 
     /// The access log format, with gunicorn's atoms.
     #[arg(
@@ -309,10 +369,22 @@ pub enum HeaderMapArg {
     Dangerous,
 }
 
+/// `-k`: rustgun's three classes, and gunicorn's names for what they do (an ASGI worker's class is
+/// the event loop; the interface follows the app, `--interface`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum WorkerClass {
     Sync,
+    #[value(alias = "gthread")]
     Threads,
+    #[value(aliases = [
+        "gevent",
+        "eventlet",
+        "tornado",
+        "asgi",
+        "uvicorn.workers.UvicornWorker",
+        "uvicorn.workers.UvicornH11Worker",
+        "uvicorn_worker.UvicornWorker",
+    ])]
     Event,
 }
 
@@ -328,6 +400,8 @@ impl WorkerClass {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
+    /// uvicorn's `trace` is the most it logs: here, `debug`.
+    #[value(alias = "trace")]
     Debug,
     Info,
     Warning,
@@ -350,6 +424,8 @@ pub struct Settings {
     pub forwarded_allow_ips: TrustList,
     /// `--root-path` without its trailing `/`: the SCRIPT_NAME every request path must start with.
     pub root_path: Vec<u8>,
+    /// Files may go out by sendfile(2) (gunicorn's `--no-sendfile` says no).
+    pub sendfile: bool,
     /// `--proxy-protocol`: every connection starts with a PROXY header.
     pub proxy_protocol: bool,
     /// `--proxy-allow-ips`: who may send one.
@@ -409,6 +485,38 @@ impl Config {
     /// Fills [`Config::identity`] from `--user` and `--group`.
     fn resolve_identity(&mut self) -> Result<(), PrivilegeError> {
         self.identity = Identity::resolve(self.user.as_ref(), self.group.as_ref())?;
+        Ok(())
+    }
+
+    /// Folds uvicorn's spellings into the settings they mean: `--host`/`--port`, `--uds` and `--fd`
+    /// into the listener, `--no-proxy-headers` into trusting nobody, `--access-log` and
+    /// `--no-access-log` into the access log.
+    pub(crate) fn apply_uvicorn_spellings(&mut self) -> Result<(), String> {
+        let listen = match (&self.host, self.port, &self.uds, self.fd) {
+            (_, _, Some(path), _) => Some(format!("unix:{}", path.display())),
+            (_, _, _, Some(fd)) => Some(format!("fd://{fd}")),
+            (None, None, ..) => None,
+            (host, port, ..) => {
+                let host = host.as_deref().unwrap_or("127.0.0.1");
+                let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+                Some(format!("{host}:{}", port.unwrap_or(8000)))
+            }
+        };
+        if let Some(listen) = listen {
+            self.bind = vec![listen.parse().map_err(|e| format!("--host/--port/--uds/--fd {listen}: {e}"))?];
+        }
+        if self.no_proxy_headers {
+            self.forwarded_allow_ips = TrustList::Nobody;
+        }
+        // gunicorn's -R: a Python worker's output is not held back in its buffers.
+        if self.gunicorn.enable_stdio_inheritance && !self.env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
+            self.env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+        }
+        if self.no_access_log {
+            self.access_logfile = None;
+        } else if self.access_log && self.access_logfile.is_none() {
+            self.access_logfile = Some("-".to_string());
+        }
         Ok(())
     }
 
@@ -482,7 +590,8 @@ impl Config {
             },
             forwarded_allow_ips: self.forwarded_allow_ips.clone(),
             root_path: self.root_path.trim_end_matches('/').as_bytes().to_vec(),
-            proxy_protocol: self.proxy_protocol,
+            sendfile: !self.gunicorn.no_sendfile,
+            proxy_protocol: self.proxy_protocol.is_some(),
             proxy_allow_ips: self.proxy_allow_ips.clone(),
             tls: self.tls.clone(),
             websocket: WebSocketSettings {
@@ -493,5 +602,45 @@ impl Config {
                 deflate: self.ws_per_message_deflate,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(args: &[&str]) -> Config {
+        let argv = ["rustgun"].iter().chain(args).chain(&["libx.so"]);
+        let mut config = <Config as Parser>::try_parse_from(argv).expect("a valid command line");
+        config.apply_uvicorn_spellings().expect("spellings that fold");
+        config
+    }
+
+    fn binds(config: &Config) -> Vec<String> {
+        config.bind.iter().map(|b| b.to_string()).collect()
+    }
+
+    #[test]
+    fn uvicorns_listener_spellings_become_the_bind() {
+        assert_eq!(binds(&folded(&["--host", "0.0.0.0", "--port", "9000"])), ["0.0.0.0:9000"]);
+        assert_eq!(binds(&folded(&["--port", "9001"])), ["127.0.0.1:9001"]);
+        assert_eq!(binds(&folded(&["--host", "::1"])), ["[::1]:8000"]);
+        assert_eq!(binds(&folded(&["--uds", "/run/app.sock"])), ["unix:/run/app.sock"]);
+        assert_eq!(binds(&folded(&["--fd", "3"])), ["fd://3"]);
+        assert_eq!(binds(&folded(&[])), ["127.0.0.1:8000"], "--bind's default stays");
+        let argv = ["rustgun", "--bind", "127.0.0.1:1", "--port", "2", "libx.so"];
+        assert!(<Config as Parser>::try_parse_from(argv).is_err(), "--bind or --host/--port, not both");
+    }
+
+    #[test]
+    fn uvicorns_proxy_and_access_log_switches_fold_in() {
+        assert_eq!(folded(&["--no-proxy-headers"]).forwarded_allow_ips, TrustList::Nobody);
+        assert_eq!(folded(&["--access-log"]).access_logfile.as_deref(), Some("-"));
+        assert_eq!(
+            folded(&["--access-log", "--access-logfile", "a.log"]).access_logfile.as_deref(),
+            Some("a.log")
+        );
+        assert_eq!(folded(&["--no-access-log", "--access-logfile", "a.log"]).access_logfile, None);
+        assert_eq!(folded(&["--log-level", "trace"]).log_level, LogLevel::Debug);
     }
 }

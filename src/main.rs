@@ -57,6 +57,16 @@ fn main() {
         }
         std::process::exit(exit::FAILED);
     }
+    if let Some(host) = &config.gunicorn.statsd_host {
+        match rustgun::logging::statsd::Statsd::open(
+            host,
+            &config.gunicorn.statsd_prefix,
+            &config.gunicorn.dogstatsd_tags,
+        ) {
+            Ok(statsd) => rustgun::logging::statsd::Statsd::install(statsd),
+            Err(e) => halt(detached, exit::FAILED, &format!("cannot open --statsd-host {host}: {e}")),
+        }
+    }
     config.export_env();
     if let Err(e) = config.load_tls() {
         halt(detached, exit::FAILED, &e.to_string());

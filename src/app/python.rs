@@ -20,7 +20,8 @@ pub enum Interface {
     Auto,
     /// PEP 3333, through `libwsgi.so`.
     Wsgi,
-    /// ASGI 3, through `libasgi.so`.
+    /// ASGI 3, through `libasgi.so` (uvicorn's `asgi3`).
+    #[value(alias = "asgi3")]
     Asgi,
 }
 
@@ -89,6 +90,16 @@ else:
 print("asgi" if asgi else "wsgi")
 "#;
 
+/// The server options that reach a Python app's bridge: uvicorn's `--factory`, `--lifespan` and
+/// `--root-path`, gunicorn's `--pythonpath`, `--asgi-lifespan` and `--asgi-loop`.
+pub struct ServerSide<'a> {
+    pub factory: bool,
+    pub lifespan: Option<&'a str>,
+    pub root_path: &'a str,
+    pub pythonpath: Option<&'a str>,
+    pub asgi_loop: Option<&'a str>,
+}
+
 /// A Python app named on the command line, and what serving it takes.
 pub struct PythonApp {
     /// `module[:callable]`, as given.
@@ -154,18 +165,41 @@ impl PythonApp {
     }
 
     /// The interface the app is served with, the bridge library to load and its arguments: the
-    /// bridge options given after `--`, the binary's virtual environment (`--venv`), then the app.
-    /// `dir` is where the app is imported from (`--chdir`, else the working directory).
+    /// bridge options given after `--`, those the server's own options imply (`server`), the binary's
+    /// virtual environment (`--venv`), then the app. `dir` is where the app is imported from
+    /// (`--chdir`, else the working directory).
     pub fn resolve(
         &self,
         interface: Interface,
         bridge_args: &[String],
+        server: &ServerSide<'_>,
         dir: &Path,
     ) -> Result<(Interface, AppRef, Vec<String>), PythonAppError> {
+        let mut bridge_args = bridge_args.to_vec();
+        if server.factory && !bridge_args.iter().any(|a| a == "--factory") {
+            bridge_args.push("--factory".to_string());
+        }
+        if let Some(dirs) = server.pythonpath {
+            bridge_args.extend(["--pythonpath".to_string(), dirs.to_string()]);
+        }
         let interface = match interface {
-            Interface::Auto => self.detect(bridge_args, dir)?,
+            Interface::Auto => self.detect(&bridge_args, dir)?,
             given => given,
         };
+        // uvicorn's --lifespan and --root-path are the ASGI bridge's options; WSGI has no lifespan,
+        // and its mount point is the server's own (SCRIPT_NAME).
+        if interface == Interface::Asgi {
+            if let Some(mode) = server.lifespan {
+                bridge_args.extend(["--asgi-lifespan".to_string(), mode.to_string()]);
+            }
+            if let Some(kind) = server.asgi_loop {
+                bridge_args.extend(["--asgi-loop".to_string(), kind.to_string()]);
+            }
+            if !server.root_path.is_empty() {
+                bridge_args.extend(["--root-path".to_string(), server.root_path.to_string()]);
+            }
+        }
+        let bridge_args = &bridge_args[..];
         let library = if interface == Interface::Asgi { "libasgi.so" } else { "libwsgi.so" };
         let path = self.bridge(library)?;
         let mut args = bridge_args.to_vec();

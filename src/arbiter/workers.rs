@@ -258,6 +258,9 @@ impl Arbiter {
         if self.status_sent != Some(self.workers.len()) {
             self.status_sent = Some(self.workers.len());
             systemd::notify(&format!("STATUS={} workers", self.workers.len()));
+            if let Some(statsd) = crate::logging::statsd::get() {
+                statsd.workers(self.workers.len());
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 //! prints the effective settings as a file [`load`] reads back to the same configuration.
 
 use super::Config;
-use crate::app::python::{Interface, PythonApp, PythonAppError};
+use crate::app::python::{Interface, PythonApp, PythonAppError, ServerSide};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
 use std::ffi::{OsStr, OsString};
@@ -148,11 +148,35 @@ where
         }
     })?;
     let mut config = Config::from_arg_matches(&matches).map_err(ConfigError::CommandLine)?;
-    if let Some(python) = PythonApp::named(&config.app) {
+    config.apply_uvicorn_spellings().map_err(|message| ConfigError::Conflict { message })?;
+    let python = PythonApp::named(&config.app);
+    let bridge_only = config.factory
+        || config.lifespan.is_some()
+        || config.gunicorn.pythonpath.is_some()
+        || config.gunicorn.asgi_lifespan.is_some()
+        || config.gunicorn.asgi_loop.is_some();
+    if python.is_none() && bridge_only {
+        let message = "--factory, --lifespan, --pythonpath and --asgi-* are for a Python app named by its module (main:app); after `--` for a bridge named".to_string();
+        return Err(ConfigError::Conflict { message });
+    }
+    if let Some(python) = python {
         let dir = start_dir().join(config.chdir.as_deref().unwrap_or(Path::new(".")));
-        let (interface, app, args) =
-            python.resolve(config.interface, &config.app_args, &dir).map_err(ConfigError::PythonApp)?;
+        let server = ServerSide {
+            factory: config.factory,
+            lifespan: config.lifespan.as_deref().or(config.gunicorn.asgi_lifespan.as_deref()),
+            root_path: &config.root_path,
+            pythonpath: config.gunicorn.pythonpath.as_deref(),
+            asgi_loop: config.gunicorn.asgi_loop.as_deref(),
+        };
+        let (interface, app, args) = python
+            .resolve(config.interface, &config.app_args, &server, &dir)
+            .map_err(ConfigError::PythonApp)?;
         (config.app, config.app_args) = (app, args);
+        // An ASGI app's mount point went to its bridge (uvicorn's root_path): the server leaves the
+        // path whole.
+        if interface == Interface::Asgi {
+            config.root_path.clear();
+        }
         // An ASGI app runs on the event loop: that is its class unless one was asked for.
         if interface == Interface::Asgi
             && matches.value_source("worker_class") != Some(ValueSource::CommandLine)

@@ -1,10 +1,12 @@
-//! The error log (tracing-subscriber with gunicorn's line shape) and the access log ([`access`]).
+//! The error log (tracing-subscriber with gunicorn's line shape), the access log ([`access`]) and
+//! StatsD output ([`statsd`]), which counts the error log's errors and warnings too.
 //!
 //! Error log lines look like `[2026-11-29 17:52:02 +0000] [1234] [INFO] [worker 2] message`: every
 //! line names the process and its role. A file given with `--error-logfile` is put on descriptor 2,
 //! so the app's own stderr output lands in the same log and reopening it is one `dup2`.
 
 pub mod access;
+pub mod statsd;
 
 use crate::config::LogLevel;
 use std::fmt;
@@ -38,12 +40,26 @@ pub fn init(error_logfile: &str, level: LogLevel) -> std::io::Result<()> {
         LogLevel::Warning => LevelFilter::WARN,
         LogLevel::Error | LogLevel::Critical => LevelFilter::ERROR,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(filter)
-        .with_writer(|| LossyStderr)
-        .event_format(LineFormat)
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let lines =
+        tracing_subscriber::fmt().with_max_level(filter).with_writer(|| LossyStderr).event_format(LineFormat);
+    let _ = lines.finish().with(CountLines).try_init();
     Ok(())
+}
+
+/// Counts each error and warning line for StatsD (`gunicorn.log.error`, `gunicorn.log.warning`).
+struct CountLines;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for CountLines {
+    fn on_event(&self, event: &Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(statsd) = statsd::get() else { return };
+        match *event.metadata().level() {
+            tracing::Level::ERROR => statsd.log("error"),
+            tracing::Level::WARN => statsd.log("warning"),
+            _ => {}
+        }
+    }
 }
 
 /// Opens `path` for appending and puts it on descriptor 2 (logrotate's reopen; also the first open).

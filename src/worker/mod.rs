@@ -108,6 +108,9 @@ impl<'a> Context<'a> {
         if let Some(lane) = lane {
             lane.end(status, started.elapsed().as_micros() as u64);
         }
+        if let Some(statsd) = crate::logging::statsd::get() {
+            statsd.request(status, started.elapsed());
+        }
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.max_requests {
             tracing::info!("Autorestarting worker after current request.");

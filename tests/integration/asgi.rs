@@ -12,6 +12,7 @@ use std::path::Path;
 mod differential;
 mod frameworks;
 mod streaming;
+mod uvicorn;
 
 /// `tests/asgi_apps`, where the test apps live.
 fn apps_dir() -> String {

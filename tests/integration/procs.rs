@@ -80,8 +80,11 @@ impl Bare {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // Its stdout goes to the same file (one open file, one offset): an access log on `-` is read
+        // with the error log.
         let stderr = std::fs::File::create(&log).expect("create the stderr file");
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).process_group(0);
+        let stdout = stderr.try_clone().expect("share the stderr file");
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0);
         let child = cmd.spawn().expect("spawn rustgun");
         let pid = child.id() as i32;
         Bare { child, pid, log, _dir: dir }

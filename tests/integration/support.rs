@@ -61,6 +61,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     workers: u32,
     bind: Option<String>,
+    own_listener: bool,
     allowed: Vec<String>,
 }
 
@@ -96,15 +97,20 @@ impl Builder {
         self.bind = Some(b.to_string());
         self
     }
+    /// Listen where the test's own options say (`--host`/`--port`): no `--bind` is added, and the
+    /// address is read from the log.
+    pub fn listen_as_args_say(mut self) -> Builder {
+        self.own_listener = true;
+        self
+    }
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustgun"));
-        cmd.arg(&self.app)
-            .arg("--bind")
-            .arg(self.bind.as_deref().unwrap_or("127.0.0.1:0"))
-            .arg("--workers")
-            .arg(self.workers.to_string())
-            .args(&self.args);
+        cmd.arg(&self.app);
+        if !self.own_listener {
+            cmd.arg("--bind").arg(self.bind.as_deref().unwrap_or("127.0.0.1:0"));
+        }
+        cmd.arg("--workers").arg(self.workers.to_string()).args(&self.args);
         // `RUSTGUN_TEST_WORKER_CLASS=threads|event` runs the whole suite under another worker class.
         if !self.args.iter().any(|a| a == "-k" || a == "--worker-class") {
             let class = worker_class();
@@ -155,9 +161,10 @@ impl Builder {
         let mut server =
             Server { child: Some(child), log, expected, addr: "127.0.0.1:0".parse().unwrap(), pid };
         if self.bind.is_none() {
-            let line = server.wait_for_log("Listening at: http://");
-            let url = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
-            server.addr = url.parse().expect("listening address");
+            let line = server.wait_for_log("Listening at: ");
+            if let Some(url) = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()) {
+                server.addr = url.parse().expect("listening address");
+            }
         }
         server
     }
@@ -172,6 +179,7 @@ impl Server {
             env: Vec::new(),
             workers: 1,
             bind: None,
+            own_listener: false,
             allowed: Vec::new(),
         }
     }

@@ -33,11 +33,13 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Who may speak for a client: `*` (everyone) or a list of addresses and networks (`10.0.0.0/8`,
-/// `::1`, `2001:db8::/32`), as `--forwarded-allow-ips` and `--proxy-allow-ips` take them.
+/// `::1`, `2001:db8::/32`), as `--forwarded-allow-ips` and `--proxy-allow-ips` take them; or nobody at
+/// all, not even a unix-socket peer (uvicorn's `--no-proxy-headers`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrustList {
     All,
     Nets(Vec<Net>),
+    Nobody,
 }
 
 /// An address with a prefix length: a single address has the full length (32 or 128).
@@ -129,12 +131,13 @@ impl TrustList {
         match self {
             TrustList::All => true,
             TrustList::Nets(nets) => nets.iter().any(|n| n.contains(ip)),
+            TrustList::Nobody => false,
         }
     }
 
     /// Whether a connection's peer is trusted: `None` is a unix-socket peer, always trusted.
     pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        peer.is_none_or(|ip| self.contains(ip))
+        *self != TrustList::Nobody && peer.is_none_or(|ip| self.contains(ip))
     }
 }
 

@@ -31,7 +31,7 @@ impl Call<'_, '_, '_> {
                 break true;
             }
             let Some((framing, _)) = self.proto.body_room() else { break false };
-            if self.io.out.is_empty() && framing != Framing::Chunked {
+            if self.io.out.is_empty() && framing != Framing::Chunked && self.ctx.settings.sendfile {
                 match self.io.stream.try_send_file(file.fd.as_fd(), file.offset, file.left) {
                     Ok(Some(0)) => break false,
                     Ok(Some(n)) => {
@@ -93,6 +93,9 @@ impl Call<'_, '_, '_> {
         offset: u64,
         len: u64,
     ) -> Result<Option<u64>, HostError> {
+        if !self.ctx.settings.sendfile {
+            return Ok(None);
+        }
         let mut sent = 0u64;
         while sent < len {
             match self.io.stream.try_send_file(file, offset + sent, len - sent) {

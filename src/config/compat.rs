@@ -1,0 +1,136 @@
+//! gunicorn's options that rustgun takes beside its own, so that a gunicorn command line (or
+//! `GUNICORN_CMD_ARGS`) runs unchanged: each either does what it does under gunicorn, or has nothing
+//! to do here and says why in its help (and in docs/wsgi.md), or is refused with one line naming it
+//! when it asks for what rustgun does not do yet. `tests/integration/gunicorn_flags.rs` feeds every
+//! option of the gunicorn the tests pin.
+//!
+//! Not here: the options both servers share (`super`), uvicorn's spellings (also `super`).
+
+use clap::Args;
+use std::path::PathBuf;
+
+/// gunicorn's options beyond rustgun's own (flattened into [`super::Config`]).
+#[derive(Args, Debug, Clone)]
+pub struct Gunicorn {
+    /// gunicorn's --pythonpath DIRS: import directories for a Python app named by its module (the
+    /// bridge's --pythonpath).
+    #[arg(long = "pythonpath", value_name = "DIRS")]
+    pub pythonpath: Option<String>,
+
+    /// gunicorn's --no-sendfile: files are copied to the socket, never sent by sendfile(2).
+    #[arg(long = "no-sendfile")]
+    pub no_sendfile: bool,
+
+    /// gunicorn's -R/--enable-stdio-inheritance: workers' Python output is unbuffered
+    /// (PYTHONUNBUFFERED=1); the workers inherit the master's stdio in any case.
+    #[arg(short = 'R', long = "enable-stdio-inheritance")]
+    pub enable_stdio_inheritance: bool,
+
+    /// gunicorn's --http-protocols: only h1 is served (HTTP/2 is not yet).
+    #[arg(long = "http-protocols", value_name = "PROTOCOLS", default_value = "h1", value_parser = only_h1)]
+    pub http_protocols: String,
+
+    /// gunicorn's --protocol: only http (the uwsgi protocol is not served).
+    #[arg(long = "protocol", value_name = "PROTOCOL", default_value = "http", value_parser = ["http"])]
+    pub protocol: String,
+
+    /// gunicorn's --asgi-loop, for an ASGI app named by its module: auto, asyncio or uvloop (the
+    /// bridge's --asgi-loop).
+    #[arg(long = "asgi-loop", value_name = "LOOP", value_parser = ["auto", "asyncio", "uvloop"])]
+    pub asgi_loop: Option<String>,
+
+    /// gunicorn's --asgi-lifespan, for an ASGI app named by its module: auto, on or off.
+    #[arg(long = "asgi-lifespan", value_name = "MODE", value_parser = ["auto", "on", "off"])]
+    pub asgi_lifespan: Option<String>,
+
+    /// gunicorn's --statsd-host: send gunicorn's metrics to this StatsD server (HOST:PORT over UDP,
+    /// or unix:PATH, a unix datagram socket).
+    #[arg(long = "statsd-host", value_name = "ADDRESS")]
+    pub statsd_host: Option<String>,
+
+    /// gunicorn's --statsd-prefix: put before every metric's name (a dot is added).
+    #[arg(long = "statsd-prefix", value_name = "PREFIX", default_value = "")]
+    pub statsd_prefix: String,
+
+    /// gunicorn's --dogstatsd-tags: comma-separated tags (`key:value`) after every metric.
+    #[arg(long = "dogstatsd-tags", value_name = "TAGS", default_value = "")]
+    pub dogstatsd_tags: String,
+
+    // What has nothing to do here: accepted, and without effect.
+    /// No effect: --spew traces every Python line; use a profiler on the app instead.
+    #[arg(long = "spew", hide_short_help = true)]
+    pub spew: bool,
+
+    /// No effect: workers report their heartbeat through shared memory, not temporary files.
+    #[arg(long = "worker-tmp-dir", value_name = "DIR", hide_short_help = true)]
+    pub worker_tmp_dir: Option<PathBuf>,
+
+    /// No effect: one file watcher serves --reload, whatever the engine named.
+    #[arg(long = "reload-engine", value_name = "ENGINE", value_parser = ["auto", "poll", "inotify"], hide_short_help = true)]
+    pub reload_engine: Option<String>,
+
+    /// No effect: one HTTP/1.1 parser, rustgun's own.
+    #[arg(long = "http-parser", value_name = "PARSER", hide_short_help = true)]
+    pub http_parser: Option<String>,
+
+    /// No effect: logging is rustgun's, not Python's logging module (--log-level, --error-logfile).
+    #[arg(long = "logger-class", value_name = "CLASS", hide_short_help = true)]
+    pub logger_class: Option<String>,
+
+    /// No effect: logging is rustgun's, not Python's logging module.
+    #[arg(long = "log-config", value_name = "FILE", hide_short_help = true)]
+    pub log_config: Option<PathBuf>,
+
+    /// No effect: logging is rustgun's, not Python's logging module.
+    #[arg(long = "log-config-json", value_name = "FILE", hide_short_help = true)]
+    pub log_config_json: Option<PathBuf>,
+
+    /// No effect: rustls speaks TLS 1.2 and 1.3 only, and chooses the version with the client.
+    #[arg(long = "ssl-version", value_name = "VERSION", hide_short_help = true)]
+    pub ssl_version: Option<String>,
+
+    /// No effect: rustls's cipher suites (all with forward secrecy and AEAD) are used.
+    #[arg(long = "ciphers", value_name = "CIPHERS", hide_short_help = true)]
+    pub ciphers: Option<String>,
+
+    /// No effect: a TLS connection closed without close_notify ends the request like any EOF.
+    #[arg(long = "suppress-ragged-eofs", hide_short_help = true)]
+    pub suppress_ragged_eofs: bool,
+
+    /// No effect: the handshake runs as the connection's first bytes arrive, bounded by
+    /// --header-timeout, on every class.
+    #[arg(long = "do-handshake-on-connect", hide_short_help = true)]
+    pub do_handshake_on_connect: bool,
+
+    /// No effect: the listen queue is in --metrics-bind's rustgun_listen_queue_depth gauge already.
+    #[arg(long = "enable-backlog-metric", hide_short_help = true)]
+    pub enable_backlog_metric: bool,
+
+    /// No effect while only h1 is served.
+    #[arg(long = "http2-cleartext", value_name = "BOOL", hide_short_help = true)]
+    pub http2_cleartext: Option<String>,
+
+    /// No effect while only h1 is served.
+    #[arg(long = "http2-max-concurrent-streams", value_name = "N", hide_short_help = true)]
+    pub http2_max_concurrent_streams: Option<u64>,
+
+    /// No effect while only h1 is served.
+    #[arg(long = "http2-initial-window-size", value_name = "BYTES", hide_short_help = true)]
+    pub http2_initial_window_size: Option<u64>,
+
+    /// No effect while only h1 is served.
+    #[arg(long = "http2-max-frame-size", value_name = "BYTES", hide_short_help = true)]
+    pub http2_max_frame_size: Option<u64>,
+
+    /// No effect while only h1 is served.
+    #[arg(long = "http2-max-header-list-size", value_name = "BYTES", hide_short_help = true)]
+    pub http2_max_header_list_size: Option<u64>,
+}
+
+/// `--http-protocols`: a comma-separated list that must be `h1`.
+fn only_h1(value: &str) -> Result<String, String> {
+    match value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>()[..] {
+        ["h1"] => Ok("h1".to_string()),
+        _ => Err("only h1 is served: HTTP/2 (h2, h2c) is not yet".to_string()),
+    }
+}
