@@ -57,6 +57,16 @@ fn main() {
         }
         std::process::exit(exit::FAILED);
     }
+    let g = &config.gunicorn;
+    if g.log_syslog {
+        let prefix = g.log_syslog_prefix.as_deref().or(config.name.as_deref()).unwrap_or_default();
+        let access = !g.disable_redirect_access_to_syslog;
+        match rustgun::logging::syslog::Syslog::open(&g.log_syslog_to, &g.log_syslog_facility, prefix, access)
+        {
+            Ok(syslog) => rustgun::logging::syslog::Syslog::install(syslog),
+            Err(e) => halt(detached, exit::FAILED, &e.to_string()),
+        }
+    }
     if let Some(host) = &config.gunicorn.statsd_host {
         match rustgun::logging::statsd::Statsd::open(
             host,

@@ -56,6 +56,26 @@ pub struct Gunicorn {
     #[arg(long = "dogstatsd-tags", value_name = "TAGS", default_value = "")]
     pub dogstatsd_tags: String,
 
+    /// gunicorn's --log-syslog: error log lines go to syslog too (--log-syslog-to).
+    #[arg(long = "log-syslog")]
+    pub log_syslog: bool,
+
+    /// gunicorn's --log-syslog-to: udp://HOST:PORT, or unix://PATH for a datagram socket (/dev/log).
+    #[arg(long = "log-syslog-to", value_name = "ADDRESS", default_value = "udp://localhost:514")]
+    pub log_syslog_to: String,
+
+    /// gunicorn's --log-syslog-prefix: syslog lines are led by rustgun.PREFIX (default: --name).
+    #[arg(long = "log-syslog-prefix", value_name = "PREFIX")]
+    pub log_syslog_prefix: Option<String>,
+
+    /// gunicorn's --log-syslog-facility: user, daemon, local0 … local7, and the others by name.
+    #[arg(long = "log-syslog-facility", value_name = "FACILITY", default_value = "user")]
+    pub log_syslog_facility: String,
+
+    /// gunicorn's --disable-redirect-access-to-syslog: access log lines stay out of syslog.
+    #[arg(long = "disable-redirect-access-to-syslog")]
+    pub disable_redirect_access_to_syslog: bool,
+
     // What has nothing to do here: accepted, and without effect.
     /// No effect: --spew traces every Python line; use a profiler on the app instead.
     #[arg(long = "spew", hide_short_help = true)]

@@ -110,6 +110,9 @@ impl AccessLog {
                 Some(f) => (&*f).write_all(&line),
                 None => std::io::stdout().lock().write_all(&line),
             };
+            if let Some(syslog) = super::syslog::get() {
+                syslog.access_line(&line);
+            }
             scratch.line = line;
         });
     }

@@ -6,7 +6,9 @@
 //! so the app's own stderr output lands in the same log and reopening it is one `dup2`.
 
 pub mod access;
+mod datagram;
 pub mod statsd;
+pub mod syslog;
 
 use crate::config::LogLevel;
 use std::fmt;
@@ -43,7 +45,7 @@ pub fn init(error_logfile: &str, level: LogLevel) -> std::io::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let lines =
-        tracing_subscriber::fmt().with_max_level(filter).with_writer(|| LossyStderr).event_format(LineFormat);
+        tracing_subscriber::fmt().with_max_level(filter).with_writer(ErrorLog).event_format(LineFormat);
     let _ = lines.finish().with(CountLines).try_init();
     Ok(())
 }
@@ -72,13 +74,32 @@ pub fn reopen_error_log(path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where error log lines go: descriptor 2, and syslog when `--log-syslog` is on.
+struct ErrorLog;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ErrorLog {
+    type Writer = LossyStderr;
+
+    fn make_writer(&'a self) -> LossyStderr {
+        LossyStderr(tracing::Level::INFO)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LossyStderr {
+        LossyStderr(*meta.level())
+    }
+}
+
 /// Descriptor 2, where a failed write (a full disk, a closed pipe) loses the line instead of making
-/// tracing-subscriber report the error, which panics when stderr itself is what failed.
-struct LossyStderr;
+/// tracing-subscriber report the error, which panics when stderr itself is what failed; each write is
+/// one whole line of this level, which syslog gets too.
+struct LossyStderr(tracing::Level);
 
 impl std::io::Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let _ = std::io::stderr().write_all(buf);
+        if let Some(syslog) = syslog::get() {
+            syslog.error_line(self.0, buf);
+        }
         Ok(buf.len())
     }
 

@@ -4,25 +4,18 @@
 //! `gunicorn.log.error` / `gunicorn.log.warning` for each such log line. A name is led by
 //! `--statsd-prefix` (with its dot) and a packet followed by `|#TAGS` (`--dogstatsd-tags`).
 //!
-//! One datagram socket, UDP or unix, opened by the master at start and shared by the workers it
-//! forks (as gunicorn's logger is); a packet is formatted on the stack and sent without waiting, and
-//! one that cannot leave (no listener, a full buffer) is dropped: metrics never hold up a request.
+//! One datagram socket, UDP or unix ([`super::datagram`]), opened by the master at start and shared
+//! by the workers it forks (as gunicorn's logger is); a packet is formatted on the stack and sent
+//! without waiting: metrics never hold up a request.
 
+use super::datagram::Datagram;
 use std::io::Write;
-use std::net::{ToSocketAddrs, UdpSocket};
-use std::os::unix::net::UnixDatagram;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Where the packets go.
-enum Sink {
-    Udp(UdpSocket),
-    Unix(UnixDatagram),
-}
-
 /// The process's StatsD client.
 pub struct Statsd {
-    sink: Sink,
+    sink: Datagram,
     /// `--statsd-prefix` with one trailing dot, or empty.
     prefix: String,
     /// `|#` and `--dogstatsd-tags`, or empty.
@@ -38,19 +31,8 @@ impl Statsd {
     /// Opens the socket to `host` (`HOST:PORT`, or `unix:PATH` for a unix datagram socket).
     pub fn open(host: &str, prefix: &str, tags: &str) -> std::io::Result<Statsd> {
         let sink = match host.strip_prefix("unix:") {
-            Some(path) => {
-                let sock = UnixDatagram::unbound()?;
-                sock.connect(path)?;
-                sock.set_nonblocking(true)?;
-                Sink::Unix(sock)
-            }
-            None => {
-                let addr = host.to_socket_addrs()?.next().ok_or(std::io::ErrorKind::NotFound)?;
-                let sock = UdpSocket::bind(if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" })?;
-                sock.connect(addr)?;
-                sock.set_nonblocking(true)?;
-                Sink::Udp(sock)
-            }
+            Some(path) => Datagram::unix(path)?,
+            None => Datagram::udp(host)?,
         };
         let prefix = match prefix.trim_end_matches('.') {
             "" => String::new(),
@@ -90,10 +72,7 @@ impl Statsd {
             return;
         }
         let len = PACKET - at.len();
-        let _ = match &self.sink {
-            Sink::Udp(sock) => sock.send(&packet[..len]),
-            Sink::Unix(sock) => sock.send(&packet[..len]),
-        };
+        self.sink.send(&packet[..len]);
     }
 }
 

@@ -10,12 +10,7 @@ use std::process::Command;
 const NOT_YET: &[&str] = &[
     "--reload-extra-file",
     "--initgroups",
-    "--disable-redirect-access-to-syslog",
     "--capture-output",
-    "--log-syslog-to",
-    "--log-syslog",
-    "--log-syslog-prefix",
-    "--log-syslog-facility",
     "--paste",
     "--paster",
     "--paste-global",

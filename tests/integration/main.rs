@@ -32,6 +32,7 @@ mod statsd;
 mod stories;
 mod streaming;
 mod supervision;
+mod syslog;
 mod systemd;
 mod tls;
 mod websockets;

@@ -245,3 +245,22 @@ pub fn app_boot_failure(args: &[&str], env: &[(&str, &str)]) -> (Vec<String>, St
     let error = errors[0].clone();
     (log, error)
 }
+
+/// Datagrams a test's socket receives (`recv`, with a read timeout), as text, until one satisfies
+/// `done`; they all, that one last. Fails the test when the timeout passes first.
+pub fn datagrams_until(
+    recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>,
+    done: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = recv(&mut buf).unwrap_or_else(|e| panic!("no more datagrams ({e}) after {seen:#?}"));
+        let packet = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let last = done(&packet);
+        seen.push(packet);
+        if last {
+            return seen;
+        }
+    }
+}

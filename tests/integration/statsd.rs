@@ -3,29 +3,10 @@
 //! duration, request and status metrics, then a count for an error logged, every packet led by
 //! `--statsd-prefix` and followed by `--dogstatsd-tags`.
 
-use crate::procs::TempDir;
+use crate::procs::{TempDir, datagrams_until};
 use crate::support::{Server, WAIT};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
-
-/// Datagrams as they arrive, each a packet's text, until one satisfies `done` (bounded by [`WAIT`]).
-fn until(recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>, done: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 2048];
-    loop {
-        match recv(&mut buf) {
-            Ok(n) => {
-                let packet = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let last = done(&packet);
-                seen.push(packet);
-                if last {
-                    return seen;
-                }
-            }
-            Err(e) => panic!("no more StatsD packets ({e}) after {seen:?}"),
-        }
-    }
-}
 
 /// The story both transports tell: two workers, a request, an error.
 fn story(host: &str, recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>) {
@@ -37,10 +18,10 @@ fn story(host: &str, recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>) {
         .allow_log("app failed with status")
         .start();
     let gauge = format!("app.gunicorn.workers:2|g{tags}");
-    until(recv, |p| p == gauge);
+    datagrams_until(recv, |p| p == gauge);
 
     assert_eq!(server.get("/ok").text(), "ok");
-    let seen = until(recv, |p| p.starts_with("app.gunicorn.request.status."));
+    let seen = datagrams_until(recv, |p| p.starts_with("app.gunicorn.request.status."));
     let [duration, requests, status] = &seen[seen.len() - 3..] else { unreachable!() };
     let ms = duration
         .strip_prefix("app.gunicorn.request.duration:")
@@ -51,7 +32,7 @@ fn story(host: &str, recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>) {
 
     // A panicking handler: its client gets 500, its error line is counted.
     assert_eq!(server.get("/panic").status, 500);
-    let seen = until(recv, |p| p.starts_with("app.gunicorn.request.status.500"));
+    let seen = datagrams_until(recv, |p| p.starts_with("app.gunicorn.request.status.500"));
     assert!(seen.contains(&format!("app.gunicorn.log.error:1|c|@1.0{tags}")), "{seen:?}");
 }
 

@@ -137,8 +137,13 @@ fn reuse_port_gives_each_worker_its_own_socket_and_spreads_connections() {
         (!now.contains(&victim)).then_some(now)
     });
     assert!(pids.is_some());
-    let served: std::collections::BTreeSet<String> = (0..30)
-        .map(|_| server.get("/worker").text().split(" pid ").nth(1).unwrap_or("").to_string())
-        .collect();
+    // The replacement takes connections once it has bound its socket, which its process existing does
+    // not yet say: connect until both workers have answered (bounded by WAIT).
+    let mut served = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while served.len() < 2 && std::time::Instant::now() < deadline {
+        served.insert(server.get("/worker").text().split(" pid ").nth(1).unwrap_or("").to_string());
+    }
     assert_eq!(served.len(), 2, "after the replacement, connections reached {served:?}");
+    assert!(!served.contains(&victim.to_string()), "the killed worker answered: {served:?}");
 }
