@@ -107,7 +107,7 @@ pub struct Arbiter {
     new_master: Option<Pid>,
     /// The master that started this one by USR2, while it is our parent.
     old_master: Option<Pid>,
-    watched: Option<FileStamp>,
+    watched: Vec<(std::path::PathBuf, Option<FileStamp>)>,
     next_check: Instant,
     /// `--metrics-bind`.
     metrics: Option<exporter::Exporter>,

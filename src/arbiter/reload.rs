@@ -11,6 +11,7 @@ use crate::net::{BindAddr, Listener};
 use crate::sys::systemd;
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::PathBuf;
 
 /// A reload under way: the new generation is booting, the previous one still serves. If the new
 /// workers cannot boot, the master goes back to what it had.
@@ -32,6 +33,16 @@ pub(super) struct FileStamp {
     ino: u64,
     len: u64,
     mtime: (i64, i64),
+}
+
+/// What `--reload` watches, each with its stamp now: the app library and every
+/// `--reload-extra-file`; nothing without `--reload`.
+pub(super) fn watched_files(config: &Config) -> Vec<(PathBuf, Option<FileStamp>)> {
+    if !config.reload {
+        return Vec::new();
+    }
+    let files = std::iter::once(&config.app.path).chain(&config.gunicorn.reload_extra_file);
+    files.map(|path| (path.clone(), FileStamp::of(path))).collect()
 }
 
 impl FileStamp {
@@ -102,7 +113,7 @@ impl Arbiter {
         }
         self.generation += 1;
         self.target = self.config.workers;
-        self.watched = self.config.reload.then(|| FileStamp::of(&self.config.app.path)).flatten();
+        self.watched = watched_files(&self.config);
         tracing::info!("Reloading: starting {} new workers (generation {})", self.target, self.generation);
     }
 
@@ -246,14 +257,17 @@ impl Arbiter {
 
     /// `--reload`: a changed app library (new inode, size or mtime) starts a reload.
     pub(super) fn watch_app(&mut self) {
-        if !self.config.reload {
-            return;
-        }
-        let now = FileStamp::of(&self.config.app.path);
-        if now.is_some() && now != self.watched {
-            tracing::info!("App library {} changed; reloading", self.config.app.path.display());
+        let changed = self.watched.iter_mut().find_map(|(path, stamp)| {
+            let now = FileStamp::of(path);
+            (now.is_some() && now != *stamp).then(|| {
+                *stamp = now;
+                path.clone()
+            })
+        });
+        if let Some(path) = changed {
+            let what = if path == self.config.app.path { "App library" } else { "File" };
+            tracing::info!("{what} {} changed; reloading", path.display());
             self.begin_reload();
-            self.watched = now;
         }
     }
 }

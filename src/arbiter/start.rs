@@ -3,7 +3,6 @@
 //! open `--metrics-bind`. Nothing is forked here.
 
 use super::listeners::{adopt_all, open_listeners};
-use super::reload::FileStamp;
 use super::{
     Arbiter, CHECK_EVERY, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, ExitCounts, Phase, SIGNALS,
 };
@@ -116,7 +115,7 @@ impl Arbiter {
             .take(worker::lanes(&config), 2 * target as usize + 2)
             .map_err(StartError::Scoreboard)?;
         scoreboard.free(first);
-        let watched = config.reload.then(|| FileStamp::of(&config.app.path)).flatten();
+        let watched = super::reload::watched_files(&config);
         let metrics = match (adopted_metrics, &config.metrics_bind) {
             (Some(fd), _) => {
                 Some(fd.parse().map_err(std::io::Error::other).and_then(exporter::Exporter::adopt))

@@ -17,6 +17,11 @@ pub struct Gunicorn {
     #[arg(long = "pythonpath", value_name = "DIRS")]
     pub pythonpath: Option<String>,
 
+    /// gunicorn's --reload-extra-file: with --reload, a change to this file reloads the workers too
+    /// (repeatable).
+    #[arg(long = "reload-extra-file", value_name = "FILE")]
+    pub reload_extra_file: Vec<PathBuf>,
+
     /// gunicorn's --no-sendfile: files are copied to the socket, never sent by sendfile(2).
     #[arg(long = "no-sendfile")]
     pub no_sendfile: bool,

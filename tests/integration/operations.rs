@@ -189,6 +189,26 @@ fn reload_flag_reloads_when_the_library_file_is_replaced() {
 }
 
 #[test]
+fn reload_extra_file_reloads_when_a_watched_file_changes() {
+    let dir = TempDir::new("reload-extra");
+    let settings = dir.join("settings.toml");
+    std::fs::write(&settings, "greeting = 'one'\n").unwrap();
+    let extra = settings.display().to_string();
+    let server =
+        Server::builder("chaos").workers(2).args(&["--reload", "--reload-extra-file", &extra]).start();
+    let before = server.wait_for_workers(2);
+    std::fs::write(&settings, "greeting = 'two, longer'\n").unwrap();
+    server.wait_for_log(&format!("File {extra} changed; reloading"));
+    server.wait_for_log("Reloaded: 2 workers");
+    let after = poll_for(WAIT, || {
+        let now = server.wait_for_workers(2);
+        now.iter().all(|p| !before.contains(p)).then_some(now)
+    });
+    assert!(after.is_some(), "new workers serve after the change: {:?}", server.worker_pids());
+    assert_eq!(server.get("/ok").text(), "ok");
+}
+
+#[test]
 fn a_reload_whose_library_cannot_load_keeps_the_old_workers_serving() {
     let dir = TempDir::new("badreload");
     let v1 = build_app(&dir, "v1", "still serving");
