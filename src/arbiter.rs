@@ -199,7 +199,8 @@ impl Arbiter {
     /// USR1: reopen the log files (after logrotate moved them), here and in every worker.
     fn handle_usr1(&mut self) {
         // Reopened first, so that the line saying why starts the new file.
-        let reopened = crate::logging::reopen_error_log(&self.config.error_logfile);
+        let reopened =
+            crate::logging::reopen_error_log(&self.config.error_logfile, self.config.gunicorn.capture_output);
         tracing::info!("Handling signal: SIGUSR1; reopened the log files");
         if let Err(e) = reopened {
             tracing::error!("cannot reopen the error log {}: {e}", self.config.error_logfile);

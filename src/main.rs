@@ -49,7 +49,9 @@ fn main() {
     } else {
         None
     };
-    if let Err(e) = rustgun::logging::init(&config.error_logfile, config.log_level) {
+    if let Err(e) =
+        rustgun::logging::init(&config.error_logfile, config.log_level, config.gunicorn.capture_output)
+    {
         let message = format!("cannot open error log {}: {e}", config.error_logfile);
         eprintln!("rustgun: {message}");
         if let Some(d) = detached {

@@ -89,7 +89,9 @@ impl Arbiter {
             tracing::error!("Reload: keeping the current configuration: {e}");
             (self.config.clone(), Vec::new())
         });
-        if let Err(e) = crate::logging::reopen_error_log(&config.error_logfile) {
+        if let Err(e) =
+            crate::logging::reopen_error_log(&config.error_logfile, config.gunicorn.capture_output)
+        {
             tracing::error!("cannot reopen the error log {}: {e}", config.error_logfile);
         }
         if self.preloaded.is_some() {

@@ -22,6 +22,11 @@ pub struct Gunicorn {
     #[arg(long = "reload-extra-file", value_name = "FILE")]
     pub reload_extra_file: Vec<PathBuf>,
 
+    /// gunicorn's --capture-output: the workers' stdout goes to --error-logfile too (stderr always
+    /// does).
+    #[arg(long = "capture-output")]
+    pub capture_output: bool,
+
     /// gunicorn's --no-sendfile: files are copied to the socket, never sent by sendfile(2).
     #[arg(long = "no-sendfile")]
     pub no_sendfile: bool,

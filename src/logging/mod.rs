@@ -32,10 +32,11 @@ pub fn set_worker(id: u32) {
     PID.store(std::process::id(), Ordering::Relaxed);
 }
 
-/// Points descriptor 2 at the error log file (`-` keeps stderr) and installs the subscriber.
-pub fn init(error_logfile: &str, level: LogLevel) -> std::io::Result<()> {
+/// Points descriptor 2 (and 1 with `capture`, gunicorn's `--capture-output`) at the error log file
+/// (`-` keeps stderr) and installs the subscriber.
+pub fn init(error_logfile: &str, level: LogLevel, capture: bool) -> std::io::Result<()> {
     PID.store(std::process::id(), Ordering::Relaxed);
-    reopen_error_log(error_logfile)?;
+    reopen_error_log(error_logfile, capture)?;
     let filter = match level {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Info => LevelFilter::INFO,
@@ -64,13 +65,17 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for CountLines {
     }
 }
 
-/// Opens `path` for appending and puts it on descriptor 2 (logrotate's reopen; also the first open).
-pub fn reopen_error_log(path: &str) -> std::io::Result<()> {
+/// Opens `path` for appending and puts it on descriptor 2, and on 1 with `capture` (logrotate's
+/// reopen; also the first open).
+pub fn reopen_error_log(path: &str, capture: bool) -> std::io::Result<()> {
     if path == "-" {
         return Ok(());
     }
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     nix::unistd::dup2(file.as_raw_fd(), 2)?;
+    if capture {
+        nix::unistd::dup2(file.as_raw_fd(), 1)?;
+    }
     Ok(())
 }
 

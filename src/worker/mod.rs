@@ -210,7 +210,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
         },
         None => None,
     };
-    let reopen = log_files(&boot.config.error_logfile, boot.config.access_logfile.as_deref(), &access_log);
+    let reopen = log_files(boot.config, &access_log);
     if let Err(e) = crate::sys::signals::reopen_logs_on_usr1(reopen) {
         return fail(&mut report, exit::WORKER_BOOT, &format!("cannot install the USR1 handler: {e}"));
     }
@@ -308,16 +308,17 @@ fn request_limit(max: u64, jitter: u64) -> u64 {
 
 /// The log files USR1 reopens: each path (as a C string, ready for the handler) and the descriptor
 /// it is put back on. `-` (stderr, stdout) is never reopened.
-fn log_files(
-    error_logfile: &str,
-    access_logfile: Option<&str>,
-    access_log: &Option<AccessLog>,
-) -> Vec<(std::ffi::CString, RawFd)> {
+fn log_files(config: &Config, access_log: &Option<AccessLog>) -> Vec<(std::ffi::CString, RawFd)> {
     let mut files = Vec::new();
-    if error_logfile != "-" {
-        files.extend(std::ffi::CString::new(error_logfile).ok().map(|p| (p, 2)));
+    if config.error_logfile != "-" {
+        let path = std::ffi::CString::new(config.error_logfile.as_str()).ok();
+        // `--capture-output`: the app's stdout follows the error log too.
+        let fds: &[RawFd] = if config.gunicorn.capture_output { &[2, 1] } else { &[2] };
+        files.extend(fds.iter().filter_map(|&fd| path.clone().map(|p| (p, fd))));
     }
-    if let (Some(path), Some(fd)) = (access_logfile, access_log.as_ref().and_then(AccessLog::fd)) {
+    if let (Some(path), Some(fd)) =
+        (config.access_logfile.as_deref(), access_log.as_ref().and_then(AccessLog::fd))
+    {
         files.extend(std::ffi::CString::new(path).ok().map(|p| (p, fd)));
     }
     files

@@ -9,7 +9,6 @@ use std::process::Command;
 /// gunicorn's options rustgun does not take yet, each refused by name (and in docs/wsgi.md).
 const NOT_YET: &[&str] = &[
     "--initgroups",
-    "--capture-output",
     "--paste",
     "--paster",
     "--paste-global",

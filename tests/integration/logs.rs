@@ -208,3 +208,40 @@ fn a_bad_option_value_exits_2_with_clap_s_message() {
     assert!(err.contains("invalid value 'loud' for '--log-level <LOG_LEVEL>'"), "{err}");
     assert!(err.contains("[possible values: debug, info, warning, error, critical]"), "{err}");
 }
+
+#[test]
+fn capture_output_puts_the_apps_stdout_in_the_error_log() {
+    let dir = TempDir::new("capture-output");
+    let error_log = dir.join("error.log");
+    let (wsgi, apps, venv) = (crate::procs::lib("wsgi"), crate::wsgi::apps_dir(), crate::support::pyenv());
+    let log_arg = error_log.display().to_string();
+    let args = [
+        &wsgi,
+        "-b",
+        "127.0.0.1:0",
+        "--capture-output",
+        "--error-logfile",
+        &log_arg,
+        "--",
+        "--pythonpath",
+        &apps,
+        "probe",
+    ];
+    let server = crate::procs::Bare::spawn(&args, &[("VIRTUAL_ENV", &venv.display().to_string())]);
+    let read = || std::fs::read_to_string(&error_log).unwrap_or_default();
+    let addr = poll_for(WAIT, || {
+        let text = read();
+        text.contains("Ready:")
+            .then(|| {
+                text.split("Listening at: http://").nth(1)?.split_whitespace().next().map(str::to_string)
+            })
+            .flatten()
+    })
+    .unwrap_or_else(|| panic!("the server did not start:\n{}", read()));
+    let (code, out, _) = run(Command::new("curl").args(["-s", &format!("http://{addr}/print")]));
+    assert_eq!((code, out.as_str()), (0, r#"{"ok": true}"#));
+    // The app's print went to the error log file, not to the stdout the server was started with.
+    poll_for(WAIT, || read().contains("probe: printed to stdout").then_some(()))
+        .unwrap_or_else(|| panic!("no printed line in the error log:\n{}", read()));
+    assert!(!server.log().iter().any(|l| l.contains("printed to stdout")), "{:?}", server.log());
+}

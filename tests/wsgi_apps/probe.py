@@ -163,6 +163,9 @@ def application(environ, start_response):
     if path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING", "").partition("=")[2] or 0.5))
         return _json(start_response, {"thread": threading.get_ident()})
+    if path == "/print":
+        print("probe: printed to stdout", flush=True)
+        return _json(start_response, {"ok": True})
     if path == "/errors":
         environ["wsgi.errors"].write("probe: a line for the error log\n")
         environ["wsgi.errors"].flush()
