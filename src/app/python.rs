@@ -5,13 +5,14 @@
 //! coroutine function is ASGI; anything else is WSGI).
 //!
 //! `auto` imports the app once, in a throwaway `python` process of the app's environment, before the
-//! master starts; `--interface wsgi|asgi` skips that. Not here: the bridges themselves (`apps/wsgi`,
+//! master starts (a reload keeps what it found); `--interface wsgi|asgi` skips that. Not here: the bridges themselves (`apps/wsgi`,
 //! `apps/asgi`, `crates/rustgun-python`).
 
 use super::AppRef;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// `--interface`: how a Python app is served.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +137,19 @@ impl PythonApp {
         }
     }
 
+    /// [`PythonApp::detect`], once per app: a reload (which loads the configuration again) keeps
+    /// the interface found at start rather than have the master wait on an import again.
+    fn detect_once(&self, bridge_args: &[String], dir: &Path) -> Result<Interface, PythonAppError> {
+        static FOUND: Mutex<Vec<(String, PathBuf, Interface)>> = Mutex::new(Vec::new());
+        let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, _, interface)) = found.iter().find(|(spec, at, _)| *spec == self.spec && at == dir) {
+            return Ok(interface);
+        }
+        let interface = self.detect(bridge_args, dir)?;
+        found.push((self.spec.clone(), dir.to_path_buf(), interface));
+        Ok(interface)
+    }
+
     /// The interface `auto` finds, by importing the app in `dir` with the environment's `python`.
     fn detect(&self, bridge_args: &[String], dir: &Path) -> Result<Interface, PythonAppError> {
         let python = match self.venv().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from)) {
@@ -183,7 +197,7 @@ impl PythonApp {
             bridge_args.extend(["--pythonpath".to_string(), dirs.to_string()]);
         }
         let interface = match interface {
-            Interface::Auto => self.detect(&bridge_args, dir)?,
+            Interface::Auto => self.detect_once(&bridge_args, dir)?,
             given => given,
         };
         // uvicorn's --lifespan and --root-path are the ASGI bridge's options; WSGI has no lifespan,
