@@ -118,12 +118,18 @@ impl Syslog {
 
     /// `<PRI>PREFIX.LOG: TEXT`, as Python's SysLogHandler under gunicorn's formatter sends it.
     fn send(&self, severity: u16, log: &str, text: &[u8]) {
+        thread_local! {
+            /// The packet being built, kept: an access line goes out per request.
+            static PACKET: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let text = text.strip_suffix(b"\n").unwrap_or(text);
         let pri = u16::from(self.facility) * 8 + severity;
-        let mut packet = Vec::with_capacity(64 + text.len());
-        let _ = write!(packet, "<{pri}>{}.{log}: ", self.prefix);
-        packet.extend_from_slice(text);
-        self.sink.send(&packet);
+        PACKET.with_borrow_mut(|packet| {
+            packet.clear();
+            let _ = write!(packet, "<{pri}>{}.{log}: ", self.prefix);
+            packet.extend_from_slice(text);
+            self.sink.send(packet);
+        });
     }
 }
 

@@ -105,11 +105,12 @@ impl<'a> Context<'a> {
     /// Counts a finished request (on its lane too); the one that reaches `--max-requests` retires the
     /// worker: it stops accepting, finishes what it has, exits 0, and the master replaces it.
     pub fn count_request(&self, lane: Option<&Lane>, status: u16, started: Instant) {
+        let took = started.elapsed();
         if let Some(lane) = lane {
-            lane.end(status, started.elapsed().as_micros() as u64);
+            lane.end(status, took.as_micros() as u64);
         }
         if let Some(statsd) = crate::logging::statsd::get() {
-            statsd.request(status, started.elapsed());
+            statsd.request(status, took);
         }
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.max_requests {

@@ -109,6 +109,15 @@ impl Bare {
         })
     }
 
+    /// Waits (bounded by [`WAIT`]) until the server is listening on TCP and ready; its address.
+    pub fn wait_ready(&self) -> std::net::SocketAddr {
+        let line = self.wait_for_log("Listening at: http://");
+        let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_default();
+        let addr = addr.parse().unwrap_or_else(|_| panic!("no address in {line:?}"));
+        self.wait_for_log("Ready:");
+        addr
+    }
+
     /// Waits (bounded by [`WAIT`]) for the process to exit; its exit code, None if signalled.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let status = poll_for(WAIT, || self.child.try_wait().unwrap()).unwrap_or_else(|| {

@@ -75,10 +75,12 @@ fn a_request_sent_on_an_idle_connection_just_after_term_is_answered_not_reset() 
 
 /// The CPU time `pid` has used so far (all its threads, user and system), from `/proc/PID/stat`.
 fn cpu_time(pid: i32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process is alive");
-    // After the command: state, ppid, …; utime and stime are fields 14 and 15 of the line.
-    let fields: Vec<u64> =
-        stat[stat.rfind(')').unwrap() + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let fields: Vec<u64> = crate::support::stat_fields(pid)
+        .expect("the process is alive")
+        .iter()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
     // SAFETY: sysconf(3) reads a constant of the system.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     Duration::from_millis((fields[11] + fields[12]) * 1000 / hz)

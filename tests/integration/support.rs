@@ -399,24 +399,22 @@ pub fn children_of(pid: i32) -> Vec<i32> {
 
 /// (state, ppid) of a process, from `/proc/PID/stat`.
 pub fn stat(pid: i32) -> Option<(char, i32)> {
+    let fields = stat_fields(pid)?;
+    Some((fields.first()?.chars().next()?, fields.get(1)?.parse().ok()?))
+}
+
+/// The fields of `/proc/PID/stat` after the command (state, ppid, pgrp, …: field 3 of proc(5) on).
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &text[text.rfind(')')? + 2..];
-    let mut fields = after.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    Some(text[text.rfind(')')? + 2..].split_whitespace().map(str::to_string).collect())
 }
 
 /// Whether a process of process group `pgid` is alive (not a zombie), from `/proc/*/stat`.
 fn group_alive(pgid: i32) -> bool {
     let entries = std::fs::read_dir("/proc").unwrap().flatten();
-    entries.filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok()).any(|pid| {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-        let Some(close) = text.rfind(')') else { return false };
-        // After the command: state, ppid, pgrp.
-        let fields: Vec<&str> = text[close + 2..].split_whitespace().take(3).collect();
-        fields.len() == 3 && fields[0] != "Z" && fields[2].parse() == Ok(pgid)
-    })
+    entries
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .any(|pid| stat_fields(pid).is_some_and(|f| f.len() > 2 && f[0] != "Z" && f[2].parse() == Ok(pgid)))
 }
 
 pub fn is_zombie(pid: i32) -> bool {

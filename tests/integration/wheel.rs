@@ -3,10 +3,9 @@
 //! (from target/wheelhouse, offline), and that environment's `rustgun` serves both by module name,
 //! the bridge bundled in the wheel, the interface told from the callable.
 
-use crate::procs::{Bare, TempDir};
+use crate::procs::{Bare, TempDir, tcp_get};
 use crate::support::{Response, pyenv, run};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,26 +38,19 @@ fn fresh_venv(venv: PathBuf) -> PathBuf {
     venv
 }
 
+/// The installed `rustgun` serving `spec` from `apps` (the working directory) with `args`; its address.
 /// `GET target` on `addr`, with `Connection: close`.
-fn get(addr: &str, target: &str) -> Response {
-    let mut conn = TcpStream::connect(addr).expect("connect to the installed rustgun");
-    conn.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut bytes = Vec::new();
-    conn.read_to_end(&mut bytes).unwrap();
-    Response::parse_one(&bytes).expect("a response").0
+fn get(addr: SocketAddr, target: &str) -> Response {
+    tcp_get(addr, target).expect("a response from the installed rustgun")
 }
 
-/// The installed `rustgun` serving `spec` from `apps` (the working directory) with `args`; its address.
-fn serve(venv: &Path, apps: &str, spec: &str, args: &[&str]) -> (Bare, String) {
+fn serve(venv: &Path, apps: &str, spec: &str, args: &[&str]) -> (Bare, SocketAddr) {
     let mut cmd = Command::new(venv.join("bin/rustgun"));
     cmd.current_dir(root().join(apps));
     let argv: Vec<&str> =
         ["-b", "127.0.0.1:0"].into_iter().chain(args.iter().copied()).chain([spec]).collect();
     let server = Bare::spawn_in(cmd, &argv, &[]);
-    let line = server.wait_for_log("Listening at: http://");
-    let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
-    server.wait_for_log("Ready:");
+    let addr = server.wait_ready();
     (server, addr)
 }
 
@@ -87,7 +79,7 @@ fn a_fresh_venv_with_only_the_wheel_serves_flask_and_fastapi_by_module_name() {
 
     // Flask: a WSGI callable, served through the bundled libwsgi.so.
     let (flask, addr) = serve(&venv, "tests/wsgi_apps", "flask_app:app", &[]);
-    let resp = get(&addr, "/users/42");
+    let resp = get(addr, "/users/42");
     assert_eq!((resp.status, resp.text().as_str()), (200, r#"{"id": "42"}"#));
     assert_eq!(bridges_of(&flask), [venv.join("lib/rustgun/libwsgi.so")]);
     drop(flask);
@@ -96,7 +88,7 @@ fn a_fresh_venv_with_only_the_wheel_serves_flask_and_fastapi_by_module_name() {
     // loop, the class an ASGI app gets when none is asked for.
     let (fastapi, addr) = serve(&venv, "tests/asgi_apps", "fastapi_app:app", &[]);
     fastapi.wait_for_log("Using worker: event");
-    let resp = get(&addr, "/users/7");
+    let resp = get(addr, "/users/7");
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert!(resp.text().contains(r#""greeting":"hello from lifespan""#), "{}", resp.text());
     assert_eq!(bridges_of(&fastapi), [venv.join("lib/rustgun/libasgi.so")]);

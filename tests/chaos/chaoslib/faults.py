@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import select
 import signal
 import socket
 import time
@@ -78,10 +79,11 @@ def s1_sigkill(ctx: Context, cls: str) -> dict:
                     wait_stopped(victim)
                     held = tcp_peer_ports([i for i in socket_inodes(victim) if i not in srv.listen], srv.addr[1])
                     read = sigkill = time.monotonic()
+                    # Its pidfd becomes readable when it dies (it is not our child to wait for).
+                    pidfd = os.pidfd_open(victim)
                     os.kill(victim, signal.SIGKILL)
-                    deadline = sigkill + 2.0
-                    while alive(victim) and time.monotonic() < deadline:
-                        time.sleep(0.0005)
+                    select.select([pidfd], [], [], 2.0)
+                    os.close(pidfd)
                     kills.append(Kill(held, read, sigkill, time.monotonic()))
                 except ProcessLookupError:
                     pass

@@ -85,9 +85,7 @@ fn bare(args: &[&str]) -> (Bare, String) {
     let args: Vec<&str> =
         ["-k", "event", "-b", "127.0.0.1:0"].iter().chain(args).chain(&["raw:app"]).copied().collect();
     let server = Bare::spawn_in(cmd, &args, &[("VIRTUAL_ENV", &venv)]);
-    let line = server.wait_for_log("Listening at: http://");
-    let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_string();
-    server.wait_for_log("Ready:");
+    let addr = server.wait_ready().to_string();
     (server, addr)
 }
 
