@@ -406,6 +406,53 @@ typedef struct rg_app {
 #define RG_APP_DESCRIPTOR(flags, init, handle, shutdown)                                                   \
     { RG_MAGIC, RG_ABI_MAJOR, RG_ABI_MINOR, (uint32_t)sizeof(rg_app), (flags), (init), (handle), (shutdown), NULL, NULL, NULL }
 
+/* ---- Server hooks (rg_hooks version 1) --------------------------------------------------------------- */
+
+/* The version of rg_hooks this header describes. */
+#define RG_HOOKS_VERSION 1u
+/* rg_hook_ctx.hook: gunicorn's server hooks (see rustgun_abi for when each runs, and in which process). */
+#define RG_HOOK_ON_STARTING 0u
+#define RG_HOOK_ON_RELOAD 1u
+#define RG_HOOK_WHEN_READY 2u
+#define RG_HOOK_PRE_FORK 3u
+#define RG_HOOK_POST_FORK 4u
+#define RG_HOOK_POST_WORKER_INIT 5u
+#define RG_HOOK_WORKER_INT 6u
+#define RG_HOOK_WORKER_ABORT 7u
+#define RG_HOOK_PRE_EXEC 8u
+#define RG_HOOK_PRE_REQUEST 9u
+#define RG_HOOK_POST_REQUEST 10u
+#define RG_HOOK_CHILD_EXIT 11u
+#define RG_HOOK_WORKER_EXIT 12u
+#define RG_HOOK_NWORKERS_CHANGED 13u
+#define RG_HOOK_ON_EXIT 14u
+
+/* One moment for rg_hooks.call: which hook, and the server and worker it is about. */
+typedef struct rg_hook_ctx {
+    uint32_t size;        /* sizeof(rg_hook_ctx) as the server built it */
+    uint32_t hook;        /* RG_HOOK_* */
+    int32_t master_pid;
+    int32_t worker_pid;   /* 0 when there is none yet (pre_fork) or no worker is concerned */
+    uint32_t worker_id;   /* 1-based slot, 0 when no worker is concerned */
+    uint32_t worker_age;  /* how many workers the master forked before this one */
+    uint32_t workers;     /* the worker count the master keeps (nworkers_changed's new value) */
+    uint32_t old_workers; /* nworkers_changed's old value; else equal to `workers` */
+} rg_hook_ctx;
+
+/* Exported as `rustgun_hooks` by a bridge that runs a configuration file's server hooks. */
+typedef struct rg_hooks {
+    uint32_t magic;   /* RG_MAGIC */
+    uint32_t version; /* RG_HOOKS_VERSION */
+    uint32_t size;    /* sizeof(rg_hooks) as the bridge was built */
+    /* Runs the configuration file in the master: init->args[0] names it, the rest are the bridge's
+     * arguments. Called again on each reload. RG_OK, or a refusal with its message in init->error_buf. */
+    rg_preload_fn load;
+    /* Which hooks the loaded file defines: bit (1 << RG_HOOK_*) each. */
+    uint64_t (*defined)(void);
+    /* Runs one hook: RG_OK, or RG_ERROR when it failed (the bridge logged why). */
+    int32_t (*call)(const rg_hook_ctx *ctx);
+} rg_hooks;
+
 /* Put before the descriptor's definition: C linkage (needed in C++, where a namespace-scope const object
  * would otherwise have internal linkage and a mangled name) and default visibility (so the symbol is
  * exported even when building with -fvisibility=hidden). */

@@ -26,6 +26,7 @@ mod upgrade;
 mod workers;
 
 use crate::app::Library;
+use crate::app::hooks::{self, About, Hook};
 use crate::config::Config;
 use crate::net::Listener;
 use crate::sys::process::{self, PidFile};
@@ -121,6 +122,8 @@ pub struct Arbiter {
     status_sent: Option<usize>,
     pidfile: Option<PidFile>,
     pid: Pid,
+    /// Workers forked so far: the next one's age (gunicorn's `worker.age`).
+    spawned: u32,
 }
 
 impl Arbiter {
@@ -243,6 +246,7 @@ impl Arbiter {
         if self.phase == Phase::Running {
             self.target += 1;
             tracing::info!("Handling signal: SIGTTIN; workers: {}", self.target);
+            self.workers_changed(self.target - 1);
         }
     }
 
@@ -251,7 +255,16 @@ impl Arbiter {
         if self.phase == Phase::Running && self.target > 1 {
             self.target -= 1;
             tracing::info!("Handling signal: SIGTTOU; workers: {}", self.target);
+            self.workers_changed(self.target + 1);
             self.stop_surplus();
+        }
+    }
+
+    /// `nworkers_changed(server, new, old)`, when the count the master keeps changed from `old`.
+    fn workers_changed(&self, old: u32) {
+        if old != self.target {
+            let about = About { old_workers: old, ..About::master(self.target) };
+            hooks::run(Hook::NworkersChanged, about);
         }
     }
 
@@ -296,6 +309,7 @@ impl Arbiter {
                 code
             }
             None => {
+                hooks::run(Hook::OnExit, About::master(self.target));
                 tracing::info!("Shutting down: Master");
                 crate::exit::OK
             }

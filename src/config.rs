@@ -5,6 +5,7 @@
 //! command line, `RUSTGUN_CMD_ARGS`, a TOML file — and which wins is [`sources`]; start with [`load`].
 
 pub mod compat;
+mod pyfile;
 mod sources;
 
 pub use sources::{ConfigError, ENV_ARGS, load, start_dir};
@@ -264,9 +265,10 @@ pub struct Config {
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
-    /// Read settings from this TOML file: keys are the long option names (`workers = 4`,
-    /// `bind = ["unix:/run/app.sock"]`, `app = "./libapp.so:app"`). The command line and
-    /// RUSTGUN_CMD_ARGS override it.
+    /// Read settings from this file: gunicorn's Python config (`gunicorn.conf.py`, or
+    /// `python:MODULE`; gunicorn's setting names and server hooks; `./gunicorn.conf.py` when -c is not
+    /// given), or a `.toml` file whose keys are the long option names (`workers = 4`,
+    /// `bind = ["unix:/run/app.sock"]`). The command line and RUSTGUN_CMD_ARGS override it.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -311,6 +313,10 @@ pub struct Config {
     /// The merged arguments this configuration was parsed from ([`load`]), for `--print-config`.
     #[arg(skip)]
     effective: Vec<OsString>,
+
+    /// The configuration file's server hooks, when it defines any: the master runs them.
+    #[arg(skip)]
+    pub hooks: Option<crate::app::hooks::Spec>,
 
     /// TLS certificate chain (PEM, leaf first). With it, every listener serves HTTPS only.
     #[arg(long = "certfile", visible_alias = "ssl-certfile", value_name = "FILE")]

@@ -83,6 +83,10 @@ fn main() {
     if let Err(e) = config.load_tls() {
         halt(detached, exit::FAILED, &e.to_string());
     }
+    // gunicorn.conf.py's hooks, in the master's embedded interpreter (only when the file has any).
+    if let Err(e) = rustgun::app::hooks::load(config.hooks.as_ref()) {
+        halt(detached, exit::APP_LOAD, &e.to_string());
+    }
     match Arbiter::start(config) {
         Ok(arbiter) => {
             if let Some(d) = detached {

@@ -129,25 +129,8 @@ impl Library {
     /// Opens `app.path` with `RTLD_NOW | RTLD_LOCAL` (missing symbols fail here, not mid-request)
     /// and checks the descriptor: symbol, magic, major, minor, size, required entries, known flags.
     pub fn open(app: &AppRef) -> Result<Library, LoadError> {
-        use libloading::os::unix::{Library as Dl, RTLD_LOCAL, RTLD_NOW};
         let app: &'static AppRef = Box::leak(Box::new(app.clone()));
-        // A bare file name would be searched on LD_LIBRARY_PATH; a user means the file here.
-        let path = if app.path.components().count() == 1 {
-            PathBuf::from(".").join(&app.path)
-        } else {
-            app.path.clone()
-        };
-        // SAFETY: loading a library runs its initialisers; that is the point of naming it on the
-        // command line, and the operator vouches for it as they would for a gunicorn app module.
-        let lib = unsafe { Dl::open(Some(&path), RTLD_NOW | RTLD_LOCAL) }
-            .map_err(|e| LoadError::Open { app: app.clone(), reason: one_line(&e.to_string()) })?;
-        // SAFETY: we only take the symbol's address here; nothing is read through it until the
-        // frozen head has been checked below.
-        let addr: *const RgApp = unsafe { lib.get::<*const RgApp>(app.symbol.as_bytes()) }
-            .map(|sym| *sym)
-            .map_err(|e| LoadError::Symbol { app: app.clone(), reason: one_line(&e.to_string()) })?;
-        // Never unload (see the type's doc): the mapping lives as long as the process.
-        std::mem::forget(lib);
+        let addr: *const RgApp = open_symbol(app)?;
         if addr.is_null() {
             return Err(LoadError::Magic { app: app.clone(), found: 0 });
         }
@@ -251,6 +234,29 @@ impl Library {
     }
 }
 
+/// Opens `app.path` with `RTLD_NOW | RTLD_LOCAL` (missing symbols fail here, not mid-request), never
+/// to be unloaded, and returns the address of `app.symbol` in it (not yet checked in any way).
+pub(super) fn open_symbol<T>(app: &AppRef) -> Result<*const T, LoadError> {
+    use libloading::os::unix::{Library as Dl, RTLD_LOCAL, RTLD_NOW};
+    // A bare file name would be searched on LD_LIBRARY_PATH; a user means the file here.
+    let path = if app.path.components().count() == 1 {
+        PathBuf::from(".").join(&app.path)
+    } else {
+        app.path.clone()
+    };
+    // SAFETY: loading a library runs its initialisers; that is the point of naming it on the
+    // command line, and the operator vouches for it as they would for a gunicorn app module.
+    let lib = unsafe { Dl::open(Some(&path), RTLD_NOW | RTLD_LOCAL) }
+        .map_err(|e| LoadError::Open { app: app.clone(), reason: one_line(&e.to_string()) })?;
+    // SAFETY: we only take the symbol's address here; nothing is read through it.
+    let addr: *const T = unsafe { lib.get::<*const T>(app.symbol.as_bytes()) }
+        .map(|sym| *sym)
+        .map_err(|e| LoadError::Symbol { app: app.clone(), reason: one_line(&e.to_string()) })?;
+    // Never unload (see `Library`): the mapping lives as long as the process.
+    std::mem::forget(lib);
+    Ok(addr)
+}
+
 /// Never called: stands in for the `handle` of a 1.0 descriptor until its own is copied over it.
 unsafe extern "C" fn placeholder_handle(_state: *mut c_void, _request: *const RgRequest) -> i32 {
     rustgun_abi::RG_ERROR
@@ -258,7 +264,7 @@ unsafe extern "C" fn placeholder_handle(_state: *mut c_void, _request: *const Rg
 
 /// Calls `entry` (`init` or `preload`) with an `RgInit` for `args` and turns a refusal into
 /// [`LoadError::Init`] carrying the app's message.
-fn call_with_init(
+pub(super) fn call_with_init(
     app: &AppRef,
     worker_id: u32,
     args: &[String],

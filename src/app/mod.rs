@@ -8,6 +8,7 @@
 pub mod calls;
 mod environ;
 pub mod error;
+pub mod hooks;
 pub mod host;
 pub mod load;
 pub mod python;

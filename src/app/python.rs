@@ -123,18 +123,12 @@ impl PythonApp {
         Some(PythonApp { spec, exe_dir: exe.parent()?.to_path_buf() })
     }
 
-    /// The virtual environment the binary was installed into, if it was.
     fn venv(&self) -> Option<PathBuf> {
-        let root = self.exe_dir.parent()?;
-        root.join("pyvenv.cfg").is_file().then(|| root.to_path_buf())
+        venv_of(&self.exe_dir)
     }
 
     fn bridge(&self, library: &'static str) -> Result<PathBuf, PythonAppError> {
-        let looked = vec![self.exe_dir.join(library), self.exe_dir.join("../lib/rustgun").join(library)];
-        match looked.iter().find(|p| p.is_file()) {
-            Some(found) => Ok(found.clone()),
-            None => Err(PythonAppError::NoBridge { spec: self.spec.clone(), library, looked }),
-        }
+        bundled_bridge(&self.exe_dir, &self.spec, library)
     }
 
     /// [`PythonApp::detect`], once per app: a reload (which loads the configuration again) keeps
@@ -152,10 +146,7 @@ impl PythonApp {
 
     /// The interface `auto` finds, by importing the app in `dir` with the environment's `python`.
     fn detect(&self, bridge_args: &[String], dir: &Path) -> Result<Interface, PythonAppError> {
-        let python = match self.venv().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from)) {
-            Some(venv) => venv.join("bin/python"),
-            None => PathBuf::from("python3"),
-        };
+        let python = interpreter();
         let factory = bridge_args.iter().any(|a| a == "--factory");
         let paths = pythonpath(bridge_args);
         let out = Command::new(&python)
@@ -225,8 +216,49 @@ impl PythonApp {
     }
 }
 
+/// The directory the binary runs from.
+fn exe_dir() -> Option<PathBuf> {
+    Some(std::env::current_exe().ok()?.parent()?.to_path_buf())
+}
+
+/// The virtual environment a binary in `exe_dir` was installed into, if it was.
+fn venv_of(exe_dir: &Path) -> Option<PathBuf> {
+    let root = exe_dir.parent()?;
+    root.join("pyvenv.cfg").is_file().then(|| root.to_path_buf())
+}
+
+/// The virtual environment whose Python serves: the binary's own, else `VIRTUAL_ENV`.
+pub fn venv() -> Option<PathBuf> {
+    exe_dir().and_then(|d| venv_of(&d)).or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
+}
+
+/// The `python` of the app's environment ([`venv`]), else `python3` from `PATH`.
+pub fn interpreter() -> PathBuf {
+    venv().map_or_else(|| PathBuf::from("python3"), |v| v.join("bin/python"))
+}
+
+/// The bridge `library` bundled with the binary: beside it (a build) or in `../lib/rustgun` (a
+/// wheel). `spec` is what it is wanted for, for the error.
+pub fn bundled_bridge(exe_dir: &Path, spec: &str, library: &'static str) -> Result<PathBuf, PythonAppError> {
+    let looked = vec![exe_dir.join(library), exe_dir.join("../lib/rustgun").join(library)];
+    match looked.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(PythonAppError::NoBridge { spec: spec.to_string(), library, looked }),
+    }
+}
+
+/// Whether the app library is one of the Python bridges (named by the server or on the command line).
+pub fn is_bridge(app: &AppRef) -> bool {
+    app.path.file_name().is_some_and(|n| n == "libwsgi.so" || n == "libasgi.so")
+}
+
+/// The bridge that runs a configuration file's hooks for a native app (Python apps use their own).
+pub fn hooks_bridge(file: &str) -> Result<PathBuf, PythonAppError> {
+    bundled_bridge(&exe_dir().unwrap_or_default(), file, "libwsgi.so")
+}
+
 /// The `--pythonpath` directories among a bridge's arguments, in both spellings.
-fn pythonpath(args: &[String]) -> Vec<String> {
+pub fn pythonpath(args: &[String]) -> Vec<String> {
     let mut dirs = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {

@@ -6,6 +6,7 @@
 
 use super::listeners::{bind_all, bind_error, match_listeners};
 use super::{Arbiter, Phase, StartError, set_title};
+use crate::app::hooks::{self, About, Hook};
 use crate::config::{Config, ConfigError, TlsConfigError};
 use crate::net::{BindAddr, Listener};
 use crate::sys::systemd;
@@ -114,7 +115,14 @@ impl Arbiter {
             }
         }
         self.generation += 1;
+        let old_target = self.target;
         self.target = self.config.workers;
+        // gunicorn reads the file again on HUP: its hooks too.
+        if let Err(e) = hooks::load(self.config.hooks.as_ref()) {
+            tracing::error!("Reload: {e}");
+        }
+        hooks::run(Hook::OnReload, About::master(self.target));
+        self.workers_changed(old_target);
         self.watched = watched_files(&self.config);
         tracing::info!("Reloading: starting {} new workers (generation {})", self.target, self.generation);
     }

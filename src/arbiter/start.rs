@@ -8,6 +8,7 @@ use super::{
 };
 use super::{exporter, set_title};
 use crate::app::Library;
+use crate::app::hooks::{self, About, Hook};
 use crate::config::Config;
 use crate::sys::process::{PidFile, take_env};
 use crate::sys::scoreboard::{Counters, Scoreboard};
@@ -63,6 +64,7 @@ impl Arbiter {
     /// pidfile, installs the signal handlers and (with `--preload`) loads the app. Nothing is forked
     /// yet.
     pub fn start(config: Config) -> Result<Arbiter, StartError> {
+        hooks::run(Hook::OnStarting, About::master(config.workers));
         // Taken before the first process title overwrites the arguments' memory.
         let argv: Vec<OsString> = std::env::args_os().collect();
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
@@ -131,6 +133,7 @@ impl Arbiter {
             tracing::info!("Metrics at: {}", m.url());
         }
         set_title("master", &config);
+        hooks::run(Hook::WhenReady, About::master(config.workers));
         Ok(Arbiter {
             config,
             argv,
@@ -163,6 +166,7 @@ impl Arbiter {
             status_sent: None,
             pidfile,
             pid,
+            spawned: 0,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! Not here: what a worker does (`worker`), generations and reloads (`reload`).
 
 use super::{Arbiter, CHECK_EVERY, Phase, title};
+use crate::app::hooks::{self, About, Hook};
 use crate::exit;
 use crate::sys::process::{self, Exit};
 use crate::sys::scoreboard::{self, Retired, SlotId};
@@ -25,6 +26,8 @@ pub(super) struct WorkerSlot {
     /// Aborted for silence (`--timeout`) at this instant; killed at the next check if still there.
     pub(super) aborted: Option<Instant>,
     pub(super) killed: bool,
+    /// How many workers the master had forked before this one (gunicorn's `worker.age`).
+    pub(super) age: u32,
 }
 
 impl Arbiter {
@@ -137,6 +140,8 @@ impl Arbiter {
             }
             let Some(slot) = self.workers.remove(&pid) else { continue };
             self.count_exit(&slot, exit);
+            let about = About::worker(self.pid.as_raw(), pid.as_raw(), slot.id, slot.age, self.target);
+            hooks::run(Hook::ChildExit, about);
             let failure = self.failures.remove(&pid);
             match exit {
                 Exit::Code(exit::OK) => tracing::info!("Worker {} (pid: {pid}) exited", slot.id),
@@ -210,6 +215,10 @@ impl Arbiter {
         let master_pipe = [self.report_rd.as_raw_fd(), self.report_wr.as_raw_fd()];
         let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
         let scrapes: Vec<RawFd> = self.metrics.iter().flat_map(|m| m.descriptors()).collect();
+        let age = self.spawned;
+        self.spawned += 1;
+        let workers = self.target;
+        hooks::run(Hook::PreFork, About::worker(master.as_raw(), 0, id, age, workers));
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();
@@ -225,8 +234,18 @@ impl Arbiter {
                 for &fd in master_pipe.iter().chain(&retired).chain(&scrapes) {
                     let _ = nix::unistd::close(fd);
                 }
-                let boot =
-                    worker::Boot { id, config, listeners, preloaded, report, slot, title, master, sigmask };
+                let boot = worker::Boot {
+                    id,
+                    age,
+                    config,
+                    listeners,
+                    preloaded,
+                    report,
+                    slot,
+                    title,
+                    master,
+                    sigmask,
+                };
                 worker::run(boot)
             },
             exit::WORKER_BOOT,
@@ -248,6 +267,7 @@ impl Arbiter {
             stop_deadline: None,
             aborted: None,
             killed: false,
+            age,
         };
         self.workers.insert(pid, w);
         Ok(())

@@ -12,7 +12,7 @@
 //! [`load`] is the whole of it; the master calls it at start and again on HUP. [`Config::to_toml`]
 //! prints the effective settings as a file [`load`] reads back to the same configuration.
 
-use super::Config;
+use super::{Config, pyfile};
 use crate::app::python::{Interface, PythonApp, PythonAppError, ServerSide};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
@@ -50,6 +50,10 @@ pub enum ConfigError {
     Conflict { message: String },
     /// A Python app named by its module that cannot be served: no bridge, or it does not import.
     PythonApp(PythonAppError),
+    /// The Python to read a Python config file with cannot be run.
+    Python { file: PathBuf, python: PathBuf, error: std::io::Error },
+    /// A Python config file raised, or printed nothing readable.
+    PythonFile { file: PathBuf, reason: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -80,6 +84,12 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::Conflict { message } => write!(f, "{message}"),
             ConfigError::PythonApp(e) => write!(f, "{e}"),
+            ConfigError::Python { file, python, error } => {
+                write!(f, "cannot run {} to read config file {}: {error}", python.display(), file.display())
+            }
+            ConfigError::PythonFile { file, reason } => {
+                write!(f, "config file {}: {reason}", file.display())
+            }
         }
     }
 }
@@ -102,12 +112,23 @@ where
         Ok(text) => Some(env_matches(&cmd, &program, &text)?),
         Err(_) => None,
     };
+    // gunicorn reads ./gunicorn.conf.py when no -c names a file.
     let file = [Some(&cli), env.as_ref()]
         .into_iter()
         .flatten()
         .find_map(|m| m.get_one::<PathBuf>("config"))
-        .map(|path| start_dir().join(path));
-    let file_matches = file.as_deref().map(|path| file_matches(&cmd, &program, path)).transpose()?;
+        .map(|path| pyfile::source(path, start_dir()))
+        .or_else(|| Some(start_dir().join(pyfile::DEFAULT_FILE)).filter(|p| p.is_file()));
+    let mut hooks = Vec::new();
+    let file_matches = match file.as_deref() {
+        Some(path) if pyfile::is_python(path) => {
+            let read = pyfile::read(path, &crate::app::python::interpreter(), start_dir())?;
+            hooks = read.hooks;
+            Some(table_matches(&cmd, &program, path, &read.table)?)
+        }
+        Some(path) => Some(file_matches(&cmd, &program, path)?),
+        None => None,
+    };
 
     // Strongest first; each setting is taken whole from the first source that gave it.
     let sources: Vec<&ArgMatches> =
@@ -184,6 +205,11 @@ where
             config.worker_class = super::WorkerClass::Event;
         }
     }
+    if !hooks.is_empty()
+        && let Some(file) = &file
+    {
+        config.hooks = Some(hooks_spec(&config, file, hooks)?);
+    }
     config.config = file;
     config.effective = merged;
     config.resolve_identity().map_err(|e| ConfigError::Conflict { message: e.to_string() })?;
@@ -221,8 +247,32 @@ fn env_matches(cmd: &Command, program: &OsStr, text: &str) -> Result<ArgMatches,
     cmd.clone().try_get_matches_from(argv).map_err(|e| ConfigError::Env { message: first_line(&e) })
 }
 
-/// Reads the TOML file and parses it as the arguments it stands for, checking each key on its own
-/// first so an error names the key at fault.
+/// Where the master runs the hooks of `file`: the Python app's own bridge (so a worker has one
+/// interpreter), else the bundled WSGI bridge; with the app's `sys.path`.
+fn hooks_spec(
+    config: &Config,
+    file: &Path,
+    names: Vec<String>,
+) -> Result<crate::app::hooks::Spec, ConfigError> {
+    let source = file.display().to_string();
+    let bridge = if crate::app::python::is_bridge(&config.app) {
+        config.app.path.clone()
+    } else {
+        crate::app::python::hooks_bridge(&source).map_err(ConfigError::PythonApp)?
+    };
+    let mut args = Vec::new();
+    let paths = crate::app::python::pythonpath(&config.app_args);
+    if !paths.is_empty() {
+        args.extend(["--pythonpath".to_string(), paths.join(",")]);
+    }
+    if let Some(venv) = crate::app::python::venv() {
+        args.extend(["--venv".to_string(), venv.display().to_string()]);
+    }
+    args.push(source);
+    Ok(crate::app::hooks::Spec { bridge, args, names })
+}
+
+/// Reads the TOML file and parses it as the arguments it stands for ([`table_matches`]).
 fn file_matches(cmd: &Command, program: &OsStr, file: &Path) -> Result<ArgMatches, ConfigError> {
     let text =
         std::fs::read_to_string(file).map_err(|error| ConfigError::Read { file: file.into(), error })?;
@@ -231,12 +281,29 @@ fn file_matches(cmd: &Command, program: &OsStr, file: &Path) -> Result<ArgMatche
         line: e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1),
         message: e.message().replace('\n', " "),
     })?;
+    table_matches(cmd, program, file, &table)
+}
+
+/// Parses a config file's settings as the arguments they stand for, checking each key on its own
+/// first so an error names the key at fault.
+fn table_matches(
+    cmd: &Command,
+    program: &OsStr,
+    file: &Path,
+    table: &toml::Table,
+) -> Result<ArgMatches, ConfigError> {
     let mut options = vec![program.to_os_string()];
     let mut positional = Vec::new();
     let mut trailing = Vec::new();
-    for (key, value) in &table {
-        let arg = find_arg(cmd, key)
-            .ok_or_else(|| ConfigError::UnknownKey { file: file.into(), key: key.clone() })?;
+    let python = pyfile::is_python(file);
+    for (key, value) in table {
+        // gunicorn skips the names of a Python file that are no setting; TOML keys must be options.
+        let Some(arg) = find_arg(cmd, key) else {
+            if python {
+                continue;
+            }
+            return Err(ConfigError::UnknownKey { file: file.into(), key: key.clone() });
+        };
         if ACTIONS.contains(&arg.get_id().as_str()) {
             return Err(ConfigError::NotASetting { file: file.into(), key: key.clone() });
         }

@@ -32,6 +32,11 @@ pub fn set_worker(id: u32) {
     PID.store(std::process::id(), Ordering::Relaxed);
 }
 
+/// The worker id [`set_worker`] gave this process; 0 in the master.
+pub fn worker_id() -> u32 {
+    ROLE.load(Ordering::Relaxed)
+}
+
 /// Points descriptor 2 (and 1 with `capture`, gunicorn's `--capture-output`) at the error log file
 /// (`-` keeps stderr) and installs the subscriber.
 pub fn init(error_logfile: &str, level: LogLevel, capture: bool) -> std::io::Result<()> {

@@ -105,17 +105,51 @@ pub fn name(sig: libc::c_int) -> String {
         .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
 }
 
+/// What a worker runs before it exits on INT/QUIT (`on_quit`) or ABRT (`on_abort`), if anything.
+pub struct ExitHooks {
+    pub on_quit: Option<Box<dyn Fn() + Send>>,
+    pub on_abort: Option<Box<dyn Fn() + Send>>,
+}
+
 /// A worker's TERM: stop gracefully (set `stop`, wake the poll through `stop_wr`). INT and QUIT:
-/// exit now.
-pub fn install_worker(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+/// exit now — or, when `on_quit` is given (the config file's `worker_int`), once a thread of the
+/// worker has run it. ABRT (the master's `--timeout`) likewise runs `on_abort` (`worker_abort`)
+/// before the worker exits with status 1; without it ABRT keeps its default action.
+pub fn install_worker(stop: &Arc<AtomicBool>, stop_wr: &OwnedFd, hooks: ExitHooks) -> std::io::Result<()> {
+    let ExitHooks { on_quit, on_abort } = hooks;
+    use signal_hook::consts::{SIGABRT, SIGINT, SIGQUIT, SIGTERM};
     signal_hook::flag::register(SIGTERM, Arc::clone(stop))?;
     // `run` keeps the write end open for as long as the handler can fire.
     signal_hook::low_level::pipe::register_raw(SIGTERM, std::os::fd::AsRawFd::as_raw_fd(stop_wr))?;
-    for sig in [SIGINT, SIGQUIT] {
-        // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
-        unsafe { signal_hook::low_level::register(sig, || libc::_exit(crate::exit::OK)) }?;
+    if on_quit.is_none() {
+        for sig in [SIGINT, SIGQUIT] {
+            // SAFETY: _exit is async-signal-safe; a quick stop abandons in-flight requests by design.
+            unsafe { signal_hook::low_level::register(sig, || libc::_exit(crate::exit::OK)) }?;
+        }
     }
+    let mut hooked: Vec<libc::c_int> = Vec::new();
+    if on_quit.is_some() {
+        hooked.extend([SIGINT, SIGQUIT]);
+    }
+    if on_abort.is_some() {
+        hooked.push(SIGABRT);
+    }
+    if hooked.is_empty() {
+        return Ok(());
+    }
+    // The hooks are app code: they run on a thread of their own, woken through signal-hook's pipe,
+    // never in the handler. The app's threads keep serving meanwhile, as in gunicorn.
+    let mut signals = signal_hook::iterator::Signals::new(&hooked)?;
+    std::thread::Builder::new().name("rustgun-hooks".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let (hook, code) = if sig == SIGABRT { (on_abort, 1) } else { (on_quit, crate::exit::OK) };
+            if let Some(hook) = &hook {
+                hook();
+            }
+            // SAFETY: _exit ends the process at once, as the quick stop without a hook does.
+            unsafe { libc::_exit(code) };
+        }
+    })?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod gather;
 pub mod pace;
 mod websocket;
 
+use crate::app::hooks::{self, About, Hook};
 use crate::app::{App, Library, LoadError};
 use crate::config::WorkerClass;
 use crate::config::{Config, Settings};
@@ -154,6 +155,8 @@ pub fn serving_class(config: &Config, lib: &Library) -> Result<(WorkerClass, boo
 /// Everything a freshly forked worker gets from the master.
 pub struct Boot<'a> {
     pub id: u32,
+    /// How many workers the master had forked before this one (gunicorn's `worker.age`).
+    pub age: u32,
     pub config: &'a Config,
     pub listeners: &'a [Listener],
     /// The app library when `--preload` opened it in the master.
@@ -175,6 +178,8 @@ pub fn run(boot: Boot<'_>) -> i32 {
     crate::logging::set_worker(boot.id);
     let pid = std::process::id();
     tracing::info!("Booting worker with pid: {pid}");
+    let about = About::worker(boot.master.as_raw(), pid as i32, boot.id, boot.age, boot.config.workers);
+    hooks::run(Hook::PostFork, about);
     if let Err(e) = crate::sys::title::set(boot.title, "rustgun worker") {
         tracing::debug!("cannot set the process title: {e}");
     }
@@ -195,7 +200,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
                 return fail(&mut report, exit::WORKER_BOOT, &format!("cannot create the stop pipe: {e}"));
             }
         };
-    if let Err(e) = crate::sys::signals::install_worker(&stop, &stop_wr) {
+    if let Err(e) = crate::sys::signals::install_worker(&stop, &stop_wr, exit_hooks(about)) {
         return fail(&mut report, exit::WORKER_BOOT, &format!("cannot install signal handlers: {e}"));
     }
     let access_log = match &boot.config.access_logfile {
@@ -245,6 +250,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
         Ok(app) => app,
         Err(e) => return fail(&mut report, exit::APP_LOAD, &e.to_string()),
     };
+    hooks::run(Hook::PostWorkerInit, about);
     // Under --reuse-port each worker listens on sockets of its own; otherwise it shares the master's.
     let own: Vec<Option<Listener>> = match boot
         .listeners
@@ -288,7 +294,17 @@ pub fn run(boot: Boot<'_>) -> i32 {
 
     app.shutdown();
     tracing::info!("Worker exiting (pid: {pid})");
+    hooks::run(Hook::WorkerExit, about);
     exit::OK
+}
+
+/// The config file's `worker_int` and `worker_abort`, when it defines them, as the signal thread
+/// runs them ([`crate::sys::signals::install_worker`]).
+fn exit_hooks(about: About) -> crate::sys::signals::ExitHooks {
+    let at = |hook: Hook| -> Option<Box<dyn Fn() + Send>> {
+        hooks::defined(hook).then(|| Box::new(move || hooks::run(hook, about)) as Box<dyn Fn() + Send>)
+    };
+    crate::sys::signals::ExitHooks { on_quit: at(Hook::WorkerInt), on_abort: at(Hook::WorkerAbort) }
 }
 
 /// `--max-requests N` plus a random 0..=J (`--max-requests-jitter`), so that workers started together

@@ -270,6 +270,10 @@ fn c_header_matches_rust_abi() {
         }
         RgLoop as "rg_loop" { size, fd, host, step }
         RgEvent as "rg_event" { size, kind, call, code, data }
+        RgHookCtx as "rg_hook_ctx" {
+            size, hook, master_pid, worker_pid, worker_id, worker_age, workers, old_workers,
+        }
+        RgHooks as "rg_hooks" { magic, version, size, load, defined, call }
     }
     let covered_types =
         ["RgInitFn", "RgHandleFn", "RgShutdownFn", "RgPreloadFn", "RgEventFn", "RgRunFn", "RgPostFn"];
@@ -298,6 +302,10 @@ fn c_header_matches_rust_abi() {
         RG_WS_TEXT, RG_WS_BINARY,
         RG_RESPONSE_REPLACE, RG_RESPONSE_FLAGS,
         RG_LOG_ERROR, RG_LOG_WARN, RG_LOG_INFO, RG_LOG_DEBUG,
+        RG_HOOKS_VERSION, RG_HOOK_ON_STARTING, RG_HOOK_ON_RELOAD, RG_HOOK_WHEN_READY, RG_HOOK_PRE_FORK,
+        RG_HOOK_POST_FORK, RG_HOOK_POST_WORKER_INIT, RG_HOOK_WORKER_INT, RG_HOOK_WORKER_ABORT,
+        RG_HOOK_PRE_EXEC, RG_HOOK_PRE_REQUEST, RG_HOOK_POST_REQUEST, RG_HOOK_CHILD_EXIT,
+        RG_HOOK_WORKER_EXIT, RG_HOOK_NWORKERS_CHANGED, RG_HOOK_ON_EXIT,
     }
 
     // Completeness: everything the Rust ABI declares is checked above.

@@ -7,7 +7,7 @@ use crate::support::{pyenv, run};
 use std::process::Command;
 
 /// gunicorn's options rustgun does not take yet, each refused by name (and in docs/wsgi.md).
-const NOT_YET: &[&str] = &[
+pub const NOT_YET: &[&str] = &[
     "--initgroups",
     "--paste",
     "--paster",

@@ -13,6 +13,7 @@ mod clients;
 mod config_sources;
 mod conformance;
 mod fork;
+mod gunicorn_conf;
 mod gunicorn_flags;
 mod http_bodies;
 mod http_errors;

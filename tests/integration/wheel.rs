@@ -1,5 +1,5 @@
 //! `pip install rustgun` as a Python user does it: the wheel `make wheel` builds (pyproject.toml,
-//! scripts/wheel) goes into a fresh virtual environment with nothing but Flask and FastAPI beside it
+//! scripts/wheel) goes into a fresh virtual environment with nothing but Flask, Django and FastAPI beside it
 //! (from target/wheelhouse, offline), and that environment's `rustgun` serves both by module name,
 //! the bridge bundled in the wheel, the interface told from the callable.
 
@@ -23,7 +23,7 @@ fn wheel() -> PathBuf {
         .unwrap_or_else(|| panic!("no rustgun wheel in {}: run `make wheel` first", dir.display()))
 }
 
-/// A new virtual environment at `venv` with the wheel, Flask and FastAPI installed, offline.
+/// A new virtual environment at `venv` with the wheel, Flask, Django and FastAPI installed, offline.
 fn fresh_venv(venv: PathBuf) -> PathBuf {
     let (code, _, err) = run(Command::new(pyenv().join("bin/python")).args(["-m", "venv"]).arg(&venv));
     assert_eq!(code, 0, "python -m venv: {err}");
@@ -32,7 +32,7 @@ fn fresh_venv(venv: PathBuf) -> PathBuf {
         .args(["-m", "pip", "install", "--quiet", "--no-index", "--find-links"])
         .arg(&wheelhouse)
         .arg(wheel())
-        .args(["flask", "fastapi", "python-multipart"])
+        .args(["flask", "django", "fastapi", "python-multipart"])
         .env("PIP_REQUIRE_VIRTUALENV", "1"));
     assert_eq!(code, 0, "pip install into the fresh environment: {err}");
     venv
@@ -69,7 +69,7 @@ fn bridges_of(server: &Bare) -> Vec<PathBuf> {
 }
 
 #[test]
-fn a_fresh_venv_with_only_the_wheel_serves_flask_and_fastapi_by_module_name() {
+fn a_fresh_venv_with_only_the_wheel_serves_flask_django_and_fastapi_by_module_name() {
     let dir = TempDir::new("wheel");
     let venv = fresh_venv(dir.join("venv"));
     // The binary is on the environment's PATH, the bridges in its lib/rustgun.
@@ -83,6 +83,13 @@ fn a_fresh_venv_with_only_the_wheel_serves_flask_and_fastapi_by_module_name() {
     assert_eq!((resp.status, resp.text().as_str()), (200, r#"{"id": "42"}"#));
     assert_eq!(bridges_of(&flask), [venv.join("lib/rustgun/libwsgi.so")]);
     drop(flask);
+
+    // Django: the project's wsgi module (its `application`), through the same bridge.
+    let (django, addr) = serve(&venv, "tests/wsgi_apps", "djproj.wsgi", &[]);
+    let resp = get(addr, "/");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "Hello from Django on GET /"));
+    assert_eq!(bridges_of(&django), [venv.join("lib/rustgun/libwsgi.so")]);
+    drop(django);
 
     // FastAPI: an ASGI app (its __call__ is a coroutine function), through libasgi.so on the event
     // loop, the class an ASGI app gets when none is asked for.

@@ -400,3 +400,9 @@ impl App for Bridge {
 }
 
 rustgun_sdk::export_app!(app, Bridge::new, owns_loop, preload = preload);
+// gunicorn.conf.py's server hooks, when the configuration file defines any.
+rustgun_sdk::export_hooks!(
+    rustgun_python::hooks::load,
+    rustgun_python::hooks::defined,
+    rustgun_python::hooks::call
+);

@@ -181,7 +181,20 @@ impl Bridge {
         let _cut_off = CutOff { input: input.clone().unbind(), responder: responder.clone().unbind() };
         let request = format!("{} {}", req.method(), String::from_utf8_lossy(req.target()));
         let environ = self.environ(py, req, &input)?;
-        match self.run(py, &environ, &input, &responder, &request) {
+        let hooked = rustgun_python::hooks::per_request();
+        if hooked {
+            rustgun_python::hooks::pre_request(py, &environ);
+        }
+        let flow = self.run(py, &environ, &input, &responder, &request);
+        if hooked {
+            let r = responder.borrow();
+            let (status, headers) = match &r.head {
+                Some((status, headers)) => (Some(status.bind(py)), Some(headers.bind(py))),
+                None => (None, None),
+            };
+            rustgun_python::hooks::post_request(py, &environ, status, headers);
+        }
+        match flow {
             Ok(Flow::Done) => Ok(Vec::new()),
             Ok(Flow::Write(body)) => Ok(body),
             Ok(Flow::Pull(body)) => {
@@ -377,3 +390,9 @@ impl App for Bridge {
 }
 
 rustgun_sdk::export_app!(app, Bridge::new, preload = preload);
+// gunicorn.conf.py's server hooks, when the configuration file defines any.
+rustgun_sdk::export_hooks!(
+    rustgun_python::hooks::load,
+    rustgun_python::hooks::defined,
+    rustgun_python::hooks::call
+);

@@ -271,6 +271,8 @@ pub struct Responder {
     /// `handle` returned and the server pulls the body: `write()` queues here for the body source.
     pub pulling: bool,
     pub queued: Vec<u8>,
+    /// The status and headers the app gave, kept only for a `post_request` hook.
+    pub head: Option<(Py<PyAny>, Py<PyAny>)>,
 }
 
 impl Responder {
@@ -285,6 +287,7 @@ impl Responder {
             client_gone: false,
             pulling: false,
             queued: Vec::new(),
+            head: None,
         }
     }
 
@@ -439,7 +442,12 @@ impl Responder {
                 writer.start_with_reason(code, &reason, &list)
             };
             match recorded {
-                Ok(()) => me.started = true,
+                Ok(()) => {
+                    me.started = true;
+                    if rustgun_python::hooks::per_request() {
+                        me.head = Some((status.clone().unbind(), headers.clone().unbind()));
+                    }
+                }
                 Err(HostError::Invalid) => {
                     return Err(PyValueError::new_err(format!(
                         "invalid response status or header (status {code}, headers {})",

@@ -440,6 +440,84 @@ impl RgApp {
     }
 }
 
+/// The version of [`RgHooks`] this crate describes.
+pub const RG_HOOKS_VERSION: u32 = 1;
+
+/// The server hooks of gunicorn's configuration file, each a moment of a server's life (the
+/// `RG_HOOK_*` ids, `RgHookCtx::hook`). Master hooks run in the master, worker hooks in the worker.
+/// `on_starting(server)`: the master, before it binds.
+pub const RG_HOOK_ON_STARTING: u32 = 0;
+/// `on_reload(server)`: the master, on HUP, before the new workers.
+pub const RG_HOOK_ON_RELOAD: u32 = 1;
+/// `when_ready(server)`: the master, once it listens, before the first worker.
+pub const RG_HOOK_WHEN_READY: u32 = 2;
+/// `pre_fork(server, worker)`: the master, before it forks a worker (no worker pid yet).
+pub const RG_HOOK_PRE_FORK: u32 = 3;
+/// `post_fork(server, worker)`: the worker, first thing after the fork.
+pub const RG_HOOK_POST_FORK: u32 = 4;
+/// `post_worker_init(worker)`: the worker, once the app is loaded.
+pub const RG_HOOK_POST_WORKER_INIT: u32 = 5;
+/// `worker_int(worker)`: the worker, on INT or QUIT, before it exits.
+pub const RG_HOOK_WORKER_INT: u32 = 6;
+/// `worker_abort(worker)`: the worker, on ABRT (the master's `--timeout`), before it exits.
+pub const RG_HOOK_WORKER_ABORT: u32 = 7;
+/// `pre_exec(server)`: the child of USR2, before it executes the new binary.
+pub const RG_HOOK_PRE_EXEC: u32 = 8;
+/// `pre_request(worker, req)`: the worker, before the app is called (run by a bridge).
+pub const RG_HOOK_PRE_REQUEST: u32 = 9;
+/// `post_request(worker, req, environ, resp)`: the worker, after the response (run by a bridge).
+pub const RG_HOOK_POST_REQUEST: u32 = 10;
+/// `child_exit(server, worker)`: the master, once it reaped a worker.
+pub const RG_HOOK_CHILD_EXIT: u32 = 11;
+/// `worker_exit(server, worker)`: the worker, as it exits.
+pub const RG_HOOK_WORKER_EXIT: u32 = 12;
+/// `nworkers_changed(server, new_value, old_value)`: the master, when the worker count changes.
+pub const RG_HOOK_NWORKERS_CHANGED: u32 = 13;
+/// `on_exit(server)`: the master, just before it exits.
+pub const RG_HOOK_ON_EXIT: u32 = 14;
+
+/// One moment for [`RgHooks::call`]: which hook, and the server and worker it is about.
+#[repr(C)]
+pub struct RgHookCtx {
+    /// `size_of::<RgHookCtx>()` as the server built it.
+    pub size: u32,
+    /// `RG_HOOK_*`.
+    pub hook: u32,
+    /// The master's pid.
+    pub master_pid: i32,
+    /// The worker's pid, 0 when there is none yet (`pre_fork`) or no worker is concerned.
+    pub worker_pid: i32,
+    /// The worker's id (1-based, the slot it fills), 0 when no worker is concerned.
+    pub worker_id: u32,
+    /// The worker's age: how many workers the master had forked before it (gunicorn's `worker.age`).
+    pub worker_age: u32,
+    /// The worker count the master keeps (`nworkers_changed`'s new value).
+    pub workers: u32,
+    /// `nworkers_changed`'s old value; else equal to `workers`.
+    pub old_workers: u32,
+}
+
+/// What a bridge that can run a configuration file's server hooks exports under the symbol
+/// `rustgun_hooks` (a Python bridge runs gunicorn.conf.py's). The server looks for it only when the
+/// configuration defines hooks, and calls nothing of it otherwise.
+#[repr(C)]
+pub struct RgHooks {
+    /// [`RG_MAGIC`].
+    pub magic: u32,
+    /// [`RG_HOOKS_VERSION`].
+    pub version: u32,
+    /// `size_of::<RgHooks>()` as the bridge was built.
+    pub size: u32,
+    /// Runs the configuration file in the master: `init.args[0]` names it (a path, or
+    /// `python:module`), the rest are the bridge's arguments (`--pythonpath`, `--venv`). Called again
+    /// on each reload, replacing the hooks. `RG_OK`, or a refusal with its message in `init.error_buf`.
+    pub load: RgPreloadFn,
+    /// Which hooks the loaded file defines: bit `1 << RG_HOOK_*` each.
+    pub defined: unsafe extern "C" fn() -> u64,
+    /// Runs one hook. `RG_OK`, or `RG_ERROR` when it raised (the bridge logged it with its traceback).
+    pub call: unsafe extern "C" fn(ctx: *const RgHookCtx) -> i32,
+}
+
 #[cfg(test)]
 mod tests {
     //! A layout snapshot for 64-bit targets: changing a struct without bumping the version fails here.
@@ -477,6 +555,9 @@ mod tests {
         assert_eq!(offset_of!(RgRequest, content_length), 136);
         assert_eq!(offset_of!(RgRequest, peer_port), 176);
         assert_eq!(offset_of!(RgRequest, url_scheme), 184);
+        assert_eq!(size_of::<RgHookCtx>(), 32);
+        assert_eq!(size_of::<RgHooks>(), 40);
+        assert_eq!(offset_of!(RgHooks, call), 32);
     }
 
     #[test]

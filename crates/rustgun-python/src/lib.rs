@@ -7,6 +7,7 @@
 //! Not here: WSGI or ASGI themselves (the bridges).
 
 pub mod args;
+pub mod hooks;
 
 use std::cell::Cell;
 use std::ffi::CString;

@@ -5,6 +5,8 @@
 //! Every entry point runs its body under `catch_unwind`: a panic is logged as `app panicked: <message>`
 //! and answered with `RG_E_PANIC`; no unwinding ever crosses into the server.
 
+pub(crate) mod hooks;
+
 use std::any::Any;
 use std::cell::Cell;
 use std::ffi::c_void;

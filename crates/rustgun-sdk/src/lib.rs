@@ -60,5 +60,6 @@ pub use websocket::{WebSocket, WsEvent};
 /// Items the export macros expand to. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::export::hooks::{hooks_call_with, hooks_defined_with, hooks_load_with};
     pub use crate::export::{event_with, handle_with, init_with, preload_with, run_with, shutdown_with};
 }
