@@ -289,6 +289,10 @@ pub struct Config {
     #[arg(short = 'g', long = "group", value_name = "GROUP")]
     pub group: Option<GroupSpec>,
 
+    /// Give the workers every supplementary group of the --user (initgroups(3)), not just --group.
+    #[arg(long = "initgroups")]
+    pub initgroups: bool,
+
     /// The umask unix socket files are created under (`027`, `0o027`; gunicorn's rules), so 0 gives
     /// mode 0777 and 007 mode 0770.
     #[arg(short = 'm', long = "umask", value_name = "MASK", default_value = "0")]
@@ -490,7 +494,7 @@ impl std::error::Error for TlsConfigError {}
 impl Config {
     /// Fills [`Config::identity`] from `--user` and `--group`.
     fn resolve_identity(&mut self) -> Result<(), PrivilegeError> {
-        self.identity = Identity::resolve(self.user.as_ref(), self.group.as_ref())?;
+        self.identity = Identity::resolve(self.user.as_ref(), self.group.as_ref(), self.initgroups)?;
         Ok(())
     }
 

@@ -71,7 +71,7 @@ pub(super) fn bind_all<'a>(
 
 fn bind_one(addr: &BindAddr, config: &Config) -> std::io::Result<Listener> {
     let listener = Listener::bind(addr, config.backlog, config.reuse_port)?;
-    if let (Some(identity), Some(path)) = (config.identity, listener.socket_file())
+    if let (Some(identity), Some(path)) = (&config.identity, listener.socket_file())
         && let Err(e) = identity.chown(path)
     {
         listener.remove_file();

@@ -85,7 +85,6 @@ pub fn read(file: &Path, python: &Path, dir: &Path) -> Result<PyConfig, ConfigEr
 /// gunicorn's settings rustgun does not take yet: refused by name, on the command line (as unknown
 /// options) and here, and listed in docs/wsgi.md. `False` (their default, mostly) is let through.
 const NOT_YET: &[&str] = &[
-    "initgroups",
     "paste",
     "raw_paste_global_conf",
     "uwsgi_allow_ips",

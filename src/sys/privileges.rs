@@ -13,6 +13,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A `--user` value: a user name, or a numeric uid (which need not have a passwd entry).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +61,14 @@ impl FromStr for GroupSpec {
     }
 }
 
-/// The uid and gid workers run as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The uid and gid workers run as, and their supplementary groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub uid: Uid,
     pub gid: Gid,
+    /// `--initgroups`: every group the user is a member of (and `gid`), looked up by the master; else
+    /// just `gid`.
+    pub groups: Arc<[Gid]>,
 }
 
 /// Why the identity `--user` / `--group` ask for cannot be had: not worked out from the options, or
@@ -73,6 +77,9 @@ pub struct Identity {
 pub enum PrivilegeError {
     /// `--user` is a uid with no passwd entry, and no `--group` says which group goes with it.
     NoGroup { uid: Uid },
+    /// `--initgroups` for a uid with no passwd entry (no name to look its groups up by), or the lookup
+    /// failed.
+    Groups { uid: Uid, reason: String },
     /// A worker's `call` to switch to `id` failed.
     Switch { call: &'static str, id: u32, error: Errno },
 }
@@ -82,6 +89,9 @@ impl fmt::Display for PrivilegeError {
         match self {
             PrivilegeError::NoGroup { uid } => {
                 write!(f, "--user {uid} has no passwd entry to take a group from: give --group too")
+            }
+            PrivilegeError::Groups { uid, reason } => {
+                write!(f, "--initgroups: cannot look up the groups of user {uid}: {reason}")
             }
             PrivilegeError::Switch { call, id, error } => write!(
                 f,
@@ -100,6 +110,7 @@ impl Identity {
     pub fn resolve(
         user: Option<&UserSpec>,
         group: Option<&GroupSpec>,
+        initgroups: bool,
     ) -> Result<Option<Identity>, PrivilegeError> {
         let gid = match (group, user) {
             (None, None) => return Ok(None),
@@ -109,7 +120,9 @@ impl Identity {
                 return Err(PrivilegeError::NoGroup { uid: *uid });
             }
         };
-        Ok(Some(Identity { uid: user.map_or_else(Uid::current, |u| u.uid), gid }))
+        let uid = user.map_or_else(Uid::current, |u| u.uid);
+        let groups: Arc<[Gid]> = if initgroups { member_of(uid, gid)?.into() } else { Arc::new([gid]) };
+        Ok(Some(Identity { uid, gid, groups }))
     }
 
     /// Becomes this identity for good: supplementary groups to just `gid`, then the gid, then the uid
@@ -127,7 +140,7 @@ impl Identity {
         let fail = |call, id: u32| move |error| PrivilegeError::Switch { call, id, error };
         let death_signal = prctl::get_pdeathsig().ok().flatten();
         if Uid::effective().is_root() {
-            nix::unistd::setgroups(&[self.gid]).map_err(fail("setgroups", self.gid.as_raw()))?;
+            nix::unistd::setgroups(&self.groups).map_err(fail("setgroups", self.gid.as_raw()))?;
         }
         nix::unistd::setgid(self.gid).map_err(fail("setgid", self.gid.as_raw()))?;
         nix::unistd::setuid(self.uid).map_err(fail("setuid", self.uid.as_raw()))?;
@@ -141,6 +154,15 @@ impl Identity {
     pub fn chown(&self, path: &Path) -> std::io::Result<()> {
         nix::unistd::chown(path, Some(self.uid), Some(self.gid)).map_err(std::io::Error::from)
     }
+}
+
+/// The groups `uid` is a member of by the group database, with `gid` (initgroups(3)'s list).
+fn member_of(uid: Uid, gid: Gid) -> Result<Vec<Gid>, PrivilegeError> {
+    let fail = |reason: String| PrivilegeError::Groups { uid, reason };
+    let user = nix::unistd::User::from_uid(uid).map_err(|e| fail(e.to_string()))?;
+    let name = user.ok_or_else(|| fail("it has no passwd entry".into()))?.name;
+    let name = std::ffi::CString::new(name).map_err(|e| fail(e.to_string()))?;
+    nix::unistd::getgrouplist(&name, gid).map_err(|e| fail(e.to_string()))
 }
 
 /// `--umask`: parsed like gunicorn's (`0o027`, `027` and `0x17` are octal, octal and hex; `23` is
@@ -212,12 +234,16 @@ mod tests {
         assert!("no-such-user-here".parse::<UserSpec>().is_err());
         assert_eq!("root".parse::<GroupSpec>().unwrap().gid.as_raw(), 0);
         assert!("no-such-group-here".parse::<GroupSpec>().is_err());
-        assert!(Identity::resolve(Some(&unknown), None).is_err());
+        assert!(Identity::resolve(Some(&unknown), None, false).is_err());
         let g = GroupSpec { gid: Gid::from_raw(7) };
+        let gid = Gid::from_raw(7);
         assert_eq!(
-            Identity::resolve(Some(&unknown), Some(&g)).unwrap(),
-            Some(Identity { uid: Uid::from_raw(4000123), gid: Gid::from_raw(7) })
+            Identity::resolve(Some(&unknown), Some(&g), false).unwrap(),
+            Some(Identity { uid: Uid::from_raw(4000123), gid, groups: Arc::new([gid]) })
         );
-        assert_eq!(Identity::resolve(None, None).unwrap(), None);
+        // No name to look the groups up by.
+        let err = Identity::resolve(Some(&unknown), Some(&g), true).unwrap_err().to_string();
+        assert!(err.contains("no passwd entry"), "{err}");
+        assert_eq!(Identity::resolve(None, None, false).unwrap(), None);
     }
 }

@@ -226,7 +226,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
     }
 
     // Before the app is loaded: it never runs with the master's privileges (unless --preload).
-    if let Some(identity) = boot.config.identity
+    if let Some(identity) = &boot.config.identity
         && let Err(e) = identity.assume()
     {
         return fail(&mut report, exit::WORKER_BOOT, &e.to_string());

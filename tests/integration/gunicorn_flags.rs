@@ -8,7 +8,6 @@ use std::process::Command;
 
 /// gunicorn's options rustgun does not take yet, each refused by name (and in docs/wsgi.md).
 pub const NOT_YET: &[&str] = &[
-    "--initgroups",
     "--paste",
     "--paster",
     "--paste-global",

@@ -86,6 +86,43 @@ fn workers_run_as_user_and_group_while_the_master_keeps_its_uid() {
 }
 
 #[test]
+fn initgroups_gives_the_workers_every_group_of_their_user() {
+    if !is_root() {
+        return; // only root can switch users; the error path is the first story
+    }
+    // nobody, made a member of one more group, in a mount namespace of the server's own (the host's
+    // /etc/group is left alone).
+    let dir = TempDir::new("initgroups");
+    let groups = std::fs::read_to_string("/etc/group").unwrap() + "rgextra:x:4242:nobody\n";
+    std::fs::write(dir.join("group"), groups).unwrap();
+    let sock = dir.join("s.sock");
+    let bind = format!("unix:{}", sock.display());
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"mount --bind "$0" /etc/group && exec "$@""#,
+    ]);
+    cmd.arg(dir.join("group")).arg(env!("CARGO_BIN_EXE_rustgun"));
+    let class = class_args();
+    let mut args = vec![lib("hello"), "--bind".into(), bind, "--user".into(), "nobody".into()];
+    args.extend(["--group".into(), "nogroup".into(), "--initgroups".into()]);
+    args.extend(class);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Bare::spawn_in(cmd, &args, &[]);
+    server.wait_for_log("Ready: 1 workers serving");
+    let worker = live_children(server.pid)[0];
+    let mut groups = status_ids(worker, "Groups");
+    groups.sort();
+    assert_eq!(groups, ["4242", "65534"], "nobody's groups, by the group file the master read");
+    assert_eq!(status_ids(worker, "Gid")[0], "65534");
+    assert_eq!(unix_get(&sock, "/").expect("an answer").status, 200);
+}
+
+#[test]
 fn a_numeric_user_alone_takes_its_primary_group() {
     if !is_root() {
         return; // the error path is the test above
