@@ -182,6 +182,11 @@ pub struct Config {
     #[arg(long = "header-map", value_enum, default_value_t = HeaderMapArg::Drop)]
     pub header_map: HeaderMapArg,
 
+    /// Header names with `_` a trusted proxy (--forwarded-allow-ips) may send whatever --header-map
+    /// says, comma-separated (`*`: any). A `SCRIPT_NAME` header then mounts the app as --root-path does.
+    #[arg(long = "forwarder-headers", value_name = "NAMES", default_value = "SCRIPT_NAME,PATH_INFO")]
+    pub forwarder_headers: String,
+
     /// Peers whose proxy headers are believed (X-Forwarded-For/-Proto/-Ssl/-Host, RFC 7239
     /// Forwarded): comma-separated IPs and CIDR networks, or `*` for all. Unix-socket peers always are.
     #[arg(
@@ -589,6 +594,12 @@ impl Config {
                     HeaderMapArg::Refuse => HeaderMap::Refuse,
                     HeaderMapArg::Dangerous => HeaderMap::Dangerous,
                 },
+                forwarder: self
+                    .forwarder_headers
+                    .split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
             },
             keep_alive: Duration::from_secs(self.keep_alive),
             header_timeout: secs(self.header_timeout),

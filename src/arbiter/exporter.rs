@@ -22,7 +22,15 @@ const MAX_SCRAPES: usize = 64;
 
 /// A scraper's request head may be this big, no bigger.
 fn limits() -> Limits {
-    Limits { request_line: 1024, fields: 64, field_size: 1024, head: 8192, header_map: HeaderMap::Drop }
+    let forwarder = Vec::new();
+    Limits {
+        request_line: 1024,
+        fields: 64,
+        field_size: 1024,
+        head: 8192,
+        header_map: HeaderMap::Drop,
+        forwarder,
+    }
 }
 
 /// One scrape: its request head arriving, then its answer leaving.

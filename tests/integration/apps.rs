@@ -137,3 +137,43 @@ fn root_path_mounts_the_app_and_refuses_paths_outside_it() {
     }
     assert_eq!(environ("/app/ok").0, 200);
 }
+
+#[test]
+fn a_trusted_proxys_script_name_header_mounts_the_app_and_nobody_elses_does() {
+    let get = |server: &Server, extra: &str| {
+        let req = format!("GET /shop/cart HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n");
+        let resp = crate::support::Response::parse_one(&server.raw(req.as_bytes())).unwrap().0;
+        (resp.status, resp.text())
+    };
+    let sent = "SCRIPT_NAME: /shop\r\nPATH_INFO: /forged\r\nX_Other: evil\r\n";
+    // 127.0.0.1 is a trusted proxy by default, and gunicorn's --forwarder-headers default lets its
+    // SCRIPT_NAME and PATH_INFO through: the mount is the header's; other `_` names stay dropped.
+    let trusted = Server::start("environ");
+    let (status, text) = get(&trusted, sent);
+    assert_eq!(status, 200, "{text}");
+    for line in
+        ["SCRIPT_NAME: /shop", "PATH_INFO: /cart", "HTTP_SCRIPT_NAME: /shop", "HTTP_PATH_INFO: /forged"]
+    {
+        assert!(text.contains(&format!("\n{line}\n")), "{line:?} in:\n{text}");
+    }
+    assert!(!text.contains("evil"), "{text}");
+
+    // A peer outside --forwarded-allow-ips: the fields are dropped, as any `_` name is.
+    let untrusted = Server::builder("environ").args(&["--forwarded-allow-ips", "10.9.9.9"]).start();
+    let (status, text) = get(&untrusted, sent);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\nSCRIPT_NAME: \n") && text.contains("\nPATH_INFO: /shop/cart\n"), "{text}");
+    assert!(!text.contains("/forged") && !text.contains("HTTP_SCRIPT_NAME"), "{text}");
+    // ... or refused, under --header-map refuse; a trusted proxy's still pass then.
+    let strict = Server::builder("environ")
+        .args(&["--forwarded-allow-ips", "10.9.9.9", "--header-map", "refuse"])
+        .allow_log("header name with underscore (400)")
+        .start();
+    assert_eq!(get(&strict, "SCRIPT_NAME: /shop\r\n").0, 400);
+    let strict_trusted = Server::builder("environ").args(&["--header-map", "refuse"]).start();
+    assert_eq!(get(&strict_trusted, "SCRIPT_NAME: /shop\r\n").0, 200);
+    // An empty --forwarder-headers lets no `_` name through, trusted or not.
+    let none = Server::builder("environ").args(&["--forwarder-headers", ""]).start();
+    let (_, text) = get(&none, sent);
+    assert!(text.contains("\nSCRIPT_NAME: \n") && !text.contains("HTTP_SCRIPT_NAME"), "{text}");
+}

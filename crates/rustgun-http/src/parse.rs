@@ -20,6 +20,11 @@ pub struct Limits {
     pub head: usize,
     /// What to do with header names containing `_` (`--header-map`).
     pub header_map: HeaderMap,
+    /// Names with `_` a trusted proxy may send whatever `header_map` says (gunicorn's
+    /// `--forwarder-headers`, `SCRIPT_NAME` and `PATH_INFO` by default; `*` for every one), compared
+    /// without case. They are kept at parse time; [`RequestHead::check_forwarder`] applies
+    /// `header_map` to them once the peer is known.
+    pub forwarder: Vec<String>,
 }
 
 impl Default for Limits {
@@ -30,11 +35,17 @@ impl Default for Limits {
             field_size: 8190,
             head: DEFAULT_HEAD_LIMIT,
             header_map: HeaderMap::Drop,
+            forwarder: vec!["SCRIPT_NAME".into(), "PATH_INFO".into()],
         }
     }
 }
 
 impl Limits {
+    /// Whether `name` (which has a `_`) is one a trusted proxy may send.
+    fn forwards(&self, name: &[u8]) -> bool {
+        self.forwarder.iter().any(|f| f == "*" || f.as_bytes().eq_ignore_ascii_case(name))
+    }
+
     fn request_line_max(&self) -> usize {
         if self.request_line == 0 { 8190 } else { self.request_line }
     }
@@ -99,6 +110,8 @@ pub struct RequestHead {
     /// The client sent `Expect: 100-continue` on HTTP/1.1.
     pub expect_continue: bool,
     host: Option<Range<usize>>,
+    /// Some field has a name with `_` that [`Limits::forwarder`] let through.
+    forwarded: bool,
 }
 
 impl Default for RequestHead {
@@ -114,6 +127,7 @@ impl Default for RequestHead {
             keep_alive: false,
             expect_continue: false,
             host: None,
+            forwarded: false,
         }
     }
 }
@@ -135,6 +149,20 @@ impl RequestHead {
     pub fn host(&self) -> Option<&[u8]> {
         self.host.clone().map(|r| &self.raw[r])
     }
+    /// `--forwarder-headers` once the peer is known: a trusted proxy's names with `_` stay; anyone
+    /// else's get `header_map`'s treatment (dropped, or the request refused).
+    pub fn check_forwarder(&mut self, trusted: bool, map: HeaderMap) -> Result<(), Error> {
+        if !std::mem::take(&mut self.forwarded) || trusted || map == HeaderMap::Dangerous {
+            return Ok(());
+        }
+        if map == HeaderMap::Refuse {
+            return Err(Error::new(ErrorKind::UnderscoreHeader, "header name with underscore"));
+        }
+        let raw = &self.raw;
+        self.fields.retain(|f| !raw[f.name.clone()].contains(&b'_'));
+        Ok(())
+    }
+
     /// The header fields in arrival order, duplicates kept.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
         self.fields.iter().map(|f| (&self.raw[f.name.clone()], &self.raw[f.value.clone()]))
@@ -247,6 +275,7 @@ fn parse_into<'b>(
     head.target = range(path.as_bytes());
     head.version = if version == 0 { Version::Http10 } else { Version::Http11 };
     head.fields.clear();
+    head.forwarded = false;
     for h in req.headers.iter() {
         let (name, value) = (range(h.name.as_bytes()), range(h.value));
         // The line as sent (whitespace around the value too) and its CRLF.
@@ -254,9 +283,14 @@ fn parse_into<'b>(
         if line_end + 2 - name.start > limits.field_size {
             return Err(Error::new(ErrorKind::HeaderTooLarge, "header line too long"));
         }
-        // `--header-map drop`: a name with `_` is dropped, from the environ and the raw list alike.
-        if limits.header_map == HeaderMap::Drop && h.name.contains('_') {
-            continue;
+        // `--header-map drop`: a name with `_` is dropped, from the environ and the raw list alike,
+        // unless a trusted proxy may send it (decided once the peer is known: `check_forwarder`).
+        if h.name.contains('_') {
+            if limits.forwards(h.name.as_bytes()) {
+                head.forwarded = true;
+            } else if limits.header_map == HeaderMap::Drop {
+                continue;
+            }
         }
         head.fields.push(Field { name, value });
     }
@@ -345,7 +379,7 @@ fn check_semantics(head: &mut RequestHead, limits: &Limits) -> Result<(), Error>
     for field in &head.fields {
         let name = &head.raw[field.name.clone()];
         let value = &head.raw[field.value.clone()];
-        if name.contains(&b'_') && limits.header_map == HeaderMap::Refuse {
+        if name.contains(&b'_') && limits.header_map == HeaderMap::Refuse && !limits.forwards(name) {
             return Err(Error::new(ErrorKind::UnderscoreHeader, "header name with underscore"));
         }
         if name.eq_ignore_ascii_case(b"content-length") {
