@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         (Limits::default(), 0)
     } else {
         let header_map = if h & 2 == 0 { HeaderMap::Drop } else { HeaderMap::Refuse };
-        (Limits { request_line: 48, fields: 4, field_size: 40, head: 160, header_map }, 16)
+        (Limits { request_line: 48, fields: 4, field_size: 40, head: 160, header_map, ..Limits::default() }, 16)
     };
     let whole = replay_split(data, &[], &limits, body_limit, 64 * 1024);
 
