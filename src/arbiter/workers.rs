@@ -25,6 +25,8 @@ pub(super) struct WorkerSlot {
     /// Aborted for silence (`--timeout`) at this instant; killed at the next check if still there.
     pub(super) aborted: Option<Instant>,
     pub(super) killed: bool,
+    /// When it was forked.
+    pub(super) started: Instant,
 }
 
 impl Arbiter {
@@ -209,7 +211,7 @@ impl Arbiter {
         let signals = &self.signals;
         let master_pipe = [self.report_rd.as_raw_fd(), self.report_wr.as_raw_fd()];
         let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
-        let scrapes: Vec<RawFd> = self.metrics.iter().flat_map(|m| m.descriptors()).collect();
+        let scrapes: Vec<RawFd> = self.served_descriptors().collect();
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();
@@ -220,7 +222,8 @@ impl Arbiter {
                 // reports or forge its own (it keeps only `report`, its own copy, until it is ready).
                 signals.leave_in_child();
                 // Nor the listeners a reload dropped: those must close once the previous generation is gone.
-                // Nor the metrics listener and the scrapes in progress: they are the master's to answer.
+                // Nor the metrics listener, the control socket and their conversations: they are the
+                // master's to answer.
                 // (Closed raw: the child never returns to the frames that own them, see `fork_child`.)
                 for &fd in master_pipe.iter().chain(&retired).chain(&scrapes) {
                     let _ = nix::unistd::close(fd);
@@ -248,6 +251,7 @@ impl Arbiter {
             stop_deadline: None,
             aborted: None,
             killed: false,
+            started: Instant::now(),
         };
         self.workers.insert(pid, w);
         Ok(())
