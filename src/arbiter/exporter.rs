@@ -21,7 +21,7 @@ fn limits() -> Limits {
 pub enum Page {
     /// `/metrics`: the Prometheus text.
     Metrics,
-    /// `/status.json`: the workers' table and the totals the `/status` page charts.
+    /// `/status.json`: the workers' table, as the control socket's `status json` gives it.
     StatusJson,
 }
 

@@ -1,10 +1,10 @@
-//! What `/status.json` serves: one row per live worker — pid, state,
+//! What `rustgun status` shows and `/status.json` serves: one row per live worker — pid, state,
 //! requests served, requests in flight, the oldest current request's line and age, RSS, uptime and
 //! loop lag — plus the server's totals (requests, the duration histogram) that the `/status` page
 //! turns into its requests-per-second and latency chart. Read from the scoreboard and the master's own
-//! records, and `/proc/PID/statm` for the RSS; rendered as JSON.
+//! records, and `/proc/PID/statm` for the RSS; rendered as a text table or as JSON.
 //!
-//! Not here: where it is asked for (`exporter`), the Prometheus text (`metrics`).
+//! Not here: where it is asked for (`control`, `exporter`), the Prometheus text (`metrics`).
 
 use super::Arbiter;
 use super::workers::WorkerSlot;
@@ -135,6 +135,29 @@ fn state(w: &WorkerSlot, in_flight: u64) -> State {
     }
 }
 
+/// `1.2s`, `850ms`, `3m04s`, `2h05m`, `3d04h`.
+fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{}s", s, ms % 1000 / 100),
+        60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
+        3_600_000..86_400_000 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `812K`, `12.5M`, `1.2G`.
+fn bytes(n: u64) -> String {
+    const K: u64 = 1024;
+    match n {
+        0..K => format!("{n}B"),
+        K..0x10_0000 => format!("{}K", n / K),
+        0x10_0000..0x4000_0000 => format!("{:.1}M", n as f64 / (K * K) as f64),
+        _ => format!("{:.1}G", n as f64 / (K * K * K) as f64),
+    }
+}
+
 /// A JSON string literal of `s`.
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -159,7 +182,50 @@ fn json_list(values: impl IntoIterator<Item = u64>) -> String {
 }
 
 impl Status {
-    /// As JSON (what `/status.json` serves): durations in milliseconds, RSS in bytes
+    /// The table `rustgun status` prints: a summary line, then one row per worker.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "master {}, {} workers (target {}), {} class, {} requests served\n",
+            self.master,
+            self.rows.len(),
+            self.target,
+            self.class,
+            self.totals.requests
+        );
+        let head = ["PID", "WORKER", "STATE", "REQUESTS", "IN FLIGHT", "RSS", "UPTIME", "LAG", "REQUEST"];
+        let mut cells: Vec<[String; 9]> = vec![head.map(str::to_string)];
+        for r in &self.rows {
+            let request = match &r.request {
+                Some((line, age)) => format!("{line} ({})", duration(*age)),
+                None => "-".to_string(),
+            };
+            cells.push([
+                r.pid.to_string(),
+                r.id.to_string(),
+                r.state.name().to_string(),
+                r.requests.to_string(),
+                r.in_flight.to_string(),
+                r.rss.map_or_else(|| "-".to_string(), bytes),
+                duration(r.uptime_ms),
+                duration(r.lag_ms),
+                request,
+            ]);
+        }
+        let mut widths = [0; 9];
+        for row in &cells {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &cells {
+            let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The same as JSON (what `/status.json` serves): durations in milliseconds, RSS in bytes
     /// (`null` when unknown), the current request as `{"line", "age_ms"}` or `null`, and the totals
     /// with the duration histogram's buckets (`bounds_us`, each bucket's own count, then `+Inf`).
     pub fn json(&self) -> String {
@@ -207,6 +273,18 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_at_a_glance() {
+        assert_eq!(duration(850), "850ms");
+        assert_eq!(duration(1_250), "1.2s");
+        assert_eq!(duration(184_000), "3m04s");
+        assert_eq!(duration(7_500_000), "2h05m");
+        assert_eq!(duration(3 * 86_400_000 + 4 * 3_600_000), "3d04h");
+        assert_eq!(bytes(900), "900B");
+        assert_eq!(bytes(812 * 1024), "812K");
+        assert_eq!(bytes(12 * 1024 * 1024 + 512 * 1024), "12.5M");
+    }
 
     #[test]
     fn a_request_line_is_escaped_in_json() {
