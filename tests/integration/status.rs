@@ -130,7 +130,7 @@ fn ctl_ttin_ttou_reload_and_stop_do_what_their_signals_do() {
 }
 
 #[test]
-fn a_live_servers_socket_is_refused_a_dead_ones_replaced_and_bad_requests_answered() {
+fn a_live_servers_socket_is_refused_a_dead_ones_replaced_and_bad_or_silent_clients_answered() {
     let dir = TempDir::new("taken");
     let path = dir.join("rustgun.ctl");
     let socket = ["--control-socket", path.to_str().unwrap()];
@@ -141,6 +141,9 @@ fn a_live_servers_socket_is_refused_a_dead_ones_replaced_and_bad_requests_answer
     assert_eq!(second.wait_exit(), Some(1), "a named socket in use is refused at start");
     assert_eq!(status(&path).len(), 1, "and the first server still answers on it");
 
+    // Clients that connect and say nothing, more than the master keeps at once: it answers regardless.
+    let silent: Vec<UnixStream> = (0..70).map(|_| UnixStream::connect(&path).unwrap()).collect();
+    assert_eq!(status(&path).len(), 1, "answered past {} silent clients", silent.len());
     let mut raw = UnixStream::connect(&path).unwrap();
     raw.set_read_timeout(Some(WAIT)).unwrap();
     raw.write_all(b"dance\n").unwrap();
