@@ -12,16 +12,21 @@
 //!
 //! This file holds the loop and one named handler per signal; the nouns it drives have a file each:
 //! `workers` (fork, stop, reap, `--timeout`), `reload` (generations, rebind), `upgrade` (USR2, the
-//! pidfile), `listeners` (bind, adopt, match), `reports` (what workers tell the master) and `metrics`
-//! (`--metrics-bind`). What does not live here: serving requests (`worker`), parsing the command line
-//! (`config`), the shared memory workers report through (`sys::scoreboard`).
+//! pidfile), `listeners` (bind, adopt, match), `reports` (what workers tell the master), `metrics`
+//! and `exporter` (`--metrics-bind`), `control` (`--control-socket`), `status` (the workers' table
+//! both serve) and `conversations` (how the master answers clients without waiting on them). What
+//! does not live here: serving requests (`worker`), parsing the command line (`config`), the shared
+//! memory workers report through (`sys::scoreboard`).
 
+mod control;
+mod conversations;
 mod exporter;
 mod listeners;
 mod metrics;
 mod reload;
 mod reports;
 mod start;
+mod status;
 mod upgrade;
 mod workers;
 
@@ -112,6 +117,8 @@ pub struct Arbiter {
     next_check: Instant,
     /// `--metrics-bind`.
     metrics: Option<exporter::Exporter>,
+    /// `--control-socket`.
+    control: Option<control::Control>,
     phase: Phase,
     /// A worker failed to boot: the master stops everything and exits with this code and message.
     halt: Option<(i32, String)>,
@@ -273,25 +280,43 @@ impl Arbiter {
             Phase::Running => TICK,
             Phase::Stopping { .. } => Duration::from_millis(100),
         };
-        // A scrape in progress wakes the master by its deadline, to be dropped if it is late.
-        let scrape_due = self.metrics.as_ref().and_then(|m| m.next_deadline());
+        // A conversation in progress wakes the master by its deadline, to be dropped if it is late.
+        let metrics = self.metrics.as_ref().map(|m| m.conversations());
+        let control = self.control.as_ref().map(|c| c.conversations());
+        let due = metrics
+            .and_then(|m| m.next_deadline())
+            .into_iter()
+            .chain(control.and_then(|c| c.next_deadline()));
         let timeout =
-            scrape_due.map_or(timeout, |due| timeout.min(due.saturating_duration_since(Instant::now())));
+            due.min().map_or(timeout, |due| timeout.min(due.saturating_duration_since(Instant::now())));
         let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.report_rd.as_fd(), PollFlags::POLLIN),
         ];
-        if let Some(m) = &self.metrics {
-            fds.extend(m.interest().map(|(fd, events)| PollFd::new(fd, events)));
-        }
+        let served = metrics
+            .into_iter()
+            .flat_map(|m| m.interest())
+            .chain(control.into_iter().flat_map(|c| c.interest()));
+        fds.extend(served.map(|(fd, events)| PollFd::new(fd, events)));
         let ms = PollTimeout::try_from(timeout.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
         let _ = poll(&mut fds, ms);
         drop(fds);
-        // Scrapes move only as far as they can without waiting (the exporter never blocks).
+        // Conversations move only as far as they can without waiting (the master never blocks).
         if let Some(mut m) = self.metrics.take() {
-            m.step(|| self.render_metrics());
+            m.step(|page| match page {
+                exporter::Page::Metrics => self.render_metrics(),
+                exporter::Page::StatusJson => self.status().json(),
+            });
             self.metrics = Some(m);
         }
+        self.step_control();
+    }
+
+    /// The descriptors of the listeners the master serves itself and their conversations: what a
+    /// forked worker closes.
+    fn served_descriptors(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        let metrics = self.metrics.iter().flat_map(|m| m.conversations().descriptors());
+        metrics.chain(self.control.iter().flat_map(|c| c.conversations().descriptors()))
     }
 
     fn exit(self) -> i32 {
@@ -302,6 +327,9 @@ impl Arbiter {
         }
         if let Some(p) = &self.pidfile {
             p.remove();
+        }
+        if let Some(c) = &self.control {
+            c.remove_file();
         }
         match self.halt {
             Some((code, message)) => {

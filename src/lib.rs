@@ -3,11 +3,13 @@
 //! Layers, bottom up: [`http`] is the sans-I/O protocol core (the `rustgun-http` crate); [`app`] loads an app library and
 //! implements the host side of the ABI; [`net`] binds and accepts; [`worker`] serves connections in a
 //! forked child; [`arbiter`] is the master process that forks, reaps and signals workers; [`config`] is
-//! the command line; [`logging`] the error and access logs; [`exit`] the process exit statuses.
+//! the command line; [`ctl`] the control socket's protocol and client (`rustgun status`, `rustgun
+//! ctl`); [`logging`] the error and access logs; [`exit`] the process exit statuses.
 
 pub mod app;
 pub mod arbiter;
 pub mod config;
+pub mod ctl;
 pub mod exit;
 pub mod logging;
 pub mod net;

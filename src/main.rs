@@ -1,4 +1,5 @@
-//! The `rustgun` binary: load the configuration (command line, `RUSTGUN_CMD_ARGS`, `-c FILE`), act on
+//! The `rustgun` binary: `rustgun status` and `rustgun ctl` ask a running server ([`rustgun::ctl`]);
+//! otherwise load the configuration (command line, `RUSTGUN_CMD_ARGS`, `-c FILE`), act on
 //! `--print-config` / `--check-config`, set the process up (`--chdir`, `--daemon`, the error log,
 //! `-e`), then start the master and run it until it exits.
 //!
@@ -11,7 +12,12 @@ use rustgun::exit;
 use rustgun::sys::daemon::{self, Detached};
 
 fn main() {
-    let mut config = match config::load(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `rustgun status` and `rustgun ctl ACTION` ask a running server; anything else starts one.
+    if rustgun::ctl::asked(&argv) {
+        std::process::exit(rustgun::ctl::main(argv));
+    }
+    let mut config = match config::load(argv) {
         Ok(config) => config,
         Err(ConfigError::CommandLine(e)) => e.exit(),
         // The app named does not import (or cannot be served): gunicorn's app-load status.

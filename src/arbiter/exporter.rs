@@ -1,24 +1,15 @@
-//! The `--metrics-bind` listener and the scrapes in progress on it, served by the master without ever
-//! waiting on a scraper: every socket is non-blocking, each scrape is a small state machine (read the
-//! head, write the answer) moved forward whenever the master's loop wakes, and one that has not
-//! finished within [`SCRAPE_TIMEOUT`] is dropped. A slow or hostile scraper therefore costs the master
-//! a descriptor and a few KiB, never time: signals, reaping and the heartbeat go on meanwhile.
+//! The `--metrics-bind` listener's HTTP: `/metrics` (Prometheus), `/status` (a self-contained HTML
+//! page, `status.html`) and `/status.json` (the data that page polls), each answered by the master
+//! through [`Conversations`], so that no scraper can make it wait.
 //!
-//! Not here: what a scrape reports (`metrics`).
+//! Not here: how conversations move without blocking (`conversations`), what a scrape reports
+//! (`metrics`, `status`).
 
+use super::conversations::Conversations;
 use crate::http::parse::{HeaderMap, Limits, RequestHead, parse_head};
-use nix::poll::PollFlags;
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
-
-/// How long a scrape may take to send its request and read the answer (Prometheus' own default
-/// scrape timeout is 10 s).
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scrapes in progress at once; a new one past this drops the oldest, so scrapers that never finish
-/// cannot keep a real one out.
-const MAX_SCRAPES: usize = 64;
+use std::io;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 
 /// A scraper's request head may be this big, no bigger.
 fn limits() -> Limits {
@@ -33,19 +24,22 @@ fn limits() -> Limits {
     }
 }
 
-/// One scrape: its request head arriving, then its answer leaving.
-struct Scrape {
-    stream: TcpStream,
-    deadline: Instant,
-    head: Vec<u8>,
-    /// The answer, once the head is complete, and how much of it has left.
-    out: Option<(Vec<u8>, usize)>,
+/// What a request asks the master to render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// `/metrics`: the Prometheus text.
+    Metrics,
+    /// `/status.json`: the workers' table, as the control socket's `status json` gives it.
+    StatusJson,
 }
+
+/// The `/status` page: self-contained (inline CSS and script, no external asset), it polls
+/// `/status.json`.
+const STATUS_HTML: &str = include_str!("status.html");
 
 /// The metrics listener and its scrapes.
 pub struct Exporter {
-    listener: TcpListener,
-    scrapes: Vec<Scrape>,
+    served: Conversations<TcpListener>,
     parsed: RequestHead,
 }
 
@@ -69,100 +63,52 @@ impl Exporter {
 
     fn new(listener: TcpListener) -> io::Result<Exporter> {
         listener.set_nonblocking(true)?;
-        Ok(Exporter { listener, scrapes: Vec::new(), parsed: RequestHead::default() })
+        Ok(Exporter { served: Conversations::new(listener), parsed: RequestHead::default() })
     }
 
     pub fn url(&self) -> String {
-        self.listener.local_addr().map_or_else(|e| format!("?({e})"), |a| format!("http://{a}/metrics"))
+        let addr = self.served.listener().local_addr();
+        addr.map_or_else(|e| format!("?({e})"), |a| format!("http://{a}/metrics"))
     }
 
-    /// What the master's `poll` should wait for on the exporter's behalf: new scrapes, and each
-    /// scrape's next read or write.
-    pub fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
-        let scrapes = self.scrapes.iter().map(|s| {
-            let wants = if s.out.is_some() { PollFlags::POLLOUT } else { PollFlags::POLLIN };
-            (s.stream.as_fd(), wants)
-        });
-        std::iter::once((self.listener.as_fd(), PollFlags::POLLIN)).chain(scrapes)
+    /// The scrapes in progress, for the master's `poll` and its forks.
+    pub fn conversations(&self) -> &Conversations<TcpListener> {
+        &self.served
     }
 
-    /// The listener's descriptor and every scrape's: what a forked worker must close.
-    pub fn descriptors(&self) -> impl Iterator<Item = RawFd> + '_ {
-        std::iter::once(self.listener.as_raw_fd()).chain(self.scrapes.iter().map(|s| s.stream.as_raw_fd()))
-    }
-
-    /// When the oldest scrape runs out of time: the master wakes by then to drop it.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.scrapes.iter().map(|s| s.deadline).min()
-    }
-
-    /// Moves every scrape as far as it goes without waiting: takes new ones, reads heads, answers
-    /// complete ones with `render()`'s text, and drops the finished, the failed and the late.
-    pub fn step(&mut self, render: impl Fn() -> String) {
-        while let Ok((stream, _)) = self.listener.accept() {
-            if self.scrapes.len() >= MAX_SCRAPES {
-                // The oldest is the likeliest to be a scraper that never finishes.
-                self.scrapes.remove(0);
-            }
-            if stream.set_nonblocking(true).is_ok() {
-                let deadline = Instant::now() + SCRAPE_TIMEOUT;
-                self.scrapes.push(Scrape { stream, deadline, head: Vec::with_capacity(512), out: None });
-            }
-        }
-        let now = Instant::now();
+    /// Moves every scrape as far as it goes without waiting, answering complete ones with
+    /// `render(page)`'s text.
+    pub fn step(&mut self, mut render: impl FnMut(Page) -> String) {
         let parsed = &mut self.parsed;
-        self.scrapes.retain_mut(|scrape| now < scrape.deadline && scrape.advance(parsed, &render));
+        self.served.step(|request| match parse_head(request, &limits(), parsed) {
+            Ok(None) => None,
+            Ok(Some(_)) => Some(answer(parsed, &mut render)),
+            Err(e) => Some(reply(e.status(), TEXT, "", true)),
+        });
     }
 }
 
-impl Scrape {
-    /// Reads what has arrived, answers once the head is complete, writes what the socket takes;
-    /// `false` once the scrape is over (answered, gone, or failed).
-    fn advance(&mut self, parsed: &mut RequestHead, render: &impl Fn() -> String) -> bool {
-        if self.out.is_none() {
-            let mut chunk = [0u8; 1024];
-            loop {
-                match self.stream.read(&mut chunk) {
-                    Ok(0) => return false,
-                    Ok(n) => self.head.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return false,
-                }
-            }
-            match parse_head(&self.head, &limits(), parsed) {
-                Ok(None) => return true,
-                Ok(Some(_)) => self.out = Some((answer(parsed, render), 0)),
-                Err(e) => self.out = Some((reply(e.status(), "", true), 0)),
-            }
-        }
-        let Some((out, sent)) = &mut self.out else { return true };
-        while *sent < out.len() {
-            match self.stream.write(&out[*sent..]) {
-                Ok(n) => *sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-}
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The answer to a complete scrape request.
-fn answer(head: &RequestHead, render: &impl Fn() -> String) -> Vec<u8> {
+fn answer(head: &RequestHead, render: &mut impl FnMut(Page) -> String) -> Vec<u8> {
     let with_body = !head.is_head();
     match (head.method(), head.path()) {
-        (b"GET" | b"HEAD", b"/metrics" | b"/") => reply(200, &render(), with_body),
-        (b"GET" | b"HEAD", _) => reply(404, "not found; try /metrics\n", with_body),
-        _ => reply(405, "GET /metrics\n", true),
+        (b"GET" | b"HEAD", b"/metrics" | b"/") => reply(200, TEXT, &render(Page::Metrics), with_body),
+        (b"GET" | b"HEAD", b"/status") => reply(200, "text/html; charset=utf-8", STATUS_HTML, with_body),
+        (b"GET" | b"HEAD", b"/status.json") => {
+            reply(200, "application/json", &render(Page::StatusJson), with_body)
+        }
+        (b"GET" | b"HEAD", _) => reply(404, TEXT, "not found; try /metrics or /status\n", with_body),
+        _ => reply(405, TEXT, "GET /metrics or /status\n", true),
     }
 }
 
-fn reply(status: u16, body: &str, with_body: bool) -> Vec<u8> {
+fn reply(status: u16, content_type: &str, body: &str, with_body: bool) -> Vec<u8> {
     let reason = crate::http::status::reason(status);
+    // The page and its data are never cached: each load shows the server as it is now.
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -173,8 +119,8 @@ fn reply(status: u16, body: &str, with_body: bool) -> Vec<u8> {
     out
 }
 
-impl AsFd for Exporter {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.listener.as_fd()
+impl std::os::fd::AsFd for Exporter {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.served.listener().as_fd()
     }
 }

@@ -9,7 +9,6 @@
 
 use super::Arbiter;
 use crate::net::Listener;
-use crate::sys::scoreboard;
 use crate::sys::scoreboard::{Counters, DURATION_BOUNDS_US, Refusal};
 use std::fmt::Write as _;
 use std::os::fd::AsRawFd;
@@ -181,27 +180,16 @@ pub fn render(s: &Snapshot<'_>) -> String {
 impl Arbiter {
     /// The metrics as the scoreboard and the master's own records have them now.
     pub(super) fn render_metrics(&self) -> String {
-        let mut counters = self.retired.clone();
-        let (mut in_flight, mut busy, mut idle) = (0, 0, 0);
-        let now = scoreboard::now_ms();
-        let mut lags = Vec::with_capacity(self.workers.len());
-        for w in self.workers.values() {
-            let Some(slot) = self.scoreboard.get(w.slot) else { continue };
-            counters.add(&slot.counters());
-            let lag_ms = slot.lanes().filter_map(|l| l.silent_for(now)).max().unwrap_or(0);
-            lags.push((w.id, lag_ms));
-            let serving = slot.lanes().filter(|l| l.serving()).count() as u64;
-            in_flight += serving;
-            if serving > 0 {
-                busy += 1;
-            } else {
-                idle += 1;
-            }
-        }
+        let status = self.status();
+        let in_flight = status.rows.iter().map(|r| r.in_flight).sum();
+        let busy = status.rows.iter().filter(|r| r.in_flight > 0).count() as u64;
+        let idle = status.rows.len() as u64 - busy;
+        let mut lags: Vec<(u32, u64)> = status.rows.iter().map(|r| (r.id, r.lag_ms)).collect();
         let queues = listen_queues(&self.listeners);
         let listen_drops = listen_drops();
         let exits = &self.exits;
         lags.sort_unstable();
+        let counters = status.totals;
         render(&Snapshot { counters, in_flight, busy, idle, lags, exits, queues, listen_drops })
     }
 }

@@ -1,12 +1,12 @@
 //! Starting the master: bind the listeners (or adopt them from systemd or an upgrading master), load
-//! the app under `--preload`, write the pidfile, install the signal handlers, map the scoreboard and
-//! open `--metrics-bind`. Nothing is forked here.
+//! the app under `--preload`, write the pidfile, install the signal handlers, map the scoreboard,
+//! open `--metrics-bind` and the control socket. Nothing is forked here.
 
 use super::listeners::{adopt_all, open_listeners};
 use super::{
     Arbiter, CHECK_EVERY, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, ExitCounts, Phase, SIGNALS,
 };
-use super::{exporter, set_title};
+use super::{control, exporter, set_title};
 use crate::app::Library;
 use crate::app::hooks::{self, About, Hook};
 use crate::config::Config;
@@ -38,6 +38,7 @@ pub enum StartError {
         addr: String,
         error: std::io::Error,
     },
+    Control(super::control::ControlError),
     Signals(std::io::Error),
     Pidfile(std::io::Error),
     Preload(crate::app::LoadError),
@@ -52,6 +53,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Scoreboard(e) => write!(f, "cannot map the scoreboard: {e}"),
             StartError::Metrics { addr, error } => write!(f, "cannot serve metrics on {addr}: {error}"),
+            StartError::Control(e) => write!(f, "{e}"),
             StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             StartError::Pidfile(e) => write!(f, "{e}"),
             StartError::Preload(e) => write!(f, "{e}"),
@@ -82,6 +84,7 @@ impl Arbiter {
         // threads (the environment is not safe to read while another thread may change it).
         systemd::read_notify_socket();
         let adopted_metrics = take_env(ENV_METRICS_FD);
+        let control = control::Placement::of(&config);
         let preloaded = if config.preload {
             let lib = Library::open(&config.app).map_err(StartError::Preload)?;
             // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
@@ -132,6 +135,13 @@ impl Arbiter {
         if let Some(m) = &metrics {
             tracing::info!("Metrics at: {}", m.url());
         }
+        let mode = config.gunicorn.control_socket_mode;
+        let upgrading = old_master.is_some();
+        let control =
+            control.map(|c| c.open(mode, upgrading)).transpose().map_err(StartError::Control)?.flatten();
+        if let Some(c) = &control {
+            tracing::info!("Control socket at: {}", c.path().display());
+        }
         set_title("master", &config);
         hooks::run(Hook::WhenReady, About::master(config.workers));
         Ok(Arbiter {
@@ -159,6 +169,7 @@ impl Arbiter {
             watched,
             next_check: Instant::now() + CHECK_EVERY,
             metrics,
+            control,
             phase: Phase::Running,
             halt: None,
             failures: BTreeMap::new(),

@@ -28,6 +28,8 @@ pub(super) struct WorkerSlot {
     pub(super) killed: bool,
     /// How many workers the master had forked before this one (gunicorn's `worker.age`).
     pub(super) age: u32,
+    /// When it was forked.
+    pub(super) started: Instant,
 }
 
 impl Arbiter {
@@ -214,7 +216,7 @@ impl Arbiter {
         let signals = &self.signals;
         let master_pipe = [self.report_rd.as_raw_fd(), self.report_wr.as_raw_fd()];
         let retired: Vec<RawFd> = self.retired().map(|l| l.as_fd().as_raw_fd()).collect();
-        let scrapes: Vec<RawFd> = self.metrics.iter().flat_map(|m| m.descriptors()).collect();
+        let scrapes: Vec<RawFd> = self.served_descriptors().collect();
         let age = self.spawned;
         self.spawned += 1;
         let workers = self.target;
@@ -229,7 +231,8 @@ impl Arbiter {
                 // reports or forge its own (it keeps only `report`, its own copy, until it is ready).
                 signals.leave_in_child();
                 // Nor the listeners a reload dropped: those must close once the previous generation is gone.
-                // Nor the metrics listener and the scrapes in progress: they are the master's to answer.
+                // Nor the metrics listener, the control socket and their conversations: they are the
+                // master's to answer.
                 // (Closed raw: the child never returns to the frames that own them, see `fork_child`.)
                 for &fd in master_pipe.iter().chain(&retired).chain(&scrapes) {
                     let _ = nix::unistd::close(fd);
@@ -268,6 +271,7 @@ impl Arbiter {
             aborted: None,
             killed: false,
             age,
+            started: Instant::now(),
         };
         self.workers.insert(pid, w);
         Ok(())

@@ -86,6 +86,20 @@ pub struct Gunicorn {
     #[arg(long = "disable-redirect-access-to-syslog")]
     pub disable_redirect_access_to_syslog: bool,
 
+    /// gunicorn's --control-socket: where the master listens for `rustgun status` and `rustgun ctl`
+    /// (default: $XDG_RUNTIME_DIR/rustgun.ctl, else ~/.rustgun/rustgun.ctl; a relative PATH is taken
+    /// from the directory the server runs in, after --chdir).
+    #[arg(long = "control-socket", value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// gunicorn's --control-socket-mode: the control socket's permission bits (0600: its owner only).
+    #[arg(long = "control-socket-mode", value_name = "MODE", default_value = "0600", value_parser = crate::sys::privileges::file_mode)]
+    pub control_socket_mode: u32,
+
+    /// gunicorn's --no-control-socket: no control socket (`rustgun status` cannot reach this server).
+    #[arg(long = "no-control-socket", conflicts_with = "control_socket")]
+    pub no_control_socket: bool,
+
     // What has nothing to do here: accepted, and without effect.
     /// No effect: --spew traces every Python line; use a profiler on the app instead.
     #[arg(long = "spew", hide_short_help = true)]

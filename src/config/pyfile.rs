@@ -99,9 +99,6 @@ const NOT_YET: &[&str] = &[
     "dirty_timeout",
     "dirty_threads",
     "dirty_graceful_timeout",
-    "control_socket",
-    "control_socket_mode",
-    "control_socket_disable",
 ];
 
 /// The rustgun option (and value) a gunicorn setting stands for, or `None` for settings that

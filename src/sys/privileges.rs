@@ -174,21 +174,32 @@ impl FromStr for UmaskSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<UmaskSpec, String> {
-        let t = s.trim();
-        let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
-            u32::from_str_radix(oct, 8)
-        } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-            u32::from_str_radix(hex, 16)
-        } else if t.len() > 1 && t.starts_with('0') {
-            u32::from_str_radix(&t[1..], 8)
-        } else {
-            t.parse::<u32>()
-        };
-        match parsed {
-            Ok(mask) if mask <= 0o777 => Ok(UmaskSpec(mask)),
-            _ => Err(format!("{s:?} is not a umask (0 to 0o777, e.g. 027 or 0o027)")),
-        }
+        permission_bits(s)
+            .map(UmaskSpec)
+            .ok_or_else(|| format!("{s:?} is not a umask (0 to 0o777, e.g. 027 or 0o027)"))
     }
+}
+
+/// A file's permission bits, as gunicorn reads them (`0600`, `0o600`, `0x180`, `384`): the control
+/// socket's `--control-socket-mode`.
+pub fn file_mode(s: &str) -> Result<u32, String> {
+    permission_bits(s).ok_or_else(|| format!("{s:?} is not a file mode (0 to 0o777, e.g. 0600 or 0o660)"))
+}
+
+/// 0 to 0o777 written in octal (`0o27`, `027`), hex (`0x17`) or decimal (`23`), as gunicorn's
+/// `auto_int` reads it (and a leading 0 for octal, as umask(1) writes it).
+fn permission_bits(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let parsed = if let Some(oct) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
+        u32::from_str_radix(oct, 8)
+    } else if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        u32::from_str_radix(&t[1..], 8)
+    } else {
+        t.parse::<u32>()
+    };
+    parsed.ok().filter(|bits| *bits <= 0o777)
 }
 
 /// A umask in force until dropped (gunicorn sets `--umask` only while it creates its sockets).
@@ -222,6 +233,9 @@ mod tests {
         assert!("0o1000".parse::<UmaskSpec>().is_err());
         assert!("08".parse::<UmaskSpec>().is_err());
         assert!("rw".parse::<UmaskSpec>().is_err());
+        assert_eq!(file_mode("384"), Ok(0o600));
+        assert_eq!(file_mode("0660"), Ok(0o660));
+        assert!(file_mode("0o1777").is_err());
     }
 
     #[test]

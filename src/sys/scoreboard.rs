@@ -68,6 +68,8 @@ pub struct Lane {
     since: AtomicU64,
     /// Length of the request line in `line`; 0 between requests.
     line_len: AtomicU64,
+    /// Monotonic milliseconds ([`now_ms`]) at which the request in `line` began.
+    begun: AtomicU64,
     line: [AtomicU64; LINE_WORDS],
     /// Connections accepted.
     accepted: AtomicU64,
@@ -170,6 +172,7 @@ impl Lane {
         for (word, bytes) in self.line.iter().zip(line.chunks_exact(8)) {
             word.store(u64::from_ne_bytes(bytes.try_into().unwrap_or_default()), Relaxed);
         }
+        self.begun.store(now_ms(), Relaxed);
         self.line_len.store(len as u64, Relaxed);
     }
 
@@ -201,6 +204,12 @@ impl Lane {
         Some(String::from_utf8_lossy(&bytes[..len]).into_owned())
     }
 
+    /// The request line being served and how many milliseconds ago it began, if any.
+    pub fn request(&self, now: u64) -> Option<(String, u64)> {
+        let begun = self.begun.load(Relaxed);
+        self.line().map(|line| (line, now.saturating_sub(begun)))
+    }
+
     /// Milliseconds since the lane last came back from a wait; `None` while it waits.
     pub fn silent_for(&self, now: u64) -> Option<u64> {
         match self.since.load(Relaxed) {
@@ -225,7 +234,14 @@ impl Lane {
     fn reset(&self) {
         self.since.store(0, Relaxed);
         self.line_len.store(0, Relaxed);
-        let all = [&self.accepted, &self.requests, &self.duration_sum_us, &self.push_waits, &self.too_slow];
+        let all = [
+            &self.begun,
+            &self.accepted,
+            &self.requests,
+            &self.duration_sum_us,
+            &self.push_waits,
+            &self.too_slow,
+        ];
         let arrays = self.status.iter().chain(&self.duration).chain(&self.line).chain(&self.refused);
         for c in all.into_iter().chain(arrays) {
             c.store(0, Relaxed);
@@ -439,6 +455,9 @@ mod tests {
         assert_eq!(lane.line(), None);
         lane.begin(b"GET", b"/loop", b"HTTP/1.1");
         assert_eq!(lane.line().as_deref(), Some("GET /loop HTTP/1.1"));
+        let (line, age) = lane.request(now_ms() + 1_000).unwrap();
+        assert_eq!(line, "GET /loop HTTP/1.1");
+        assert!((1_000..60_000).contains(&age), "age {age}");
         assert!(lane.serving());
         lane.end(404, 7_000);
         assert!(!lane.serving());

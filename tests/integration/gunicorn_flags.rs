@@ -23,9 +23,6 @@ pub const NOT_YET: &[&str] = &[
     "--dirty-timeout",
     "--dirty-threads",
     "--dirty-graceful-timeout",
-    "--control-socket",
-    "--control-socket-mode",
-    "--no-control-socket",
 ];
 
 /// Each gunicorn option with a value gunicorn takes for it (none for a switch), from gunicorn's

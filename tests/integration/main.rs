@@ -30,6 +30,7 @@ mod send_file;
 mod shutdown;
 mod slow_clients;
 mod statsd;
+mod status;
 mod stories;
 mod streaming;
 mod supervision;

@@ -111,6 +111,10 @@ impl Builder {
             cmd.arg("--bind").arg(self.bind.as_deref().unwrap_or("127.0.0.1:0"));
         }
         cmd.arg("--workers").arg(self.workers.to_string()).args(&self.args);
+        // Servers run side by side: none takes the shared default control socket unless asked to.
+        if !self.args.iter().any(|a| a.starts_with("--control-socket") || a == "--no-control-socket") {
+            cmd.arg("--no-control-socket");
+        }
         // `RUSTGUN_TEST_WORKER_CLASS=threads|event` runs the whole suite under another worker class.
         if !self.args.iter().any(|a| a == "-k" || a == "--worker-class") {
             let class = worker_class();
