@@ -99,6 +99,8 @@ pub struct ServerSide<'a> {
     pub root_path: &'a str,
     pub pythonpath: Option<&'a str>,
     pub asgi_loop: Option<&'a str>,
+    /// `--asgi-disconnect-grace-period`.
+    pub asgi_grace: Option<u32>,
 }
 
 /// A Python app named on the command line, and what serving it takes.
@@ -196,6 +198,9 @@ impl PythonApp {
         if interface == Interface::Asgi {
             if let Some(mode) = server.lifespan {
                 bridge_args.extend(["--asgi-lifespan".to_string(), mode.to_string()]);
+            }
+            if let Some(grace) = server.asgi_grace {
+                bridge_args.extend(["--asgi-disconnect-grace-period".to_string(), grace.to_string()]);
             }
             if let Some(kind) = server.asgi_loop {
                 bridge_args.extend(["--asgi-loop".to_string(), kind.to_string()]);

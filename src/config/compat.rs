@@ -53,6 +53,12 @@ pub struct Gunicorn {
     #[arg(long = "asgi-lifespan", value_name = "MODE", value_parser = ["auto", "on", "off"])]
     pub asgi_lifespan: Option<String>,
 
+    /// gunicorn's --asgi-disconnect-grace-period, for an ASGI app named by its module: how many seconds
+    /// a request may run on after its client left (it got `http.disconnect`) before it is cancelled
+    /// (default 3; 0 cancels at once).
+    #[arg(long = "asgi-disconnect-grace-period", value_name = "SECONDS")]
+    pub asgi_disconnect_grace_period: Option<u32>,
+
     /// gunicorn's --statsd-host: send gunicorn's metrics to this StatsD server (HOST:PORT over UDP,
     /// or unix:PATH, a unix datagram socket).
     #[arg(long = "statsd-host", value_name = "ADDRESS")]

@@ -93,7 +93,6 @@ const NOT_YET: &[&str] = &[
     "permit_unconventional_http_method",
     "permit_unconventional_http_version",
     "casefold_http_method",
-    "asgi_disconnect_grace_period",
     "dirty_apps",
     "dirty_workers",
     "dirty_timeout",

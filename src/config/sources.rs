@@ -175,7 +175,8 @@ where
         || config.lifespan.is_some()
         || config.gunicorn.pythonpath.is_some()
         || config.gunicorn.asgi_lifespan.is_some()
-        || config.gunicorn.asgi_loop.is_some();
+        || config.gunicorn.asgi_loop.is_some()
+        || config.gunicorn.asgi_disconnect_grace_period.is_some();
     if python.is_none() && bridge_only {
         let message = "--factory, --lifespan, --pythonpath and --asgi-* are for a Python app named by its module (main:app); after `--` for a bridge named".to_string();
         return Err(ConfigError::Conflict { message });
@@ -188,6 +189,7 @@ where
             root_path: &config.root_path,
             pythonpath: config.gunicorn.pythonpath.as_deref(),
             asgi_loop: config.gunicorn.asgi_loop.as_deref(),
+            asgi_grace: config.gunicorn.asgi_disconnect_grace_period,
         };
         let (interface, app, args) = python
             .resolve(config.interface, &config.app_args, &server, &dir)

@@ -82,6 +82,18 @@ async def app(scope, receive, send):
         await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")]})
     elif path == "/silent":
         return
+    elif path == "/linger":
+        # Waits for the client to leave, then ignores it: only --asgi-disconnect-grace-period ends
+        # it, by cancelling it (at once with 0, before it even hears of the disconnect).
+        await read_all(receive)
+        say("raw: lingering")
+        try:
+            message = await receive()
+            say("raw: lingered past %s" % message["type"])
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            say("raw: cancelled after the client left")
+            raise
     elif path == "/after":
         # Django's handler waits for http.disconnect once its response is sent.
         await answer(send, 200, b"done")

@@ -17,7 +17,6 @@ pub const NOT_YET: &[&str] = &[
     "--permit-unconventional-http-method",
     "--permit-unconventional-http-version",
     "--casefold-http-method",
-    "--asgi-disconnect-grace-period",
     "--dirty-app",
     "--dirty-workers",
     "--dirty-timeout",

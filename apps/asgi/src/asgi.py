@@ -31,13 +31,16 @@ class LifespanFailure(Exception):
 class Runner:
     """One worker's event loop, app and lifespan state."""
 
-    def __init__(self, app, log, lifespan="auto", root_path="", loop="auto"):
+    def __init__(self, app, log, lifespan="auto", root_path="", loop="auto", grace="3"):
         if lifespan not in ("auto", "on", "off"):
             raise ValueError("--asgi-lifespan must be auto, on or off, not %r" % lifespan)
         if loop not in ("auto", "asyncio", "uvloop"):
             raise ValueError("--asgi-loop must be auto, asyncio or uvloop, not %r" % loop)
         self.app = app
         self.log = log
+        # --asgi-disconnect-grace-period: how long a request's task may run on once its client has
+        # gone, before it is cancelled (gunicorn's asgi worker).
+        self.grace = float(grace)
         self.lifespan = lifespan
         self.root_path = root_path
         self.state = {}
@@ -125,8 +128,12 @@ class Runner:
         scope["root_path"] = self.root_path
         if self.state:
             scope["state"] = dict(self.state)
-        cycle = (WebSocketCycle if scope["type"] == "websocket" else Cycle)(call, self.log)
-        self.loop.create_task(cycle.run(self.app, scope))
+        if scope["type"] == "websocket":
+            cycle = WebSocketCycle(call, self.log)
+            self.loop.create_task(cycle.run(self.app, scope))
+        else:
+            cycle = Cycle(call, self.log, self.grace)
+            cycle.task = self.loop.create_task(cycle.run(self.app, scope))
         return cycle
 
 
@@ -152,11 +159,13 @@ class Cycle:
     """One HTTP request/response over the server's pending call."""
 
     __slots__ = ("call", "log", "more_body", "started", "complete", "disconnected", "waiter", "gone",
-                 "trailers", "body_ended")
+                 "trailers", "body_ended", "grace", "task")
 
-    def __init__(self, call, log):
+    def __init__(self, call, log, grace):
         self.call = call
         self.log = log
+        self.grace = grace
+        self.task = None
         self.more_body = True
         self.started = False
         self.complete = False
@@ -173,8 +182,17 @@ class Cycle:
         if kind == DISCONNECTED:
             self.disconnected = True
             _settle(self.gone, None)
+            if self.task is not None and not self.task.done():
+                if self.grace > 0:
+                    asyncio.get_running_loop().call_later(self.grace, self._cancel_if_pending)
+                else:
+                    self.task.cancel()
         waiter, self.waiter = self.waiter, None
         _settle(waiter, None)
+
+    def _cancel_if_pending(self):
+        if not self.task.done():
+            self.task.cancel()
 
     async def _wait(self):
         self.waiter = asyncio.get_running_loop().create_future()
@@ -258,7 +276,8 @@ class Cycle:
         try:
             await app(scope, self.receive, self.send)
         except BaseException as exc:
-            if self.disconnected and isinstance(exc, OSError):
+            # The client left: its write failing, or the grace period's cancellation, is no fault.
+            if self.disconnected and isinstance(exc, (OSError, asyncio.CancelledError)):
                 return
             self.log(40, "Exception in ASGI application\n" + format_exception(exc))
             if self.disconnected or self.complete:

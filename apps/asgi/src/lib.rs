@@ -42,8 +42,11 @@ use rustgun_sdk::{
     WebSocket, WsEvent,
 };
 
-const ASGI: Kind =
-    Kind { library: "libasgi.so", kind: "ASGI", options: &["--root-path", "--asgi-lifespan", "--asgi-loop"] };
+const ASGI: Kind = Kind {
+    library: "libasgi.so",
+    kind: "ASGI",
+    options: &["--root-path", "--asgi-lifespan", "--asgi-loop", "--asgi-disconnect-grace-period"],
+};
 
 /// The helper module compiled from `asgi.py`, once per process.
 static HELPERS: OnceLock<Py<PyModule>> = OnceLock::new();
@@ -120,6 +123,7 @@ impl Bridge {
                         opts.value("--asgi-lifespan").unwrap_or("auto"),
                         opts.value("--root-path").unwrap_or(""),
                         opts.value("--asgi-loop").unwrap_or("auto"),
+                        opts.value("--asgi-disconnect-grace-period").unwrap_or("3"),
                     ))
                 })
                 .map_err(fail)?;

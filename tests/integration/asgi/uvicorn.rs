@@ -153,3 +153,20 @@ fn uvicorns_spellings_are_rustguns_options() {
         assert_eq!(config.get(key), Some(&want), "{key} in:\n{out}");
     }
 }
+
+#[test]
+fn a_request_that_outlives_its_client_is_cancelled_after_the_disconnect_grace_period() {
+    // gunicorn's --asgi-disconnect-grace-period: 0 cancels the request's task as soon as its client
+    // has left, before its receive() returns http.disconnect (a grace period would let it hear of it
+    // first); the app's own `except CancelledError` says so.
+    let server = module("raw:app").args(&["--asgi-disconnect-grace-period", "0"]).start();
+    {
+        let mut conn = server.conn();
+        conn.send(b"GET /linger HTTP/1.1\r\nHost: t\r\n\r\n");
+        server.wait_for_log("raw: lingering");
+    }
+    server.wait_for_log("raw: cancelled after the client left");
+    assert!(!server.log().iter().any(|l| l.contains("lingered past")), "cancelled at once");
+    // The worker serves on.
+    assert_eq!(server.get("/scope").status, 200);
+}
