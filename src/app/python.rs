@@ -101,6 +101,8 @@ pub struct ServerSide<'a> {
     pub asgi_loop: Option<&'a str>,
     /// `--asgi-disconnect-grace-period`.
     pub asgi_grace: Option<u32>,
+    /// `--paste-global KEY=VALUE`s.
+    pub paste_global: &'a [String],
 }
 
 /// A Python app named on the command line, and what serving it takes.
@@ -117,7 +119,8 @@ impl PythonApp {
     /// not end in `.so` (`main:app`, `myproject.wsgi`), rather than a library path.
     pub fn named(app: &AppRef) -> Option<PythonApp> {
         let path = app.path.to_str()?;
-        if path.contains('/') || path.ends_with(".so") || path.contains(".so.") {
+        let paste = path.starts_with("paste:");
+        if !paste && (path.contains('/') || path.ends_with(".so") || path.contains(".so.")) {
             return None;
         }
         let spec = if app.symbol_given { format!("{path}:{}", app.symbol) } else { path.to_string() };
@@ -183,6 +186,9 @@ impl PythonApp {
         dir: &Path,
     ) -> Result<(Interface, AppRef, Vec<String>), PythonAppError> {
         let mut bridge_args = bridge_args.to_vec();
+        for item in server.paste_global {
+            bridge_args.extend(["--paste-global".to_string(), item.clone()]);
+        }
         if server.factory && !bridge_args.iter().any(|a| a == "--factory") {
             bridge_args.push("--factory".to_string());
         }
@@ -190,6 +196,8 @@ impl PythonApp {
             bridge_args.extend(["--pythonpath".to_string(), dirs.to_string()]);
         }
         let interface = match interface {
+            // A PasteDeploy file names a WSGI app.
+            Interface::Auto if self.spec.starts_with("paste:") => Interface::Wsgi,
             Interface::Auto => self.detect_once(&bridge_args, dir)?,
             given => given,
         };

@@ -53,6 +53,15 @@ pub struct Gunicorn {
     #[arg(long = "asgi-lifespan", value_name = "MODE", value_parser = ["auto", "on", "off"])]
     pub asgi_lifespan: Option<String>,
 
+    /// gunicorn's --paste: serve the WSGI app a PasteDeploy config file names (FILE, or FILE#SECTION),
+    /// in place of APP; PasteDeploy must be installed in the app's environment.
+    #[arg(long = "paste", visible_alias = "paster", value_name = "FILE")]
+    pub paste: Option<String>,
+
+    /// gunicorn's --paste-global: a KEY=VALUE of the PasteDeploy file's global_conf (repeatable).
+    #[arg(long = "paste-global", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub paste_global: Vec<String>,
+
     /// gunicorn's --asgi-disconnect-grace-period, for an ASGI app named by its module: how many seconds
     /// a request may run on after its client left (it got `http.disconnect`) before it is cancelled
     /// (default 3; 0 cancels at once).
@@ -110,6 +119,10 @@ pub struct Gunicorn {
     /// No effect: --spew traces every Python line; use a profiler on the app instead.
     #[arg(long = "spew", hide_short_help = true)]
     pub spew: bool,
+
+    /// No effect: it says who may speak the uwsgi protocol, and only HTTP is served (--protocol http).
+    #[arg(long = "uwsgi-allow-from", value_name = "IPS", hide_short_help = true)]
+    pub uwsgi_allow_from: Option<String>,
 
     /// No effect: workers report their heartbeat through shared memory, not temporary files.
     #[arg(long = "worker-tmp-dir", value_name = "DIR", hide_short_help = true)]

@@ -68,10 +68,10 @@ pub fn read(file: &Path, python: &Path, dir: &Path) -> Result<PyConfig, ConfigEr
     let mut table = toml::Table::new();
     if let Some(toml::Value::Table(settings)) = parsed.get("settings") {
         for (name, value) in settings {
-            if NOT_YET.contains(&name.as_str()) && *value != toml::Value::Boolean(false) {
+            if REFUSED.contains(&name.as_str()) && *value != toml::Value::Boolean(false) {
                 return Err(ConfigError::PythonFile {
                     file: file.to_path_buf(),
-                    reason: format!("gunicorn's setting `{name}` is not supported yet (see docs/wsgi.md)"),
+                    reason: format!("gunicorn's setting `{name}` is not supported (docs/wsgi.md says why)"),
                 });
             }
             if let Some((key, value)) = option_key(name, value) {
@@ -82,12 +82,9 @@ pub fn read(file: &Path, python: &Path, dir: &Path) -> Result<PyConfig, ConfigEr
     Ok(PyConfig { table, hooks })
 }
 
-/// gunicorn's settings rustgun does not take yet: refused by name, on the command line (as unknown
-/// options) and here, and listed in docs/wsgi.md. `False` (their default, mostly) is let through.
-const NOT_YET: &[&str] = &[
-    "paste",
-    "raw_paste_global_conf",
-    "uwsgi_allow_ips",
+/// gunicorn's settings rustgun refuses on purpose: by name, on the command line (as unknown options)
+/// and here, and listed in docs/wsgi.md with why. `False` (their default) is let through.
+const REFUSED: &[&str] = &[
     "permit_obsolete_folding",
     "strip_header_spaces",
     "permit_unconventional_http_method",

@@ -155,6 +155,11 @@ where
             }
         }
     }
+    // gunicorn's --paste names the app: it stands where APP would, as `paste:FILE` (an APP given
+    // beside it is not used, as in gunicorn).
+    if let Some(file) = sources.iter().find_map(|m| m.get_one::<String>("paste")) {
+        positional = vec![format!("paste:{}", start_dir().join(file).display()).into()];
+    }
     merged.extend(positional);
     if !trailing.is_empty() {
         merged.push("--".into());
@@ -190,6 +195,7 @@ where
             pythonpath: config.gunicorn.pythonpath.as_deref(),
             asgi_loop: config.gunicorn.asgi_loop.as_deref(),
             asgi_grace: config.gunicorn.asgi_disconnect_grace_period,
+            paste_global: &config.gunicorn.paste_global,
         };
         let (interface, app, args) = python
             .resolve(config.interface, &config.app_args, &server, &dir)

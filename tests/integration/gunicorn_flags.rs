@@ -1,17 +1,13 @@
 //! gunicorn's whole command line: every option of the gunicorn the tests pin (read from gunicorn's
 //! own argument parser, so a new gunicorn option fails this test until rustgun takes it) is taken by
-//! rustgun with a value gunicorn takes, except those [`NOT_YET`] names, which rustgun refuses with
-//! one line naming the option and docs/wsgi.md lists with what is missing. `-v` prints the version.
+//! rustgun with a value gunicorn takes, except those [`REFUSED`] names, which rustgun refuses with
+//! one line naming the option and docs/wsgi.md lists with why. `-v` prints the version.
 
 use crate::support::{pyenv, run};
 use std::process::Command;
 
-/// gunicorn's options rustgun does not take yet, each refused by name (and in docs/wsgi.md).
-pub const NOT_YET: &[&str] = &[
-    "--paste",
-    "--paster",
-    "--paste-global",
-    "--uwsgi-allow-from",
+/// gunicorn's options rustgun refuses on purpose, each by name (and in docs/wsgi.md, with why).
+pub const REFUSED: &[&str] = &[
     "--permit-obsolete-folding",
     "--strip-header-spaces",
     "--permit-unconventional-http-method",
@@ -67,11 +63,11 @@ fn every_gunicorn_option_is_taken_or_refused_by_name_as_listed() {
         cmd.args(["--interface", "wsgi", "--print-config", "myproject.wsgi:application"]);
         let (code, _, err) = run(&mut cmd);
         let refused_by_name = code != 0 && err.contains(&format!("'{flag}'"));
-        match (NOT_YET.contains(flag), code == 0) {
+        match (REFUSED.contains(flag), code == 0) {
             (false, true) => {}
             (true, false) if refused_by_name && docs.contains(&format!("`{flag}`")) => {}
             (listed, _) => {
-                wrong.push(format!("{flag} {value} (listed as not yet: {listed}): exit {code}: {err}"))
+                wrong.push(format!("{flag} {value} (listed as refused: {listed}): exit {code}: {err}"))
             }
         }
     }

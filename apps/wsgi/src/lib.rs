@@ -62,7 +62,7 @@ pub(crate) fn bytes_of<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyB
 }
 
 /// How the bridge's arguments are parsed.
-const WSGI: Kind = Kind { library: "libwsgi.so", kind: "WSGI", options: &[] };
+const WSGI: Kind = Kind { library: "libwsgi.so", kind: "WSGI", options: &["--paste-global"] };
 
 /// A worker's WSGI app.
 struct Bridge {

@@ -52,10 +52,13 @@ def _use_venv(venv):
             site.addsitedir(candidate)
 
 
-def load(spec, factory=False):
+def load(spec, factory=False, paste_global=()):
     """`module:callable`, `module` (callable `application`) or `module:factory(literal args)`:
     gunicorn's import_app, with the same messages. `factory` (uvicorn's --factory): the callable is
-    a factory, called with no arguments."""
+    a factory, called with no arguments. `paste:FILE[#SECTION]` (gunicorn's --paste) is loaded by
+    PasteDeploy, with `paste_global`'s KEY=VALUE items as its global_conf (--paste-global)."""
+    if spec.startswith("paste:"):
+        return _load_paste(spec[len("paste:"):], paste_global)
     module, sep, obj = spec.partition(":")
     if not sep:
         obj = "application"
@@ -93,6 +96,16 @@ def load(spec, factory=False):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def _load_paste(target, paste_global):
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppImportError("--paste needs PasteDeploy in the app's environment (pip install PasteDeploy)") from None
+    path, _, section = target.partition("#")
+    global_conf = dict(item.split("=", 1) for item in paste_global if "=" in item)
+    return loadapp("config:" + os.path.abspath(path), name=section or None, global_conf=global_conf)
 
 
 def format_exception(exc, tb=None):

@@ -135,7 +135,9 @@ pub fn load_app<'py>(py: Python<'py>, opts: &args::Options, kind: &str) -> Resul
     let embed = embed(py).map_err(fail)?;
     let venv = opts.venv.clone().or_else(|| std::env::var("VIRTUAL_ENV").ok()).filter(|v| !v.is_empty());
     embed.call_method1("setup_path", (opts.pythonpath.clone(), venv)).map_err(fail)?;
-    embed.call_method1("load", (opts.spec.as_str(), opts.factory)).map_err(|e| {
+    let paste_global: Vec<&str> =
+        opts.values.iter().filter(|(name, _)| *name == "--paste-global").map(|(_, v)| v.as_str()).collect();
+    embed.call_method1("load", (opts.spec.as_str(), opts.factory, paste_global)).map_err(|e| {
         // The traceback goes to the log; the one-line reason becomes the server's boot error.
         log_at(py, Level::Warn, &format!("cannot load {kind} app {}:", opts.spec), &e);
         format!("cannot load {kind} app {}: {}", opts.spec, describe(py, &e))
