@@ -70,7 +70,7 @@ clean:
 # nightly-only flags (-Zsanitizer=address and the sancov passes); RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain, the only one installed, accept them. Corpora and crashes stay in fuzz/ (git-ignored).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= request chunked
+FUZZ_TARGETS ?= request chunked h2
 .PHONY: fuzz
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz

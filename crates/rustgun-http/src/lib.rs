@@ -13,6 +13,10 @@
 //! chunk (Content-Length, chunked, or close-delimited) into the output buffer. When the exchange is
 //! over, [`conn::After`] says what the connection does next.
 //!
+//! HTTP/2 lives beside it in [`h2`], in the same style: [`h2::conn::Connection`] takes a connection's
+//! bytes and gives events per stream. No worker drives it yet (issue 15): `--http-protocols` still
+//! serves h1 only.
+//!
 //! # Invariants
 //! - Nothing here touches a socket, a clock or a file: time comes in as an argument ([`date`]).
 //! - Nothing here allocates per request once its reusable buffers have grown to the working size.
@@ -29,6 +33,7 @@ pub mod conn;
 pub mod date;
 pub mod error;
 pub mod forwarded;
+pub mod h2;
 pub mod parse;
 #[cfg(test)]
 mod property;

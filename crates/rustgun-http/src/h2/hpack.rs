@@ -1,0 +1,125 @@
+//! HPACK (RFC 7541) for the server: one decoder per connection for the client's header blocks, bounded
+//! in what it hands out, and one encoder for the responses.
+//!
+//! The coding itself is `loona-hpack`'s (a maintained fork of `hpack` that passes h2spec; its decoder
+//! takes a whole block and calls back per field, which is what a sans-I/O connection has once
+//! CONTINUATION frames are joined). What is ours is the bound: a block keeps being decoded to its end
+//! (the dynamic table must stay in step with the client's), but once the decoded list passes
+//! `max_list` bytes (RFC 9113 §6.5.2's size: name, value and 32 per field) no more fields are kept,
+//! so a small block that names a large table entry again and again (an HPACK bomb) costs the worker
+//! nothing beyond the limit.
+//!
+//! Not here: frames ([`super::frame`]), what the fields mean ([`super::conn`]).
+
+use std::borrow::Cow;
+
+/// A decoded header list: (name, value) pairs in order, pseudo-headers first.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Why a header block could not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HpackError {
+    /// The block does not decode: the connection's table is lost (COMPRESSION_ERROR).
+    Compression,
+    /// It decoded, but its list is larger than SETTINGS_MAX_HEADER_LIST_SIZE.
+    TooLarge,
+}
+
+/// The client's header blocks.
+pub struct Decoder {
+    inner: loona_hpack::Decoder<'static>,
+    max_list: usize,
+}
+
+impl Decoder {
+    /// A decoder whose table may grow to `table` bytes (the SETTINGS_HEADER_TABLE_SIZE we announce)
+    /// and that keeps lists of at most `max_list` bytes.
+    pub fn new(table: usize, max_list: usize) -> Decoder {
+        let mut inner = loona_hpack::Decoder::new();
+        inner.set_max_allowed_table_size(table);
+        Decoder { inner, max_list }
+    }
+
+    /// Decodes one whole header block into `fields` (cleared first).
+    pub fn decode(&mut self, block: &[u8], fields: &mut Fields) -> Result<(), HpackError> {
+        fields.clear();
+        let mut size = 0usize;
+        let mut over = false;
+        let max = self.max_list;
+        self.inner
+            .decode_with_cb(block, |name: Cow<'_, [u8]>, value: Cow<'_, [u8]>| {
+                size = size.saturating_add(name.len() + value.len() + 32);
+                if size > max {
+                    over = true;
+                } else {
+                    fields.push((name.into_owned(), value.into_owned()));
+                }
+            })
+            .map_err(|_| HpackError::Compression)?;
+        if over {
+            fields.clear();
+            return Err(HpackError::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// The response header blocks.
+pub struct Encoder {
+    inner: loona_hpack::Encoder<'static>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder { inner: loona_hpack::Encoder::new() }
+    }
+}
+
+impl Encoder {
+    /// Appends the block for `fields` to `out`.
+    pub fn encode<'f>(&mut self, fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail.
+        let _ = self.inner.encode_into(fields, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_encoder_writes_the_decoder_reads() {
+        let mut out = Vec::new();
+        let fields: [(&[u8], &[u8]); 3] =
+            [(b":status", b"200"), (b"content-type", b"text/plain"), (b"x-a", b"1")];
+        Encoder::default().encode(fields, &mut out);
+        let mut decoded = Vec::new();
+        Decoder::new(4096, 16_384).decode(&out, &mut decoded).unwrap();
+        let want: Fields = fields.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        assert_eq!(decoded, want);
+    }
+
+    #[test]
+    fn a_block_that_names_a_large_entry_many_times_is_too_large_and_keeps_nothing() {
+        // One literal with incremental indexing (a 1000-byte value), then 200 references to it.
+        let mut block = vec![0x40, 0x01, b'x', 0x7f, 0xe9, 0x06];
+        block.extend(std::iter::repeat_n(b'v', 1000));
+        block.extend(std::iter::repeat_n(0xbe, 200));
+        let mut decoder = Decoder::new(4096, 65_536);
+        let mut fields = Vec::new();
+        assert_eq!(decoder.decode(&block, &mut fields), Err(HpackError::TooLarge));
+        assert!(fields.is_empty());
+        // The table stayed in step: the entry is still there for the next block.
+        decoder.decode(&[0xbe], &mut fields).unwrap();
+        assert_eq!(fields[0].1.len(), 1000);
+    }
+
+    #[test]
+    fn garbage_is_a_compression_error() {
+        let mut fields = Vec::new();
+        assert_eq!(
+            Decoder::new(4096, 1024).decode(&[0xff, 0xff, 0xff, 0xff, 0xff], &mut fields),
+            Err(HpackError::Compression)
+        );
+    }
+}
