@@ -98,6 +98,12 @@ struct Block {
 
 /// How many CONTINUATION frames one block may take (CVE-2024-27316: a flood of them is cut off).
 const MAX_CONTINUATIONS: u32 = 64;
+/// How many streams the client may reset before we finished them beyond those we did finish
+/// (CVE-2023-44487, rapid reset: streams opened and cancelled at once cost the server work each).
+const RESET_ALLOWANCE: u64 = 100;
+/// How many bytes of frames may wait unwritten before a client's control frames stop being answered
+/// (PING and SETTINGS floods from a client that does not read its answers).
+pub const MAX_UNSENT: usize = 256 * 1024;
 /// How many closed stream ids are remembered, to tell a frame on a closed stream (STREAM_CLOSED) from
 /// one on a stream never opened (PROTOCOL_ERROR).
 const CLOSED_KEPT: usize = 64;
@@ -123,6 +129,9 @@ pub struct Connection {
     fields: Fields,
     /// The streams closed most recently.
     closed: VecDeque<u32>,
+    /// Streams we answered to the end, and streams the client reset before that.
+    answered: u64,
+    cancelled: u64,
 }
 
 impl Connection {
@@ -156,6 +165,8 @@ impl Connection {
             going_away: None,
             fields: Fields::new(),
             closed: VecDeque::with_capacity(CLOSED_KEPT),
+            answered: 0,
+            cancelled: 0,
         }
     }
 
@@ -201,6 +212,14 @@ impl Connection {
         Ok(used)
     }
 
+    /// Refuses to queue another answer to a control frame while [`MAX_UNSENT`] bytes wait unread.
+    fn unread_answers(&self) -> Result<(), ConnectionError> {
+        if self.out.len() > MAX_UNSENT {
+            return Err(calm("control frames faster than their answers are read"));
+        }
+        Ok(())
+    }
+
     /// Queues GOAWAY for a connection error.
     fn fail(&mut self, code: ErrorCode, why: &'static str) -> ConnectionError {
         frame::write_goaway(&mut self.out, self.last_stream, code);
@@ -223,6 +242,7 @@ impl Connection {
             kind::PING => {
                 let data = frame::ping(&head, payload)?;
                 if !head.has(flag::ACK) {
+                    self.unread_answers()?;
                     frame::write(&mut self.out, kind::PING, flag::ACK, 0, &data);
                 }
                 Ok(())
@@ -264,6 +284,10 @@ impl Connection {
                 }
                 if self.forget(head.stream) {
                     events.push(Event::Reset { stream: head.stream, code });
+                    self.cancelled += 1;
+                    if self.cancelled > RESET_ALLOWANCE + self.answered {
+                        return Err(calm("rapid reset: streams reset faster than they are answered"));
+                    }
                 }
                 Ok(())
             }
@@ -317,6 +341,7 @@ impl Connection {
                 _ => {}
             }
         }
+        self.unread_answers()?;
         frame::write(&mut self.out, kind::SETTINGS, flag::ACK, 0, &[]);
         Ok(())
     }
@@ -334,7 +359,7 @@ impl Connection {
             frames: 0,
         };
         if block.bytes.len() > self.config.max_header_list_size as usize {
-            return Err(ConnectionError { code: ErrorCode::EnhanceYourCalm, why: "a header block too long" });
+            return Err(calm("a header block too long"));
         }
         if head.has(flag::END_HEADERS) {
             self.end_block(block, events)
@@ -593,6 +618,9 @@ impl Connection {
 
     /// Our side of `stream` ended: closed once the client's has too.
     fn end_local(&mut self, stream: u32) {
+        if self.streams.contains_key(&stream) {
+            self.answered += 1;
+        }
         match self.streams.get_mut(&stream).map(|s| s.state) {
             Some(State::HalfClosedRemote) => {
                 self.forget(stream);
@@ -628,6 +656,10 @@ impl Connection {
 
 fn protocol(why: &'static str) -> ConnectionError {
     ConnectionError { code: ErrorCode::Protocol, why }
+}
+
+fn calm(why: &'static str) -> ConnectionError {
+    ConnectionError { code: ErrorCode::EnhanceYourCalm, why }
 }
 
 fn flow(why: &'static str) -> ConnectionError {

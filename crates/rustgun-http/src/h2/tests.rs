@@ -412,3 +412,66 @@ fn an_hpack_bomb_resets_the_stream_and_the_connection_goes_on() {
     assert_eq!(out.rst(1), Some(ErrorCode::Protocol as u32));
     assert!(matches!(out.events[..], [Event::Request { stream: 3, .. }]), "{:?}", out.events);
 }
+
+#[test]
+fn rapid_reset_is_cut_off_and_answered_streams_earn_their_cancellations() {
+    // CVE-2023-44487: open a stream, reset it, again and again.
+    let mut flood = Client::new();
+    for i in 0..300u32 {
+        flood =
+            flood.headers(2 * i + 1, &POST, false).frame(kind::RST_STREAM, 0, 2 * i + 1, &8u32.to_be_bytes());
+    }
+    let out = run(flood);
+    assert_eq!(out.goaway(), Some(ErrorCode::EnhanceYourCalm));
+    let resets = out.events.iter().filter(|e| matches!(e, Event::Reset { .. })).count();
+    assert_eq!(resets, 101, "the allowance, then the cut");
+
+    // A client whose streams are answered may cancel as many as it was answered, and more.
+    let mut conn = Connection::new(Config { max_concurrent_streams: 1000, ..Config::default() });
+    let mut events = Vec::new();
+    let mut client = Client::new();
+    for i in 0..200u32 {
+        client = client.get(2 * i + 1);
+    }
+    conn.receive(&client.bytes, &mut events).unwrap();
+    for i in 0..200u32 {
+        conn.respond(2 * i + 1, 204, &[], true);
+    }
+    let mut cancels = Client { encoder: client.encoder, bytes: Vec::new() };
+    for i in 200..450u32 {
+        cancels = cancels.headers(2 * i + 1, &POST, false).frame(
+            kind::RST_STREAM,
+            0,
+            2 * i + 1,
+            &8u32.to_be_bytes(),
+        );
+    }
+    assert_eq!(conn.receive(&cancels.bytes, &mut events).map(|_| ()), Ok(()), "250 < 100 + 200");
+}
+
+#[test]
+fn a_ping_flood_that_never_reads_its_answers_is_cut_off_with_the_output_bounded() {
+    let mut flood = Client::new();
+    for i in 0..20_000u64 {
+        flood = flood.frame(kind::PING, 0, 0, &i.to_be_bytes());
+    }
+    let mut conn = Connection::new(Config::default());
+    let mut events = Vec::new();
+    let err = conn.receive(&flood.bytes, &mut events).unwrap_err();
+    assert_eq!(err.code, ErrorCode::EnhanceYourCalm);
+    assert!(conn.output().len() <= super::conn::MAX_UNSENT + 64, "{}", conn.output().len());
+    // A client that reads its answers may ping as often as it likes.
+    let mut reader = Connection::new(Config::default());
+    let mut pings = Client::new();
+    for i in 0..20_000u64 {
+        pings = pings.frame(kind::PING, 0, 0, &i.to_be_bytes());
+    }
+    let mut pending = Vec::new();
+    for chunk in pings.bytes.chunks(17 * 1000) {
+        pending.extend_from_slice(chunk);
+        let used = reader.receive(&pending, &mut events).unwrap();
+        pending.drain(..used);
+        reader.output().clear();
+    }
+    assert!(pending.is_empty());
+}
