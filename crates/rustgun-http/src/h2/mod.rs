@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod frame;
 pub mod hpack;
+pub mod request;
 #[cfg(test)]
 mod tests;
 
