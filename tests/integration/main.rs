@@ -15,6 +15,7 @@ mod conformance;
 mod fork;
 mod gunicorn_conf;
 mod gunicorn_flags;
+mod h2_core;
 mod http_bodies;
 mod http_errors;
 mod http_keepalive;
