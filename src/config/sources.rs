@@ -213,6 +213,13 @@ where
             config.worker_class = super::WorkerClass::Event;
         }
     }
+    // --reload for a Python app: each worker watches the modules it imported (the bridge's option).
+    if config.reload
+        && crate::app::python::is_bridge(&config.app)
+        && !config.app_args.iter().any(|a| a == "--reload")
+    {
+        config.app_args.insert(0, "--reload".to_string());
+    }
     if !hooks.is_empty()
         && let Some(file) = &file
     {

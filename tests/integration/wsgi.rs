@@ -122,6 +122,35 @@ fn flask_routes_answer_like_the_framework_app() {
 }
 
 #[test]
+fn reload_replaces_a_worker_when_a_module_it_imported_changes() {
+    // gunicorn's --reload: every imported module's file is watched, not just the app library.
+    let dir = TempDir::new("reload-module");
+    let module = dir.join("reloadme.py");
+    let app = |version: &str| {
+        format!(
+            "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'{version}']\n"
+        )
+    };
+    std::fs::write(&module, app("v1")).unwrap();
+    let server = Server::builder("wsgi")
+        .env("VIRTUAL_ENV", &pyenv().display().to_string())
+        .args(&["--reload"])
+        .app_arg("--pythonpath")
+        .app_arg(&dir.join("").display().to_string())
+        .app_arg("reloadme:application")
+        .start();
+    assert_eq!(server.get("/").text(), "v1");
+    // The new code, with a later modification time (no need to wait for the clock to move).
+    std::fs::write(&module, app("v2")).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(&module).unwrap().set_modified(later).unwrap();
+    server.wait_for_log("Worker reloading: ");
+    server.wait_for_log_count("Booting worker", 2);
+    server.wait_for_log_count("Worker exiting", 1);
+    assert_eq!(server.get("/").text(), "v2");
+}
+
+#[test]
 fn a_django_project_serves_a_view_and_a_form_post() {
     let server = wsgi("djproj.wsgi").start();
     let hello = server.get("/");

@@ -112,6 +112,9 @@ impl Bridge {
                 Some(imported) => imported.bind(py).clone(),
                 None => rustgun_python::load_app(py, &opts, "ASGI")?,
             };
+            if PRELOADED.get().is_none() {
+                rustgun_python::watch_modules(py, &opts);
+            }
             let helpers = helpers(py).map_err(fail)?;
             let logger = wrap_pyfunction!(server_log, helpers).map_err(fail)?;
             let runner = helpers

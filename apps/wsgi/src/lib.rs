@@ -112,7 +112,11 @@ impl Bridge {
             return Ok(Python::attach(|py| preloaded.clone_ref(py)));
         }
         start_interpreter();
-        Python::attach(|py| Bridge::load(py, &opts))
+        Python::attach(|py| {
+            let bridge = Bridge::load(py, &opts)?;
+            rustgun_python::watch_modules(py, &opts);
+            Ok(bridge)
+        })
     }
 
     fn clone_ref(&self, py: Python<'_>) -> Bridge {

@@ -10,6 +10,9 @@ pub struct Options {
     pub spec: String,
     /// `--factory` (uvicorn's): the callable the spec names is a factory, called with no arguments.
     pub factory: bool,
+    /// `--reload` (the server's): the worker watches the files of every module it imported, and
+    /// stops (to be replaced) when one changes, as gunicorn's workers do.
+    pub reload: bool,
     /// `--venv DIR`: the virtual environment whose packages the app imports (else `VIRTUAL_ENV`). The
     /// server passes it when it runs from a venv's `bin` (`pip install rustgun`).
     pub venv: Option<String>,
@@ -44,11 +47,16 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
     let mut values = Vec::new();
     let mut spec = None;
     let mut factory = false;
+    let mut reload = false;
     let mut venv = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--factory" {
             factory = true;
+            continue;
+        }
+        if arg == "--reload" {
+            reload = true;
             continue;
         }
         let value = if arg == "--pythonpath" {
@@ -88,7 +96,7 @@ pub fn parse(args: &[String], bridge: Bridge) -> Result<Options, String> {
         spec = Some(arg.clone());
     }
     match spec {
-        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, factory, venv, values }),
+        Some(spec) if !spec.is_empty() => Ok(Options { pythonpath, spec, factory, reload, venv, values }),
         _ => Err(format!("no {} app given; {usage}", bridge.kind)),
     }
 }

@@ -5,7 +5,10 @@
 import ast
 import importlib
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 
 
@@ -128,3 +131,33 @@ def run_exit_functions():
             stream.flush()
         except Exception:
             pass
+
+
+def watch_modules(log):
+    """--reload in a worker, as gunicorn's reloader does it: a thread looks at the files of every
+    imported module each second, and at the first change logs it and stops the worker gracefully
+    (SIGTERM to itself); the master starts another, which imports the new code."""
+
+    def files():
+        return {f for f in (getattr(m, "__file__", None) for m in list(sys.modules.values())) if f}
+
+    def stamp(path):
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+
+    # What is imported now is stamped now, before the worker serves; later imports when first seen.
+    seen = {path: stamp(path) for path in files()}
+
+    def run():
+        while True:
+            for path in files():
+                now = stamp(path)
+                if now is not None and seen.setdefault(path, now) != now:
+                    log("Worker reloading: %s modified" % path)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+            time.sleep(1)
+
+    threading.Thread(target=run, name="rustgun-reloader", daemon=True).start()

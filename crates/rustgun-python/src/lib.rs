@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::sync::OnceLock;
 
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
+use pyo3::types::{PyCFunction, PyDict, PyModule, PyTuple};
 use rustgun_sdk::log::{Level, log};
 
 /// The helper module compiled from `embed.py`, once per process.
@@ -142,6 +142,27 @@ pub fn load_app<'py>(py: Python<'py>, opts: &args::Options, kind: &str) -> Resul
         log_at(py, Level::Warn, &format!("cannot load {kind} app {}:", opts.spec), &e);
         format!("cannot load {kind} app {}: {}", opts.spec, describe(py, &e))
     })
+}
+
+/// `--reload`: this worker watches its imported modules' files and stops when one changes
+/// (`embed.py`'s `watch_modules`); nothing without it. Called in the worker, never in the master.
+pub fn watch_modules(py: Python<'_>, opts: &args::Options) {
+    if !opts.reload {
+        return;
+    }
+    let log_info = PyCFunction::new_closure(
+        py,
+        None,
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+            let (line,): (String,) = args.extract()?;
+            log(Level::Info, &line);
+            Ok(())
+        },
+    );
+    if let Err(e) = log_info.and_then(|f| embed(py)?.call_method1("watch_modules", (f,))) {
+        log_exception(py, "cannot watch the modules for --reload", &e);
+    }
 }
 
 /// What a gunicorn worker's interpreter does on the way out: atexit handlers, flushed streams.
