@@ -74,6 +74,12 @@ pub fn read(file: &Path, python: &Path, dir: &Path) -> Result<PyConfig, ConfigEr
                     reason: format!("gunicorn's setting `{name}` is not supported (docs/wsgi.md says why)"),
                 });
             }
+            if name == "secure_scheme_headers" && !is_gunicorns_scheme_map(value) {
+                return Err(ConfigError::PythonFile {
+                    file: file.to_path_buf(),
+                    reason: "secure_scheme_headers: rustgun reads gunicorn's default map (X-Forwarded-Proto: https, X-Forwarded-Ssl: on, X-Forwarded-Protocol: ssl) and Forwarded: proto= from trusted proxies; another map is not supported".into(),
+                });
+            }
             if let Some((key, value)) = option_key(name, value) {
                 table.insert(key, value);
             }
@@ -96,6 +102,17 @@ const REFUSED: &[&str] = &[
     "dirty_threads",
     "dirty_graceful_timeout",
 ];
+
+/// Whether a `secure_scheme_headers` dict is gunicorn's default, the one rustgun reads (or a part of
+/// it), names compared without case.
+fn is_gunicorns_scheme_map(value: &toml::Value) -> bool {
+    const DEFAULT: [(&str, &str); 3] =
+        [("x-forwarded-protocol", "ssl"), ("x-forwarded-proto", "https"), ("x-forwarded-ssl", "on")];
+    let toml::Value::Table(map) = value else { return false };
+    map.iter().all(|(name, v)| {
+        DEFAULT.iter().any(|(n, want)| name.eq_ignore_ascii_case(n) && v.as_str() == Some(want))
+    })
+}
 
 /// The rustgun option (and value) a gunicorn setting stands for, or `None` for settings that
 /// configure nothing here (gunicorn's logging dict, its default process name, the actions).
@@ -168,6 +185,16 @@ mod tests {
             Some(("forwarded_allow_ips".into(), "10.0.0.1,::1".into()))
         );
         assert_eq!(key("logconfig_dict", "x".into()), None);
+    }
+
+    #[test]
+    fn only_gunicorns_own_scheme_map_is_taken() {
+        let map = |pairs: &[(&str, &str)]| {
+            toml::Value::Table(pairs.iter().map(|(k, v)| (k.to_string(), toml::Value::from(*v))).collect())
+        };
+        assert!(is_gunicorns_scheme_map(&map(&[("X-FORWARDED-PROTO", "https"), ("X-FORWARDED-SSL", "on")])));
+        assert!(!is_gunicorns_scheme_map(&map(&[("X-SCHEME", "https")])));
+        assert!(!is_gunicorns_scheme_map(&map(&[("X-FORWARDED-PROTO", "http")])));
     }
 
     #[test]

@@ -298,6 +298,21 @@ def helper(): pass
         .unwrap();
     let out = printed(&dir.join(""), &["-c", "python:deploy_settings"]);
     assert!(out.lines().any(|l| l == "workers = 5"), "{out}");
+    // gunicorn's own scheme map is what rustgun reads; another one is refused rather than ignored.
+    std::fs::write(dir.join("scheme.py"), "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}\n")
+        .unwrap();
+    printed(&dir.join(""), &["-c", "scheme.py", "--interface", "wsgi", "m:app"]);
+    std::fs::write(dir.join("scheme.py"), "secure_scheme_headers = {'X-SCHEME': 'https'}\n").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustgun"));
+    cmd.current_dir(dir.join("")).env("VIRTUAL_ENV", pyenv()).args([
+        "-c",
+        "scheme.py",
+        "--interface",
+        "wsgi",
+        "m:app",
+    ]);
+    let (code, _, err) = run(cmd.arg("--print-config"));
+    assert!(code == 2 && err.contains("secure_scheme_headers"), "{code}: {err}");
 }
 
 #[test]
