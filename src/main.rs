@@ -89,10 +89,6 @@ fn main() {
     if let Err(e) = config.load_tls() {
         halt(detached, exit::FAILED, &e.to_string());
     }
-    // gunicorn.conf.py's hooks, in the master's embedded interpreter (only when the file has any).
-    if let Err(e) = rustgun::app::hooks::load(config.hooks.as_ref()) {
-        halt(detached, exit::APP_LOAD, &e.to_string());
-    }
     match Arbiter::start(config) {
         Ok(arbiter) => {
             if let Some(d) = detached {
@@ -102,7 +98,7 @@ fn main() {
         }
         Err(e) => {
             let code = match e {
-                StartError::Preload(_) => exit::APP_LOAD,
+                StartError::Preload(_) | StartError::Hooks(_) => exit::APP_LOAD,
                 _ => exit::FAILED,
             };
             halt(detached, code, &e.to_string());

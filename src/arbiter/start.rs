@@ -42,6 +42,8 @@ pub enum StartError {
     Signals(std::io::Error),
     Pidfile(std::io::Error),
     Preload(crate::app::LoadError),
+    /// gunicorn.conf.py's hooks cannot be run.
+    Hooks(crate::app::hooks::HooksError),
 }
 
 impl std::fmt::Display for StartError {
@@ -57,6 +59,7 @@ impl std::fmt::Display for StartError {
             StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             StartError::Pidfile(e) => write!(f, "{e}"),
             StartError::Preload(e) => write!(f, "{e}"),
+            StartError::Hooks(e) => write!(f, "{e}"),
         }
     }
 }
@@ -66,7 +69,6 @@ impl Arbiter {
     /// pidfile, installs the signal handlers and (with `--preload`) loads the app. Nothing is forked
     /// yet.
     pub fn start(config: Config) -> Result<Arbiter, StartError> {
-        hooks::run(Hook::OnStarting, About::master(config.workers));
         // Taken before the first process title overwrites the arguments' memory.
         let argv: Vec<OsString> = std::env::args_os().collect();
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
@@ -74,17 +76,24 @@ impl Arbiter {
         let cwd = crate::config::start_dir().to_path_buf();
         let old_master = take_env(ENV_PID).and_then(|p| p.parse().ok()).map(Pid::from_raw);
         let handed_down_by_systemd = take_env(ENV_ACTIVATED).is_some();
+        // (Reads systemd's LISTEN_FDS too.)
         let (listeners, activated) = match take_env(ENV_FDS) {
             Some(fds) => {
                 (adopt_all(&fds).map_err(|error| StartError::Inherit { fds, error })?, handed_down_by_systemd)
             }
             None => open_listeners(&config)?,
         };
-        // Every variable the master reads is read before `--preload` runs app code, which may start
-        // threads (the environment is not safe to read while another thread may change it).
+        // Every variable the master reads is read before app code runs in it (gunicorn.conf.py's
+        // hooks, `--preload`), which may start threads (the environment is not safe to read while
+        // another thread may change it).
         systemd::read_notify_socket();
         let adopted_metrics = take_env(ENV_METRICS_FD);
         let control = control::Placement::of(&config);
+        // gunicorn.conf.py's hooks run in the master's embedded interpreter (only when the file
+        // defines any). on_starting comes once the listeners are open: they are opened before any
+        // app code runs, for the reason above.
+        hooks::load(config.hooks.as_ref()).map_err(StartError::Hooks)?;
+        hooks::run(Hook::OnStarting, About::master(config.workers));
         let preloaded = if config.preload {
             let lib = Library::open(&config.app).map_err(StartError::Preload)?;
             // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
