@@ -239,7 +239,7 @@ impl Connection {
             return Err(protocol("a frame inside a header block"));
         }
         match head.kind {
-            kind::SETTINGS => self.settings(&head, payload),
+            kind::SETTINGS => self.settings(&head, payload, events),
             kind::PING => {
                 let data = frame::ping(&head, payload)?;
                 if !head.has(flag::ACK) {
@@ -309,7 +309,12 @@ impl Connection {
         }
     }
 
-    fn settings(&mut self, head: &Head, payload: &[u8]) -> Result<(), ConnectionError> {
+    fn settings(
+        &mut self,
+        head: &Head,
+        payload: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), ConnectionError> {
         let pairs = frame::settings(head, payload)?;
         if head.has(flag::ACK) {
             return Ok(());
@@ -330,6 +335,9 @@ impl Connection {
                         if stream.send_window > frame::MAX_WINDOW {
                             return Err(flow("a stream window above 2^31-1"));
                         }
+                    }
+                    if delta > 0 && !self.streams.is_empty() {
+                        events.push(Event::Writable);
                     }
                 }
                 setting::MAX_FRAME_SIZE => {

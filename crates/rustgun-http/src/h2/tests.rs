@@ -475,3 +475,45 @@ fn a_ping_flood_that_never_reads_its_answers_is_cut_off_with_the_output_bounded(
     }
     assert!(pending.is_empty());
 }
+
+#[test]
+fn a_new_initial_window_applies_to_open_streams_and_may_go_negative() {
+    let mut out = run(Client::new().get(1));
+    out.conn.respond(1, 200, &[], false);
+    assert_eq!(out.conn.send_data(1, &[b'z'; 70_000], false), 65_535);
+    frames(out.conn.output());
+    let mut events = Vec::new();
+    // Smaller: the stream's window goes below zero, and nothing more may be sent.
+    let mut settings = Vec::new();
+    frame::write_settings(&mut settings, &[(setting::INITIAL_WINDOW_SIZE, 1_000)]);
+    frame::write_window_update(&mut settings, 0, 100_000);
+    out.conn.receive(&settings, &mut events).unwrap();
+    assert_eq!(out.conn.send_capacity(1), 0);
+    // Larger again: the stream may send the difference, and is told so.
+    events.clear();
+    let mut settings = Vec::new();
+    frame::write_settings(&mut settings, &[(setting::INITIAL_WINDOW_SIZE, 70_000)]);
+    out.conn.receive(&settings, &mut events).unwrap();
+    assert_eq!(events, [Event::Writable]);
+    assert_eq!(out.conn.send_capacity(1), 70_000 - 65_535);
+}
+
+#[test]
+fn headers_on_a_half_closed_stream_or_depending_on_themselves_reset_it() {
+    // The client ended stream 1; more HEADERS on it (not trailers of an open stream) is STREAM_CLOSED.
+    let again = run(Client::new().get(1).get(1));
+    assert_eq!(again.rst(1), Some(ErrorCode::StreamClosed as u32));
+    // A stream that depends on itself (RFC 9113 §5.3.1).
+    let mut client = Client::new();
+    let mut payload = 1u32.to_be_bytes().to_vec();
+    payload.push(16);
+    payload.extend(client.block(&GET));
+    let out =
+        run(client.frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM | flag::PRIORITY, 1, &payload));
+    assert_eq!(out.rst(1), Some(ErrorCode::Protocol as u32));
+    // Trailers carrying a pseudo-header.
+    let mut client = Client::new().headers(1, &POST, false);
+    let trailer = client.block(&[(":path", "/x")]);
+    let out = run(client.frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &trailer));
+    assert_eq!(out.rst(1), Some(ErrorCode::Protocol as u32));
+}
