@@ -90,7 +90,7 @@ async def app(scope, receive, send):
         try:
             message = await receive()
             say("raw: lingered past %s" % message["type"])
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             say("raw: cancelled after the client left")
             raise
