@@ -87,6 +87,8 @@ struct Stream {
     send_window: i64,
     /// Body bytes delivered and not yet consumed by the app: credited back by [`Connection::consumed`].
     unconsumed: u32,
+    /// What the request's `content-length` says is still to come, if it said anything.
+    remaining: Option<u64>,
 }
 
 /// A header block being joined across CONTINUATION frames.
@@ -292,12 +294,15 @@ impl Connection {
                 }
                 Ok(())
             }
-            kind::PRIORITY => {
-                if frame::priority(&head, payload).is_err() {
+            kind::PRIORITY => match frame::priority(&head, payload) {
+                // A wrong length is the stream's error (RFC 9113 §6.3); stream 0 the connection's.
+                Err(e) if e.code == ErrorCode::FrameSize => {
                     self.reset_stream(head.stream, ErrorCode::FrameSize, events);
+                    Ok(())
                 }
-                Ok(())
-            }
+                Err(e) => Err(e.into()),
+                Ok(_) => Ok(()),
+            },
             kind::GOAWAY => {
                 let (last_stream, code) = frame::goaway(&head, payload)?;
                 events.push(Event::GoAway { last_stream, code });
@@ -396,7 +401,12 @@ impl Connection {
                 self.reset_stream(id, ErrorCode::StreamClosed, events);
                 return Ok(());
             }
-            if !block.end_stream || decoded.is_err() || fields.iter().any(|(n, _)| n.starts_with(b":")) {
+            let short = stream.remaining.is_some_and(|left| left > 0);
+            if !block.end_stream
+                || short
+                || decoded.is_err()
+                || fields.iter().any(|(n, _)| n.starts_with(b":"))
+            {
                 self.fields = fields;
                 self.reset_stream(id, ErrorCode::Protocol, events);
                 return Ok(());
@@ -430,16 +440,26 @@ impl Connection {
             frame::write_rst(&mut self.out, id, ErrorCode::RefusedStream);
             return Ok(());
         }
-        if decoded.is_err() || check_request(&fields).is_err() {
-            self.fields = fields;
-            frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
-            return Ok(());
-        }
+        // A declared length on a request that has ended already must be 0 (RFC 9113 §8.1.1).
+        let remaining = match (decoded, check_request(&fields)) {
+            (Ok(()), Ok(length)) if !(block.end_stream && length.is_some_and(|n| n > 0)) => length,
+            _ => {
+                self.fields = fields;
+                frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
+                return Ok(());
+            }
+        };
         let state = if block.end_stream { State::HalfClosedRemote } else { State::Open };
         let window = i64::from(self.config.initial_window_size);
         self.streams.insert(
             id,
-            Stream { state, recv_window: window, send_window: self.peer_initial_window, unconsumed: 0 },
+            Stream {
+                state,
+                recv_window: window,
+                send_window: self.peer_initial_window,
+                unconsumed: 0,
+                remaining,
+            },
         );
         events.push(Event::Request { stream: id, fields, end_stream: block.end_stream });
         Ok(())
@@ -477,8 +497,18 @@ impl Connection {
             self.reset_stream(id, ErrorCode::FlowControl, events);
             return Ok(());
         }
-        stream.unconsumed += range.len() as u32;
         let end_stream = head.has(flag::END_STREAM);
+        // The body must be exactly as long as its content-length said (RFC 9113 §8.1.1).
+        if let Some(left) = stream.remaining {
+            let got = range.len() as u64;
+            if got > left || (end_stream && got != left) {
+                let id = head.stream;
+                self.reset_stream(id, ErrorCode::Protocol, events);
+                return Ok(());
+            }
+            stream.remaining = Some(left - got);
+        }
+        stream.unconsumed += range.len() as u32;
         if padding > 0 {
             // Padding is never the app's to consume: credit it back now.
             self.credit(head.stream, padding);

@@ -5,8 +5,10 @@
 
 use super::hpack::Fields;
 
-/// RFC 9113 §8.2 and §8.3.1: a request's fields are well-formed.
-pub fn check_request(fields: &Fields) -> Result<(), &'static str> {
+/// RFC 9113 §8.2 and §8.3.1: a request's fields are well-formed; the body length its
+/// `content-length` declares, if it declares one (every value the same number).
+pub fn check_request(fields: &Fields) -> Result<Option<u64>, &'static str> {
+    let mut length: Option<u64> = None;
     let mut regular = false;
     let (mut method, mut scheme, mut path, mut authority) = (0, 0, 0, 0);
     let mut connect = false;
@@ -41,6 +43,17 @@ pub fn check_request(fields: &Fields) -> Result<(), &'static str> {
                 return Err("a connection-specific field");
             }
             b"te" if value != b"trailers" => return Err("TE other than trailers"),
+            b"content-length" => {
+                let n = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or("a content-length that is not a number")?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("content-length values that differ");
+                }
+                length = Some(n);
+            }
             _ => {}
         }
     }
@@ -50,5 +63,5 @@ pub fn check_request(fields: &Fields) -> Result<(), &'static str> {
     } else {
         once(method) && once(scheme) && once(path) && authority <= 1
     };
-    if well_formed { Ok(()) } else { Err("missing or repeated pseudo-headers") }
+    if well_formed { Ok(length) } else { Err("missing or repeated pseudo-headers") }
 }

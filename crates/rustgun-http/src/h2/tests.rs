@@ -517,3 +517,40 @@ fn headers_on_a_half_closed_stream_or_depending_on_themselves_reset_it() {
     let out = run(client.frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &trailer));
     assert_eq!(out.rst(1), Some(ErrorCode::Protocol as u32));
 }
+
+#[test]
+fn a_body_must_be_as_long_as_its_content_length_says() {
+    fn with_length(n: &str) -> [(&str, &str); 4] {
+        [(":method", "POST"), (":scheme", "http"), (":path", "/"), ("content-length", n)]
+    }
+    let exact = run(Client::new().headers(1, &with_length("4"), false).frame(
+        kind::DATA,
+        flag::END_STREAM,
+        1,
+        b"body",
+    ));
+    assert_eq!(exact.rst(1), None);
+    let short = run(Client::new().headers(1, &with_length("5"), false).frame(
+        kind::DATA,
+        flag::END_STREAM,
+        1,
+        b"body",
+    ));
+    assert_eq!(short.rst(1), Some(ErrorCode::Protocol as u32));
+    let long = run(Client::new().headers(1, &with_length("3"), false).frame(kind::DATA, 0, 1, b"body"));
+    assert_eq!(long.rst(1), Some(ErrorCode::Protocol as u32));
+    // A length on a request that has no body to come, or one that is no number.
+    assert_eq!(
+        run(Client::new().headers(1, &with_length("4"), true)).rst(1),
+        Some(ErrorCode::Protocol as u32)
+    );
+    assert_eq!(
+        run(Client::new().headers(1, &with_length("4x"), false)).rst(1),
+        Some(ErrorCode::Protocol as u32)
+    );
+    // PRIORITY on stream 0 is the connection's error.
+    assert_eq!(
+        run(Client::new().frame(kind::PRIORITY, 0, 0, &[0, 0, 0, 1, 16])).goaway(),
+        Some(ErrorCode::Protocol)
+    );
+}
