@@ -270,7 +270,7 @@ impl Arbiter {
     /// `nworkers_changed(server, new, old)`, when the count the master keeps changed from `old`.
     fn workers_changed(&self, old: u32) {
         if old != self.target {
-            let about = About { old_workers: old, ..About::master(self.target) };
+            let about = About { old_workers: old, ..hooks::master(self.target) };
             hooks::run(Hook::NworkersChanged, about);
         }
     }
@@ -337,7 +337,7 @@ impl Arbiter {
                 code
             }
             None => {
-                hooks::run(Hook::OnExit, About::master(self.target));
+                hooks::run(Hook::OnExit, hooks::master(self.target));
                 tracing::info!("Shutting down: Master");
                 crate::exit::OK
             }

@@ -42,29 +42,19 @@ pub enum Hook {
     OnExit = rustgun_abi::RG_HOOK_ON_EXIT as isize,
 }
 
-/// Who a hook is about: the master, and the worker when there is one.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct About {
-    pub master_pid: i32,
-    /// 0 before the fork, or when no worker is concerned.
-    pub worker_pid: i32,
-    pub worker_id: u32,
-    pub worker_age: u32,
-    pub workers: u32,
-    pub old_workers: u32,
+/// Who a hook is about: the master, and the worker when there is one (the ABI's context, its `size`
+/// and `hook` filled in by [`run`]).
+pub type About = RgHookCtx;
+
+/// A master hook's: this process is the master, keeping `workers`.
+pub fn master(workers: u32) -> About {
+    worker(std::process::id() as i32, 0, 0, 0, workers)
 }
 
-impl About {
-    /// A master hook's: this process is the master, keeping `workers`.
-    pub fn master(workers: u32) -> About {
-        let master_pid = std::process::id() as i32;
-        About { master_pid, workers, old_workers: workers, ..About::default() }
-    }
-
-    /// A hook about worker `worker_id` (`worker_pid` 0 before its fork).
-    pub fn worker(master_pid: i32, worker_pid: i32, worker_id: u32, worker_age: u32, workers: u32) -> About {
-        About { master_pid, worker_pid, worker_id, worker_age, workers, old_workers: workers }
-    }
+/// A hook about worker `worker_id` (`worker_pid` 0 before its fork).
+pub fn worker(master_pid: i32, worker_pid: i32, worker_id: u32, worker_age: u32, workers: u32) -> About {
+    let size = size_of::<RgHookCtx>() as u32;
+    RgHookCtx { size, hook: 0, master_pid, worker_pid, worker_id, worker_age, workers, old_workers: workers }
 }
 
 /// Why the hooks could not be loaded; each displays as one line naming the bridge or the file.
@@ -106,11 +96,10 @@ pub fn load(spec: Option<&Spec>) -> Result<(), HooksError> {
         DEFINED.store(0, Relaxed);
         return Ok(());
     };
+    let app = AppRef { path: spec.bridge.clone(), symbol: "rustgun_hooks".into(), symbol_given: true };
     let table = match TABLE.get() {
         Some(table) => *table,
         None => {
-            let app =
-                AppRef { path: spec.bridge.clone(), symbol: "rustgun_hooks".into(), symbol_given: true };
             let addr: *const RgHooks = open_symbol(&app).map_err(HooksError::Bridge)?;
             // SAFETY: the symbol's first three u32 (magic, version, size) are read unaligned-tolerant
             // before the table is trusted, as for an app descriptor.
@@ -127,7 +116,6 @@ pub fn load(spec: Option<&Spec>) -> Result<(), HooksError> {
         }
     };
     let file = spec.args.last().cloned().unwrap_or_default();
-    let app = AppRef { path: spec.bridge.clone(), symbol: "rustgun_hooks".into(), symbol_given: true };
     call_with_init(&app, 0, &spec.args, 0, |host, block| {
         // SAFETY: `load` comes from the checked table; the block and the host table outlive the call.
         unsafe { (table.load)(host, block) }
@@ -153,16 +141,7 @@ pub fn run(hook: Hook, about: About) {
         return;
     }
     let Some(table) = TABLE.get() else { return };
-    let ctx = RgHookCtx {
-        size: size_of::<RgHookCtx>() as u32,
-        hook: hook as u32,
-        master_pid: about.master_pid,
-        worker_pid: about.worker_pid,
-        worker_id: about.worker_id,
-        worker_age: about.worker_age,
-        workers: about.workers,
-        old_workers: about.old_workers,
-    };
+    let ctx = RgHookCtx { hook: hook as u32, ..about };
     // SAFETY: `call` comes from the checked table; the context outlives the call.
     let _ = unsafe { (table.call)(&ctx) };
 }

@@ -13,14 +13,13 @@ use std::os::fd::{AsRawFd, RawFd};
 
 /// A scraper's request head may be this big, no bigger.
 fn limits() -> Limits {
-    let forwarder = Vec::new();
     Limits {
         request_line: 1024,
         fields: 64,
         field_size: 1024,
         head: 8192,
         header_map: HeaderMap::Drop,
-        forwarder,
+        forwarder: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::listeners::{bind_all, bind_error, match_listeners};
 use super::{Arbiter, Phase, StartError, set_title};
-use crate::app::hooks::{self, About, Hook};
+use crate::app::hooks::{self, Hook};
 use crate::config::{Config, ConfigError, TlsConfigError};
 use crate::net::{BindAddr, Listener};
 use crate::sys::systemd;
@@ -121,7 +121,7 @@ impl Arbiter {
         if let Err(e) = hooks::load(self.config.hooks.as_ref()) {
             tracing::error!("Reload: {e}");
         }
-        hooks::run(Hook::OnReload, About::master(self.target));
+        hooks::run(Hook::OnReload, hooks::master(self.target));
         self.workers_changed(old_target);
         self.watched = watched_files(&self.config);
         tracing::info!("Reloading: starting {} new workers (generation {})", self.target, self.generation);

@@ -8,7 +8,7 @@ use super::{
 };
 use super::{control, exporter, set_title};
 use crate::app::Library;
-use crate::app::hooks::{self, About, Hook};
+use crate::app::hooks::{self, Hook};
 use crate::config::Config;
 use crate::sys::process::{PidFile, take_env};
 use crate::sys::scoreboard::{Counters, Scoreboard};
@@ -93,7 +93,7 @@ impl Arbiter {
         // defines any). on_starting comes once the listeners are open: they are opened before any
         // app code runs, for the reason above.
         hooks::load(config.hooks.as_ref()).map_err(StartError::Hooks)?;
-        hooks::run(Hook::OnStarting, About::master(config.workers));
+        hooks::run(Hook::OnStarting, hooks::master(config.workers));
         let preloaded = if config.preload {
             let lib = Library::open(&config.app).map_err(StartError::Preload)?;
             // The app's own `preload` (ABI 1.1), e.g. the WSGI bridge importing the Python app.
@@ -152,7 +152,7 @@ impl Arbiter {
             tracing::info!("Control socket at: {}", c.path().display());
         }
         set_title("master", &config);
-        hooks::run(Hook::WhenReady, About::master(config.workers));
+        hooks::run(Hook::WhenReady, hooks::master(config.workers));
         Ok(Arbiter {
             config,
             argv,

@@ -6,7 +6,7 @@
 //! sockets (`listeners`).
 
 use super::{Arbiter, ENV_ACTIVATED, ENV_FDS, ENV_METRICS_FD, ENV_PID, Phase};
-use crate::app::hooks::{self, About, Hook};
+use crate::app::hooks::{self, Hook};
 use crate::net::Listener;
 use crate::sys::process::{self, Exit};
 use nix::unistd::Pid;
@@ -40,7 +40,7 @@ impl Arbiter {
         let handed = Handed { listeners: &self.listeners, activated: self.activated, metrics };
         // gunicorn runs pre_exec in the child it is about to exec; the new master is started by
         // posix_spawn here, so the hook runs in this master, just before.
-        hooks::run(Hook::PreExec, About::master(self.target));
+        hooks::run(Hook::PreExec, hooks::master(self.target));
         match spawn_master(&self.exe, &self.argv, &self.cwd, &handed, self.pid) {
             Ok(pid) => {
                 tracing::info!("Started the new master (pid {pid})");

@@ -5,7 +5,7 @@
 //! Not here: what a worker does (`worker`), generations and reloads (`reload`).
 
 use super::{Arbiter, CHECK_EVERY, Phase, title};
-use crate::app::hooks::{self, About, Hook};
+use crate::app::hooks::{self, Hook};
 use crate::exit;
 use crate::sys::process::{self, Exit};
 use crate::sys::scoreboard::{self, Retired, SlotId};
@@ -142,7 +142,7 @@ impl Arbiter {
             }
             let Some(slot) = self.workers.remove(&pid) else { continue };
             self.count_exit(&slot, exit);
-            let about = About::worker(self.pid.as_raw(), pid.as_raw(), slot.id, slot.age, self.target);
+            let about = hooks::worker(self.pid.as_raw(), pid.as_raw(), slot.id, slot.age, self.target);
             hooks::run(Hook::ChildExit, about);
             let failure = self.failures.remove(&pid);
             match exit {
@@ -220,7 +220,7 @@ impl Arbiter {
         let age = self.spawned;
         self.spawned += 1;
         let workers = self.target;
-        hooks::run(Hook::PreFork, About::worker(master.as_raw(), 0, id, age, workers));
+        hooks::run(Hook::PreFork, hooks::worker(master.as_raw(), 0, id, age, workers));
         // Signals stay blocked in the child until the worker's own handlers replace the master's.
         let blocked = signals::Blocked::all()?;
         let sigmask = blocked.previous();

@@ -456,7 +456,7 @@ fn unix_now() -> u64 {
 /// Applies a trusted proxy's headers (`--forwarded-allow-ips`) to the request view before the app
 /// runs; contradictory or malformed ones refuse the request (400).
 fn apply_forwarded(shared: &mut Shared, info: &ConnInfo, ctx: &Context<'_>) -> Result<(), HttpError> {
-    let trusted = ctx.settings.forwarded_allow_ips.trusts(info.peer_ip);
+    let trusted = || ctx.settings.forwarded_allow_ips.trusts(info.peer_ip);
     shared.head.check_forwarder(trusted, ctx.settings.limits.header_map)?;
     shared.view.apply_forwarded(&shared.head, info, &ctx.settings.forwarded_allow_ips).map_err(|e| {
         tracing::debug!("proxy headers from ip={} refused: {e}", info.peer_or_unix());
@@ -481,7 +481,8 @@ pub(super) fn exchange<'a, 'c: 'a>(
     }
     // A path outside `--root-path` (or a trusted proxy's `SCRIPT_NAME`, `--forwarder-headers`) is a
     // deployment's mistake, not the client's: 500, as gunicorn.
-    let root = shared.head.header(b"script_name").unwrap_or(&ctx.settings.root_path);
+    let forwarded = shared.head.forwarded().then(|| shared.head.header(b"script_name")).flatten();
+    let root = forwarded.unwrap_or(&ctx.settings.root_path);
     if !shared.view.mount(&shared.head, root) {
         let why = "the request path does not start with --root-path (SCRIPT_NAME)";
         refuse_status((proto, io.out), shared, info, ctx, 500, &why, started);

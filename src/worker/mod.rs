@@ -178,7 +178,7 @@ pub fn run(boot: Boot<'_>) -> i32 {
     crate::logging::set_worker(boot.id);
     let pid = std::process::id();
     tracing::info!("Booting worker with pid: {pid}");
-    let about = About::worker(boot.master.as_raw(), pid as i32, boot.id, boot.age, boot.config.workers);
+    let about = hooks::worker(boot.master.as_raw(), pid as i32, boot.id, boot.age, boot.config.workers);
     hooks::run(Hook::PostFork, about);
     if let Err(e) = crate::sys::title::set(boot.title, "rustgun worker") {
         tracing::debug!("cannot set the process title: {e}");

@@ -41,9 +41,13 @@ impl Drop for TempDir {
     }
 }
 
-/// Polls `check` every 10 ms until it returns `Some`, for at most `bound`; `None` if it never did.
+/// Polls `check` until it returns `Some`, for at most `bound`; `None` if it never did. For what no
+/// event announces (a file's contents, `/proc`, the kernel's counters): it asks again after 10 µs,
+/// then less often, up to every 10 ms, so a quick answer is seen at once and a slow one does not
+/// starve the process it waits on of the CPU.
 pub fn poll_for<T>(bound: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + bound;
+    let mut pause = Duration::from_micros(10);
     loop {
         if let Some(found) = check() {
             return Some(found);
@@ -51,7 +55,8 @@ pub fn poll_for<T>(bound: Duration, mut check: impl FnMut() -> Option<T>) -> Opt
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
 

@@ -478,6 +478,7 @@ pub const RG_HOOK_ON_EXIT: u32 = 14;
 
 /// One moment for [`RgHooks::call`]: which hook, and the server and worker it is about.
 #[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct RgHookCtx {
     /// `size_of::<RgHookCtx>()` as the server built it.
     pub size: u32,

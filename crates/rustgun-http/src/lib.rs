@@ -34,6 +34,7 @@ pub mod date;
 pub mod error;
 pub mod forwarded;
 pub mod h2;
+pub mod limits;
 pub mod parse;
 #[cfg(test)]
 mod property;

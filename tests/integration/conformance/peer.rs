@@ -2,9 +2,9 @@
 //! (`NETLINK_SOCK_DIAG`): the conformance runner writes a row's next piece only once the server has
 //! read the ones before.
 
+use crate::procs::poll_for;
 use crate::support::WAIT;
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
 
 /// What the other end of a loopback TCP connection has received but not yet read: its socket's
 /// receive queue, which the kernel tells through `NETLINK_SOCK_DIAG` (as for `ss`). A client waits
@@ -76,14 +76,9 @@ impl PeerQueue {
     }
 
     /// Waits until the peer has read every byte sent so far, or is gone, or [`WAIT`] has passed (the
-    /// reader of the answer then judges). It asks again after 10 µs, then less often, up to every
-    /// millisecond, so that a slow peer is not starved of the CPU by the asking.
+    /// reader of the answer then judges): nothing announces that a peer has read, so the kernel's
+    /// counter is polled ([`poll_for`]).
     pub fn wait_until_read(&self) {
-        let deadline = Instant::now() + WAIT;
-        let mut pause = Duration::from_micros(10);
-        while self.unread().is_some_and(|n| n > 0) && Instant::now() < deadline {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
-        }
+        let _ = poll_for(WAIT, || self.unread().is_none_or(|n| n == 0).then_some(()));
     }
 }
