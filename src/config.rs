@@ -449,6 +449,17 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How accepted WebSockets are kept.
     pub websocket: WebSocketSettings,
+    /// `--http-protocols` with h2: HTTP/2 is served (by the event class).
+    pub http2: Option<Http2Settings>,
+}
+
+/// HTTP/2's settings: what each connection announces (`--http2-*`), and how a cleartext one may
+/// begin (`--http2-cleartext`, for peers in `--forwarded-allow-ips`).
+#[derive(Clone, Copy, Debug)]
+pub struct Http2Settings {
+    pub config: crate::http::h2::conn::Config,
+    pub prior_knowledge: bool,
+    pub upgrade: bool,
 }
 
 /// `--ws-ping-interval`, `--ws-ping-timeout`, `--websocket-max-message-size`, `--ws-per-message-deflate`.
@@ -554,6 +565,13 @@ impl Config {
         }
     }
 
+    /// Whether HTTP/2 is served: h2 in `--http-protocols` and the event class, the one that serves
+    /// it (`Some(true)` when it is preferred to HTTP/1.1). The other classes keep HTTP/1.1, and TLS
+    /// does not offer them h2.
+    pub fn http2_served(&self) -> Option<bool> {
+        self.gunicorn.h2_preferred().filter(|_| self.effective_class() == WorkerClass::Event)
+    }
+
     /// Whether app calls may run on several threads of one worker at once.
     pub fn multithreaded(&self) -> bool {
         self.threads > 1 && self.effective_class() != WorkerClass::Sync
@@ -576,6 +594,7 @@ impl Config {
             keyfile: self.keyfile.as_deref(),
             ca_certs: self.ca_certs.as_deref(),
             cert_reqs: self.cert_reqs,
+            h2: self.http2_served(),
         };
         self.tls = Some(crate::net::tls::load(&files).map_err(TlsConfigError::Files)?);
         Ok(())
@@ -622,6 +641,7 @@ impl Config {
                 max_message: self.websocket_max_message_size as usize,
                 deflate: self.ws_per_message_deflate,
             },
+            http2: self.http2_served().and_then(|_| self.gunicorn.http2()),
         }
     }
 }

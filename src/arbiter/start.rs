@@ -122,6 +122,13 @@ impl Arbiter {
             tracing::info!("Listening at: {} ({pid})", l.url());
         }
         tracing::info!("Using worker: {}", config.effective_class().name());
+        if config.gunicorn.h2_preferred().is_some() && config.http2_served().is_none() {
+            tracing::warn!(
+                "--http-protocols asks for h2, but the {} worker class serves HTTP/1.1 only: HTTP/2 is \
+                 served by the event class (-k event)",
+                config.effective_class().name()
+            );
+        }
         let target = config.workers;
         let mut scoreboard = Scoreboard::default();
         // Map the first board now, so that a failure shows at start rather than at the first fork.

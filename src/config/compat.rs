@@ -36,8 +36,10 @@ pub struct Gunicorn {
     #[arg(short = 'R', long = "enable-stdio-inheritance")]
     pub enable_stdio_inheritance: bool,
 
-    /// gunicorn's --http-protocols: only h1 is served (HTTP/2 is not yet).
-    #[arg(long = "http-protocols", value_name = "PROTOCOLS", default_value = "h1", value_parser = only_h1)]
+    /// gunicorn's --http-protocols: h1, h2 or both, comma-separated, most preferred first (the order
+    /// TLS's ALPN offers them in). HTTP/2 is served by the event class; sync and threads keep
+    /// HTTP/1.1 and say so at boot.
+    #[arg(long = "http-protocols", value_name = "PROTOCOLS", default_value = "h1", value_parser = http_protocols)]
     pub http_protocols: String,
 
     /// gunicorn's --protocol: only http (the uwsgi protocol is not served).
@@ -169,31 +171,91 @@ pub struct Gunicorn {
     #[arg(long = "enable-backlog-metric", hide_short_help = true)]
     pub enable_backlog_metric: bool,
 
-    /// No effect while only h1 is served.
-    #[arg(long = "http2-cleartext", value_name = "BOOL", hide_short_help = true)]
+    /// gunicorn's --http2-cleartext: HTTP/2 without TLS (h2c) from peers in --forwarded-allow-ips,
+    /// by `prior-knowledge` (the connection opens with the preface), `upgrade` (`Upgrade: h2c`),
+    /// `both`, or `off` (the default). Needs h2 in --http-protocols; under TLS, ALPN decides.
+    #[arg(long = "http2-cleartext", value_name = "MODE", hide_short_help = true, value_parser = cleartext)]
     pub http2_cleartext: Option<String>,
 
-    /// No effect while only h1 is served.
-    #[arg(long = "http2-max-concurrent-streams", value_name = "N", hide_short_help = true)]
-    pub http2_max_concurrent_streams: Option<u64>,
+    /// gunicorn's --http2-max-concurrent-streams (100): streams one HTTP/2 connection may have open.
+    #[arg(long = "http2-max-concurrent-streams", value_name = "N", hide_short_help = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: Option<u32>,
 
-    /// No effect while only h1 is served.
-    #[arg(long = "http2-initial-window-size", value_name = "BYTES", hide_short_help = true)]
-    pub http2_initial_window_size: Option<u64>,
+    /// gunicorn's --http2-initial-window-size (65535): what a client may send on a stream before the
+    /// app has read it.
+    #[arg(long = "http2-initial-window-size", value_name = "BYTES", hide_short_help = true,
+          value_parser = clap::value_parser!(u32).range(1..=0x7fff_ffff))]
+    pub http2_initial_window_size: Option<u32>,
 
-    /// No effect while only h1 is served.
-    #[arg(long = "http2-max-frame-size", value_name = "BYTES", hide_short_help = true)]
-    pub http2_max_frame_size: Option<u64>,
+    /// gunicorn's --http2-max-frame-size (16384): the largest frame payload taken from a client.
+    #[arg(long = "http2-max-frame-size", value_name = "BYTES", hide_short_help = true,
+          value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
+    pub http2_max_frame_size: Option<u32>,
 
-    /// No effect while only h1 is served.
+    /// gunicorn's --http2-max-header-list-size (65536; 0: no limit): a request's decoded header list.
     #[arg(long = "http2-max-header-list-size", value_name = "BYTES", hide_short_help = true)]
-    pub http2_max_header_list_size: Option<u64>,
+    pub http2_max_header_list_size: Option<u32>,
 }
 
-/// `--http-protocols`: a comma-separated list that must be `h1`.
-fn only_h1(value: &str) -> Result<String, String> {
-    match value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>()[..] {
-        ["h1"] => Ok("h1".to_string()),
-        _ => Err("only h1 is served: HTTP/2 (h2, h2c) is not yet".to_string()),
+impl Gunicorn {
+    /// HTTP/2's settings when `--http-protocols` names h2, with gunicorn's defaults.
+    pub fn http2(&self) -> Option<super::Http2Settings> {
+        self.h2_preferred()?;
+        let defaults = crate::http::h2::conn::Config::default();
+        let mode = self.http2_cleartext.as_deref().unwrap_or("off");
+        Some(super::Http2Settings {
+            config: crate::http::h2::conn::Config {
+                max_concurrent_streams: self
+                    .http2_max_concurrent_streams
+                    .unwrap_or(defaults.max_concurrent_streams),
+                initial_window_size: self.http2_initial_window_size.unwrap_or(defaults.initial_window_size),
+                max_frame_size: self.http2_max_frame_size.unwrap_or(defaults.max_frame_size),
+                max_header_list_size: match self.http2_max_header_list_size {
+                    Some(0) => u32::MAX,
+                    n => n.unwrap_or(defaults.max_header_list_size),
+                },
+            },
+            prior_knowledge: matches!(mode, "prior-knowledge" | "both"),
+            upgrade: matches!(mode, "upgrade" | "both"),
+        })
+    }
+
+    /// Whether h2 is in `--http-protocols` (`None` if not), and before h1 (`Some(true)`).
+    pub fn h2_preferred(&self) -> Option<bool> {
+        let mut protocols = self.http_protocols.split(',');
+        match (protocols.next(), protocols.next()) {
+            (Some("h2"), _) => Some(true),
+            (_, Some("h2")) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// `--http-protocols`: `h1` and `h2`, each at most once, in order of preference.
+fn http_protocols(value: &str) -> Result<String, String> {
+    let protocols: Vec<String> =
+        value.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect();
+    if protocols.is_empty() {
+        return Ok("h1".to_string());
+    }
+    for (i, p) in protocols.iter().enumerate() {
+        if p != "h1" && p != "h2" {
+            return Err(format!("invalid protocol {p:?}: valid protocols are h1 and h2"));
+        }
+        if protocols[..i].contains(p) {
+            return Err(format!("{p} is listed twice"));
+        }
+    }
+    Ok(protocols.join(","))
+}
+
+/// `--http2-cleartext`: gunicorn's modes, and a config file's booleans (true: prior knowledge).
+fn cleartext(value: &str) -> Result<String, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "false" => Ok("off".to_string()),
+        "true" => Ok("prior-knowledge".to_string()),
+        mode @ ("off" | "prior-knowledge" | "upgrade" | "both") => Ok(mode.to_string()),
+        other => Err(format!("invalid mode {other:?}: off, prior-knowledge, upgrade or both")),
     }
 }

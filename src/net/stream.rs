@@ -63,6 +63,11 @@ impl Stream {
         matches!(self, Stream::Tls(s) if s.handshake_failed())
     }
 
+    /// Whether TLS's ALPN chose HTTP/2 for this connection.
+    pub fn alpn_h2(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.alpn() == Some(b"h2"))
+    }
+
     /// The URL scheme requests on this connection came in with: `https` over TLS, else `http`.
     pub fn url_scheme(&self) -> &'static str {
         if self.is_tls() { "https" } else { "http" }

@@ -65,6 +65,8 @@ pub struct TlsFiles<'a> {
     /// CA certificates (PEM) that client certificates must chain to.
     pub ca_certs: Option<&'a Path>,
     pub cert_reqs: CertReqs,
+    /// HTTP/2 by ALPN (`--http-protocols` with h2): `Some(true)` when it is preferred to HTTP/1.1.
+    pub h2: Option<bool>,
 }
 
 /// Why the TLS configuration could not be built; the message names the file at fault.
@@ -143,9 +145,14 @@ pub fn load(files: &TlsFiles<'_>) -> Result<Arc<ServerConfig>, TlsError> {
             keyfile.display()
         ))
     })?;
-    // A client offering only other protocols (h2) is refused in the handshake; `curl --http1.0`
-    // offers http/1.0 alone.
-    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
+    // A client offering only other protocols is refused in the handshake; `curl --http1.0` offers
+    // http/1.0 alone. The first of ours the client offers is chosen.
+    let h1 = [b"http/1.1".to_vec(), b"http/1.0".to_vec()];
+    config.alpn_protocols = match files.h2 {
+        None => h1.to_vec(),
+        Some(true) => std::iter::once(b"h2".to_vec()).chain(h1).collect(),
+        Some(false) => h1.into_iter().chain(std::iter::once(b"h2".to_vec())).collect(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -241,6 +248,11 @@ impl TlsStream {
     /// the rest there): the socket will not signal it, so read before waiting.
     pub(super) fn has_buffered_input(&self) -> bool {
         self.buffered > 0
+    }
+
+    /// The protocol ALPN chose (`h2`, `http/1.1`), once the handshake has.
+    pub(super) fn alpn(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
     }
 
     /// Whether the handshake is still under way.
@@ -430,6 +442,7 @@ mod tests {
             keyfile: None,
             ca_certs: None,
             cert_reqs: CertReqs::None,
+            h2: None,
         };
         let e = load(&files).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/cert.pem"), "{e}");

@@ -38,11 +38,14 @@ pub enum Refusal {
     Proxy = 0,
     /// The TLS handshake failed.
     Tls = 1,
+    /// An HTTP/2 client was cut off for abuse: resetting streams as fast as it opens them (rapid
+    /// reset), or control frames faster than it reads their answers (floods).
+    Http2Abuse = 2,
 }
 
 impl Refusal {
     /// Every reason's label, indexed by the discriminant.
-    pub const LABELS: [&'static str; 2] = ["proxy", "tls"];
+    pub const LABELS: [&'static str; 3] = ["proxy", "tls", "http2_abuse"];
 }
 
 /// Why a worker is leaving of its own accord (the master cannot tell it from its exit code alone).

@@ -24,7 +24,7 @@ use files::PendingFile;
 use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
 pub(super) use pending::{Advanced, Pending, advance, touched};
-use record::{NO_HEAD, record_head, record_trailers};
+pub(in crate::worker) use record::{NO_HEAD, record_head, record_trailers};
 pub(super) use refuse::{refuse, refuse_status};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
@@ -37,7 +37,6 @@ use crate::app::host::BodySource;
 use crate::app::host::CallSlot;
 use crate::app::{ConnInfo, Exchange, HostError, RequestView};
 use crate::http;
-use crate::http::Error as HttpError;
 use crate::http::conn::{After, InterimAsFinal};
 use crate::http::date::DateCache;
 use crate::http::parse::RequestHead;
@@ -52,7 +51,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the app's response stands (the ABI's rules for `start_response`).
-enum Reply {
+pub(in crate::worker) enum Reply {
     /// `start_response` not called (or refused).
     None,
     /// A head is recorded but nothing is sent; it may be replaced once.
@@ -449,19 +448,34 @@ const NOT_ASYNC: HostError = HostError::State("not an async app on the event loo
 const NOT_WEBSOCKET: HostError = HostError::State("the request asks for no WebSocket");
 
 /// The wall clock in whole seconds, for the `Date` field.
-fn unix_now() -> u64 {
+pub(in crate::worker) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Applies a trusted proxy's headers (`--forwarded-allow-ips`) to the request view before the app
-/// runs; contradictory or malformed ones refuse the request (400).
-fn apply_forwarded(shared: &mut Shared, info: &ConnInfo, ctx: &Context<'_>) -> Result<(), HttpError> {
+/// runs and mounts the app at its root: contradictory or malformed proxy headers refuse the request
+/// (400); a path outside `--root-path` (or a trusted proxy's `SCRIPT_NAME`, `--forwarder-headers`)
+/// is a deployment's mistake, not the client's: 500, as gunicorn. For every HTTP version.
+pub(in crate::worker) fn admit(
+    head: &mut RequestHead,
+    view: &mut RequestView,
+    info: &ConnInfo,
+    ctx: &Context<'_>,
+) -> Result<(), (u16, std::borrow::Cow<'static, str>)> {
     let trusted = || ctx.settings.forwarded_allow_ips.trusts(info.peer_ip);
-    shared.head.check_forwarder(trusted, ctx.settings.limits.header_map)?;
-    shared.view.apply_forwarded(&shared.head, info, &ctx.settings.forwarded_allow_ips).map_err(|e| {
+    head.check_forwarder(trusted, ctx.settings.limits.header_map)
+        .map_err(|e| (e.status(), e.detail.into()))?;
+    view.apply_forwarded(head, info, &ctx.settings.forwarded_allow_ips).map_err(|e| {
         tracing::debug!("proxy headers from ip={} refused: {e}", info.peer_or_unix());
-        e.to_http()
-    })
+        let e = e.to_http();
+        (e.status(), e.detail.into())
+    })?;
+    let forwarded = head.forwarded().then(|| head.header(b"script_name")).flatten();
+    let root = forwarded.unwrap_or(&ctx.settings.root_path);
+    if !view.mount(head, root) {
+        return Err((500, "the request path does not start with --root-path (SCRIPT_NAME)".into()));
+    }
+    Ok(())
 }
 
 /// Runs one exchange for the head `proto` received into `shared`: applies a trusted proxy's headers,
@@ -475,17 +489,8 @@ pub(super) fn exchange<'a, 'c: 'a>(
     ctx: &Context<'c>,
     started: Instant,
 ) -> Exchanged {
-    if let Err(e) = apply_forwarded(shared, info, ctx) {
-        refuse((proto, io.out), shared, info, ctx, e, started);
-        return Exchanged::Done(proto.after(true));
-    }
-    // A path outside `--root-path` (or a trusted proxy's `SCRIPT_NAME`, `--forwarder-headers`) is a
-    // deployment's mistake, not the client's: 500, as gunicorn.
-    let forwarded = shared.head.forwarded().then(|| shared.head.header(b"script_name")).flatten();
-    let root = forwarded.unwrap_or(&ctx.settings.root_path);
-    if !shared.view.mount(&shared.head, root) {
-        let why = "the request path does not start with --root-path (SCRIPT_NAME)";
-        refuse_status((proto, io.out), shared, info, ctx, 500, &why, started);
+    if let Err((status, why)) = admit(&mut shared.head, &mut shared.view, info, ctx) {
+        refuse_status((proto, io.out), shared, info, ctx, status, &why, started);
         return Exchanged::Done(proto.after(true));
     }
     let Shared { head, resp, view, date, scratch, lane, .. } = shared;

@@ -14,6 +14,7 @@
 //! without `--threads`: an app's push past its queue's cap.
 
 mod accept;
+mod h2;
 mod later;
 mod pool;
 mod requests;
@@ -44,6 +45,7 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use h2::Opening;
 use pool::{Handoff, Pool, Queue, pool_thread};
 use requests::run_requests;
 use sockets::SOCKET;
@@ -90,6 +92,8 @@ enum Phase {
     /// The response is out; the rest of a body the app left unread is discarded as it comes
     /// ([`After::Discard`]), bounded by the minimum rate, then the next request.
     Discard,
+    /// The connection speaks HTTP/2: its session ([`h2`]) has it for good.
+    Http2,
 }
 
 struct Conn {
@@ -105,6 +109,8 @@ struct Conn {
     proto: http::conn::Conn,
     /// Accepted, and no byte has arrived yet: the client's first request is on its way.
     fresh: bool,
+    /// Which protocol the connection speaks is not decided yet (HTTP/2 is served).
+    opening: bool,
     /// The response being produced in [`Phase::Streaming`]; dropping it closes the app's body.
     parked: Option<Box<Parked>>,
     /// The body being gathered in [`Phase::Body`].
@@ -128,6 +134,8 @@ struct Loop<'a, 'c> {
     free: Vec<usize>,
     /// The pending calls of connections in [`Phase::Pending`], by token.
     pending: Vec<Option<Rc<RefCell<Pending>>>>,
+    /// The HTTP/2 sessions of connections in [`Phase::Http2`], by token.
+    sessions: Vec<Option<Box<crate::worker::h2::Session>>>,
     /// Accepted WebSockets, their free slots, and what epoll watches on each (write, read).
     sockets: Vec<Option<Rc<RefCell<Link>>>>,
     free_sockets: Vec<usize>,
@@ -182,6 +190,7 @@ pub fn run(id: u32, listeners: &[&Listener], ctx: &Context<'_>, flags: u32, conf
         conns: Vec::new(),
         free: Vec::new(),
         pending: Vec::new(),
+        sessions: Vec::new(),
         sockets: Vec::new(),
         free_sockets: Vec::new(),
         interest: Vec::new(),
@@ -308,6 +317,7 @@ impl Loop<'_, '_> {
         let _ = self.epoll.delete(self.ctx.stop_fd);
         self.set_accepting(false);
         self.stop_sockets();
+        self.stop_h2();
         for token in 0..self.conns.len() {
             if !self.conns[token].as_ref().is_some_and(|c| c.phase == Phase::Idle && !c.fresh) {
                 continue;
@@ -338,6 +348,9 @@ impl Loop<'_, '_> {
             if let Some(pending) = self.pending.get_mut(token).and_then(Option::take) {
                 self.abandon(pending);
             }
+            if let Some(mut session) = self.sessions.get_mut(token).and_then(Option::take) {
+                session.abandon_all(self.ctx);
+            }
             if conn.stream.handshake_failed() {
                 self.ctx.count_refused(None, Refusal::Tls);
             }
@@ -365,6 +378,9 @@ impl Loop<'_, '_> {
         let Some(conn) = self.conns.get_mut(token).and_then(Option::as_mut) else { return };
         if conn.phase == Phase::Pending {
             return self.on_pending(token, events);
+        }
+        if conn.phase == Phase::Http2 {
+            return self.on_h2(token, events);
         }
         if events.intersects(EpollFlags::EPOLLERR) {
             return self.close(token);
@@ -466,6 +482,7 @@ impl Loop<'_, '_> {
             let Some(conn) = self.conns[token].as_mut() else { return };
             match conn.phase {
                 Phase::Lingering => return,
+                Phase::Http2 => return self.h2_drive(token),
                 Phase::Upgraded => return self.adopt(token),
                 Phase::Pending => return self.pending_io(token),
                 Phase::Discard => {
@@ -586,6 +603,12 @@ impl Loop<'_, '_> {
                         self.recycle_idle(token);
                         return;
                     }
+                    if conn.opening {
+                        match self.opening(token) {
+                            Opening::Undecided => return,
+                            Opening::Http1 | Opening::Http2 => continue,
+                        }
+                    }
                     if conn.out.capacity() == 0 {
                         conn.out = self.outs.take();
                     }
@@ -596,6 +619,7 @@ impl Loop<'_, '_> {
                     let Some(conn) = self.conns[token].as_mut() else { return };
                     match then {
                         Some(Phase::Upgraded) => return self.adopt(token),
+                        Some(Phase::Http2) => return self.upgrade_h2(token),
                         Some(Phase::Pending) => return self.begin_pending(token),
                         Some(Phase::Streaming) => {
                             conn.phase = Phase::Streaming;

@@ -89,7 +89,7 @@ pub(super) struct Spool {
 }
 
 impl Spool {
-    fn create() -> io::Result<Spool> {
+    pub(super) fn create() -> io::Result<Spool> {
         let dir = std::env::temp_dir();
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -101,7 +101,7 @@ impl Spool {
         Ok(Spool { file, len: 0, read: 0 })
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(super) fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all_at(bytes, self.len)?;
         self.len += bytes.len() as u64;
         Ok(())

@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod event;
 mod gather;
+mod h2;
 pub mod pace;
 mod websocket;
 

@@ -1,5 +1,5 @@
 """Raw ASGI: the scope as the app sees it, http.disconnect, a large streamed body, no answer, trailers,
-and which process imported it."""
+a gRPC unary method, and which process imported it."""
 
 import asyncio
 import json
@@ -80,6 +80,16 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"part two"})
         await send({"type": "http.response.trailers", "headers": [(b"x-digest", b"abc")], "more_trailers": True})
         await send({"type": "http.response.trailers", "headers": [(b"grpc-status", b"0")]})
+    elif path == "/rustgun.Echo/Shout":
+        # A gRPC unary call: one length-prefixed message in, its upper case out, the status in trailers.
+        body = await read_all(receive)
+        message = body[5:5 + int.from_bytes(body[1:5], "big")]
+        reply = message.upper()
+        await send({"type": "http.response.start", "status": 200, "trailers": True,
+                    "headers": [(b"content-type", b"application/grpc")]})
+        await send({"type": "http.response.body", "body": b"\0" + len(reply).to_bytes(4, "big") + reply})
+        await send({"type": "http.response.trailers",
+                    "headers": [(b"grpc-status", b"0"), (b"grpc-message", b"shouted")]})
     elif path == "/silent":
         return
     elif path == "/linger":

@@ -27,7 +27,11 @@ fn asgi(spec: &str) -> Builder {
 /// The same, with options of the bridge's before the app. Under the threads suite the threads class
 /// serves it (on an event loop of its own); otherwise the event class does (sync refuses ASGI).
 fn asgi_with(options: &[&str], spec: &str) -> Builder {
-    let class = if worker_class() == "threads" { "threads" } else { "event" };
+    asgi_on(if worker_class() == "threads" { "threads" } else { "event" }, options, spec)
+}
+
+/// The same under the worker class `class`.
+pub fn asgi_on(class: &str, options: &[&str], spec: &str) -> Builder {
     let builder =
         Server::builder("asgi").args(&["-k", class]).env("VIRTUAL_ENV", &pyenv().display().to_string());
     options

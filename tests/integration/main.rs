@@ -16,6 +16,7 @@ mod fork;
 mod gunicorn_conf;
 mod gunicorn_flags;
 mod h2_core;
+mod http2;
 mod http_bodies;
 mod http_errors;
 mod http_keepalive;

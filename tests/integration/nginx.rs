@@ -361,3 +361,23 @@ fn nginx_stream_proxy_protocol_names_the_client() {
     let (_, resps) = nginx.exchange(&[]);
     assert_eq!(resps[0].status, 403);
 }
+
+#[test]
+fn nginx_grpc_pass_carries_a_grpc_unary_call_and_its_trailers_over_h2c() {
+    // The raw ASGI app's gRPC method behind rustgun speaking h2c by prior knowledge, which is what
+    // nginx's grpc_pass speaks to its upstream.
+    let h2c = ["--http-protocols", "h1,h2", "--http2-cleartext", "prior-knowledge"];
+    let app = crate::asgi::asgi_on("event", &[], "raw:app").args(&h2c).start();
+    let upstream = app.addr.to_string();
+    let nginx = Nginx::start("nginx-grpc", |port, dir| {
+        format!(
+            "http {{\n\
+             client_body_temp_path {dir}/body;\n\
+             access_log off;\n\
+             server {{ listen 127.0.0.1:{port} http2; location / {{ grpc_pass grpc://{upstream}; }} }}\n\
+             }}",
+            dir = dir.display()
+        )
+    });
+    assert_eq!(crate::http2::grpc_shout(&format!("127.0.0.1:{}", nginx.port)), "HELLO GRPC StatusCode.OK");
+}

@@ -54,6 +54,8 @@ pub use error::{Error, ErrorKind};
 pub enum Version {
     Http10,
     Http11,
+    /// A stream of an HTTP/2 connection ([`h2`]): its head is built from the stream's fields.
+    Http2,
 }
 
 impl Version {
@@ -61,6 +63,7 @@ impl Version {
         match self {
             Version::Http10 => b"HTTP/1.0",
             Version::Http11 => b"HTTP/1.1",
+            Version::Http2 => b"HTTP/2",
         }
     }
 }

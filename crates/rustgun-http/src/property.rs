@@ -250,8 +250,9 @@ fn request(rng: &mut Rng, persist: bool) -> Generated {
         }
     }
     let keep_alive = match version {
-        Version::Http11 => persist || rng.chance(80),
         Version::Http10 => persist || rng.chance(30),
+        // Only HTTP/1.x heads are generated.
+        Version::Http11 | Version::Http2 => persist || rng.chance(80),
     };
     match (version, keep_alive) {
         (Version::Http10, true) | (Version::Http11, false) => specials.push(b'C'),
@@ -282,7 +283,9 @@ fn request(rng: &mut Rng, persist: bool) -> Generated {
                 let value: &[u8] = match (version, keep_alive) {
                     (Version::Http10, true) => b"keep-alive",
                     (_, false) => b"close",
-                    (Version::Http11, true) => [&b"keep-alive"[..], b"upgrade", b"x-token"][rng.below(3)],
+                    (Version::Http11 | Version::Http2, true) => {
+                        [&b"keep-alive"[..], b"upgrade", b"x-token"][rng.below(3)]
+                    }
                 };
                 let name = rng_case(rng, b"Connection");
                 push_field(rng, &mut wire, &mut fields, &name, value);

@@ -171,11 +171,22 @@ impl ResponseHead {
 
     /// The first value of the app's header `name` (case-insensitive), as recorded.
     pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        self.lines.split(|&b| b == b'\n').find_map(|line| {
-            let line = line.strip_suffix(b"\r")?;
-            let colon = line.iter().position(|&b| b == b':')?;
-            line[..colon].eq_ignore_ascii_case(name).then(|| &line[colon + 2..])
-        })
+        self.fields().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// The app's fields as recorded (hop-by-hop ones and `Content-Length` left out), in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        field_lines(&self.lines)
+    }
+
+    /// The trailer fields recorded, in order.
+    pub fn trailer_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        field_lines(&self.trailers)
+    }
+
+    /// Whether the app gave its own `Server` and its own `Date` field.
+    pub fn names_server_and_date(&self) -> (bool, bool) {
+        (self.has_server, self.has_date)
     }
 
     /// The framing for this head: `is_head` for a HEAD request, `version` of the request.
@@ -251,6 +262,15 @@ impl ResponseHead {
         }
         out.extend_from_slice(&self.lines);
     }
+}
+
+/// The (name, value) pairs of encoded `Name: value\r\n` lines.
+fn field_lines(lines: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    lines.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r")?;
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], &line[colon + 2..]))
+    })
 }
 
 fn push_content_length(out: &mut Vec<u8>, n: u64) {

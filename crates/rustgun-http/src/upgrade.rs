@@ -1,6 +1,6 @@
 //! Switching protocols (RFC 9110 §7.8) to WebSocket: whether a request is a valid opening handshake
 //! (RFC 6455 §4.2.1), which subprotocols and extensions it offers, and the response fields that accept
-//! it. The 101 head itself is written by [`super::conn::Conn::switch_protocols`]; the frames after it
+//! it; and to cleartext HTTP/2 ([`h2c_settings`], RFC 7540 §3.2). The 101 head itself is written by [`super::conn::Conn::switch_protocols`]; the frames after it
 //! are [`super::ws`]'s.
 //!
 //! Not here: whether the app accepts (the app's call), the sockets (the event loop).
@@ -52,6 +52,22 @@ impl<'h> Opening<'h> {
         &self.accept
     }
 }
+
+/// The `HTTP2-Settings` value of a request that asks to continue as HTTP/2 (RFC 7540 §3.2): HTTP/1.1,
+/// no body (one that has one is served as HTTP/1.1: the upgrade may be ignored), `Upgrade` naming
+/// `h2c`, exactly one `HTTP2-Settings`, and `Connection` naming both `upgrade` and `http2-settings`
+/// (§3.2.1).
+pub fn h2c_settings(head: &RequestHead) -> Option<&[u8]> {
+    let valid = head.version == super::Version::Http11
+        && head.content_length() == Some(0)
+        && has_token(head, b"upgrade", H2C)
+        && has_token(head, b"connection", b"upgrade")
+        && has_token(head, b"connection", b"http2-settings");
+    if valid { single(head, b"http2-settings") } else { None }
+}
+
+/// The token an upgrade to cleartext HTTP/2 names, and the 101 answers with.
+pub const H2C: &[u8] = b"h2c";
 
 /// Every value of the field `name`, in order.
 fn fields<'h>(head: &'h RequestHead, name: &'static [u8]) -> impl Iterator<Item = &'h [u8]> {

@@ -10,7 +10,7 @@ use rustgun_abi::RgHeader;
 
 /// `start_response`'s rules (ABI): a head may be recorded once, and replaced once (`replace`) until
 /// the body starts; an invalid one is refused and leaves no head.
-pub(super) fn record_head(
+pub(in crate::worker) fn record_head(
     reply: &mut Reply,
     resp: &mut ResponseHead,
     head: &RequestHead,
@@ -44,11 +44,11 @@ pub(super) fn record_head(
 }
 
 /// Body bytes, a file or trailers before `start_response`.
-pub(super) const NO_HEAD: HostError = HostError::State("no response head is recorded");
+pub(in crate::worker) const NO_HEAD: HostError = HostError::State("no response head is recorded");
 
 /// `trailers`' rules (ABI): once a head is recorded, fields a trailer may carry add to the
 /// response's trailers; the connection sends them if the request takes them.
-pub(super) fn record_trailers(
+pub(in crate::worker) fn record_trailers(
     reply: &Reply,
     resp: &mut ResponseHead,
     headers: &[RgHeader],

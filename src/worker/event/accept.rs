@@ -98,6 +98,7 @@ impl Loop<'_, '_> {
             writing: false,
             proto: http::conn::Conn::default(),
             fresh: true,
+            opening: self.ctx.settings.http2.is_some(),
             parked: None,
             gather: None,
             handoff: Handoff::None,

@@ -172,7 +172,8 @@ impl Loop<'_, '_> {
     pub(super) fn settle(&mut self) {
         for _ in 0..SETTLE_ROUNDS {
             let (calls, links) = (connection::touched(), websocket::touched());
-            if calls.is_empty() && links.is_empty() {
+            let streams = self.settle_h2();
+            if calls.is_empty() && links.is_empty() && !streams {
                 return;
             }
             for token in calls {

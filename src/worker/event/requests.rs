@@ -13,7 +13,8 @@ use super::{Conn, Phase};
 /// left queued ([`Phase::Writing`] with what the connection does next, or [`Phase::Streaming`] when a
 /// pull-mode body was parked in `conn.parked`), [`Phase::Upgraded`] when the app accepted a WebSocket
 /// (its link in `shared.upgraded`), [`Phase::Pending`] when an async app goes on with the response
-/// after `handle` (in `shared.pending`), [`Phase::Body`] while a body is being gathered, or
+/// after `handle` (in `shared.pending`), [`Phase::Http2`] when the request asks to go on as HTTP/2
+/// and may (`Upgrade: h2c`, its head in `shared.head`), [`Phase::Body`] while a body is being gathered, or
 /// `None` when no complete head is buffered and nothing was produced. Runs on the loop with `queued`
 /// output, or on a pool thread (with the connection handed over) waiting on the client as the
 /// blocking classes do.
@@ -49,6 +50,9 @@ pub(super) fn run_requests(
                 }
                 Ok(Some(n)) => {
                     conn.rbuf.consume(n);
+                    if queued && may_upgrade_h2(conn, shared, ctx) {
+                        return Some(Phase::Http2);
+                    }
                     // The app on the loop runs once its body is here: gather it first, the head with it.
                     // An async app reads its body as it comes, never waiting on the loop for it.
                     let (framing, limit) = (shared.head.framing, settings.limit_request_body);
@@ -113,4 +117,14 @@ pub(super) fn run_requests(
             Exchanged::Done(after) => return Some(Phase::Writing(after)),
         }
     }
+}
+
+/// Whether the request just received asks to go on as HTTP/2 and may: `--http2-cleartext upgrade`
+/// (or `both`), a cleartext connection from a trusted peer, and a well-formed `Upgrade: h2c`.
+fn may_upgrade_h2(conn: &Conn, shared: &Shared, ctx: &Context<'_>) -> bool {
+    let settings = ctx.settings;
+    settings.http2.is_some_and(|h2| h2.upgrade)
+        && !conn.stream.is_tls()
+        && settings.forwarded_allow_ips.trusts(conn.info.peer_ip)
+        && crate::http::upgrade::h2c_settings(&shared.head).is_some()
 }

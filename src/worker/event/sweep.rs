@@ -27,6 +27,10 @@ impl Loop<'_, '_> {
                     && conn.writing);
             let (waited, moved) = (now.duration_since(conn.paced), std::mem::take(&mut conn.moved));
             conn.paced = now;
+            if conn.phase == Phase::Http2 {
+                self.sweep_h2(token, now, waited, moved);
+                continue;
+            }
             let slow = waiting && conn.pace.record(waited, moved, self.ctx.settings.min_rate);
             if matches!(conn.phase, Phase::Writing(_) | Phase::Streaming | Phase::Pending | Phase::Discard) {
                 if slow {
@@ -44,7 +48,12 @@ impl Loop<'_, '_> {
                 continue;
             }
             match conn.phase {
-                Phase::Writing(_) | Phase::Streaming | Phase::Upgraded | Phase::Pending | Phase::Discard => {}
+                Phase::Writing(_)
+                | Phase::Streaming
+                | Phase::Upgraded
+                | Phase::Pending
+                | Phase::Discard
+                | Phase::Http2 => {}
                 Phase::Proxy | Phase::Lingering => self.close(token),
                 // What a late client gets is the connection's to say (a quiet close, or 408).
                 Phase::Idle | Phase::Head | Phase::Body => match conn.proto.expire(!conn.rbuf.is_empty()) {

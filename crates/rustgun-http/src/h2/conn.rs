@@ -20,6 +20,7 @@ use super::request::check_request;
 use std::collections::{BTreeMap, VecDeque};
 
 mod send;
+mod upgrade;
 
 /// What we announce, by gunicorn's settings (`--http2-*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +100,8 @@ struct Block {
     end_stream: bool,
     bytes: Vec<u8>,
     frames: u32,
+    /// The HEADERS said the stream depends on itself: reset once the block is decoded.
+    depends_on_itself: bool,
 }
 
 /// How many CONTINUATION frames one block may take (CVE-2024-27316: a flood of them is cut off).
@@ -134,6 +137,9 @@ pub struct Connection {
     fields: Fields,
     /// The streams closed most recently.
     closed: VecDeque<u32>,
+    /// The streams we sent RST_STREAM on most recently: what the client sent before it saw the
+    /// reset is ignored (RFC 9113 §5.1, "closed").
+    reset_sent: VecDeque<u32>,
     /// Streams we answered to the end, and streams the client reset before that.
     answered: u64,
     cancelled: u64,
@@ -170,6 +176,7 @@ impl Connection {
             going_away: None,
             fields: Fields::new(),
             closed: VecDeque::with_capacity(CLOSED_KEPT),
+            reset_sent: VecDeque::with_capacity(CLOSED_KEPT),
             answered: 0,
             cancelled: 0,
         }
@@ -254,11 +261,9 @@ impl Connection {
             }
             kind::HEADERS => {
                 let (range, depends) = frame::headers(&head, payload)?;
-                if depends == Some(head.stream) {
-                    self.reset_stream(head.stream, ErrorCode::Protocol, events);
-                    return Ok(());
-                }
-                self.begin_block(&head, &payload[range], events)
+                // A stream depending on itself is reset (RFC 9113 §5.3.1), but only once its block
+                // is decoded, CONTINUATION frames and all: the dynamic table must stay in step (§4.3).
+                self.begin_block(&head, &payload[range], depends == Some(head.stream), events)
             }
             kind::CONTINUATION => {
                 let Some(block) = &mut self.block else {
@@ -303,6 +308,11 @@ impl Connection {
                     Ok(())
                 }
                 Err(e) => Err(e.into()),
+                // A stream cannot depend on itself: a stream error (RFC 9113 §5.3.1).
+                Ok(depends) if depends == head.stream => {
+                    self.reset_stream(head.stream, ErrorCode::Protocol, events);
+                    Ok(())
+                }
                 Ok(_) => Ok(()),
             },
             kind::GOAWAY => {
@@ -327,6 +337,18 @@ impl Connection {
             return Ok(());
         }
         self.settings_seen = true;
+        self.apply_settings(pairs, events)?;
+        self.unread_answers()?;
+        frame::write(&mut self.out, kind::SETTINGS, flag::ACK, 0, &[]);
+        Ok(())
+    }
+
+    /// The client's SETTINGS values take effect.
+    fn apply_settings(
+        &mut self,
+        pairs: Vec<(u16, u32)>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ConnectionError> {
         for (id, value) in pairs {
             match id {
                 setting::ENABLE_PUSH if value > 1 => return Err(protocol("ENABLE_PUSH is 0 or 1")),
@@ -353,12 +375,12 @@ impl Connection {
                     }
                     self.peer_max_frame = value as usize;
                 }
-                // Our encoder uses no dynamic table beyond the default, which any size allows.
+                // The table our encoder may use (RFC 7541 §4.2): a smaller one is signalled at the
+                // start of our next header block.
+                setting::HEADER_TABLE_SIZE => self.encoder.set_max_table_size(value as usize),
                 _ => {}
             }
         }
-        self.unread_answers()?;
-        frame::write(&mut self.out, kind::SETTINGS, flag::ACK, 0, &[]);
         Ok(())
     }
 
@@ -366,6 +388,7 @@ impl Connection {
         &mut self,
         head: &Head,
         fragment: &[u8],
+        depends_on_itself: bool,
         events: &mut Vec<Event>,
     ) -> Result<(), ConnectionError> {
         let block = Block {
@@ -373,6 +396,7 @@ impl Connection {
             end_stream: head.has(flag::END_STREAM),
             bytes: fragment.to_vec(),
             frames: 0,
+            depends_on_itself,
         };
         if block.bytes.len() > self.config.max_header_list_size as usize {
             return Err(calm("a header block too long"));
@@ -395,6 +419,11 @@ impl Connection {
                 code: ErrorCode::Compression,
                 why: "a header block that does not decode",
             });
+        }
+        if block.depends_on_itself {
+            self.fields = fields;
+            self.reset_stream(id, ErrorCode::Protocol, events);
+            return Ok(());
         }
         if let Some(stream) = self.streams.get_mut(&id) {
             // Trailers: they must end the stream, and the client's side must still be open.
@@ -424,6 +453,11 @@ impl Connection {
         if id % 2 == 0 {
             return Err(protocol("a client stream id is odd"));
         }
+        if id <= self.last_stream && self.reset_sent.contains(&id) {
+            // Trailers that crossed our RST_STREAM: ignored, the block decoded (RFC 9113 §5.1).
+            self.fields = fields;
+            return Ok(());
+        }
         if id <= self.last_stream {
             return Err(if self.closed.contains(&id) {
                 ConnectionError { code: ErrorCode::StreamClosed, why: "HEADERS on a closed stream" }
@@ -439,7 +473,7 @@ impl Connection {
         }
         if self.streams.len() >= self.config.max_concurrent_streams as usize {
             self.fields = fields;
-            frame::write_rst(&mut self.out, id, ErrorCode::RefusedStream);
+            self.write_reset(id, ErrorCode::RefusedStream);
             return Ok(());
         }
         // A declared length on a request that has ended already must be 0 (RFC 9113 §8.1.1).
@@ -447,7 +481,7 @@ impl Connection {
             (Ok(()), Ok(length)) if !(block.end_stream && length.is_some_and(|n| n > 0)) => length,
             _ => {
                 self.fields = fields;
-                frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
+                self.write_reset(id, ErrorCode::Protocol);
                 return Ok(());
             }
         };
@@ -485,18 +519,25 @@ impl Connection {
                 frame::write_window_update(&mut self.out, 0, head.len);
                 self.recv_window += size;
             }
-            frame::write_rst(&mut self.out, head.stream, ErrorCode::StreamClosed);
+            // DATA that crossed our RST_STREAM is ignored (RFC 9113 §5.1, "closed").
+            if !self.reset_sent.contains(&head.stream) {
+                frame::write_rst(&mut self.out, head.stream, ErrorCode::StreamClosed);
+            }
             return Ok(());
         };
         if stream.state != State::Open && stream.state != State::HalfClosedLocal {
             let id = head.stream;
             self.reset_stream(id, ErrorCode::StreamClosed, events);
+            // The frame counted against the connection's window (RFC 9113 §6.9): credit it back,
+            // or every stream error would shrink the window the other streams share.
+            self.credit(id, head.len);
             return Ok(());
         }
         stream.recv_window -= size;
         if stream.recv_window < 0 {
             let id = head.stream;
             self.reset_stream(id, ErrorCode::FlowControl, events);
+            self.credit(id, head.len);
             return Ok(());
         }
         let end_stream = head.has(flag::END_STREAM);
@@ -506,6 +547,7 @@ impl Connection {
             if got > left || (end_stream && got != left) {
                 let id = head.stream;
                 self.reset_stream(id, ErrorCode::Protocol, events);
+                self.credit(id, head.len);
                 return Ok(());
             }
             stream.remaining = Some(left - got);
@@ -567,19 +609,35 @@ impl Connection {
 
     /// A stream error: RST_STREAM queued, the stream forgotten, the driver told.
     fn reset_stream(&mut self, stream: u32, code: ErrorCode, events: &mut Vec<Event>) {
-        frame::write_rst(&mut self.out, stream, code);
+        self.write_reset(stream, code);
         if self.forget(stream) {
             events.push(Event::Reset { stream, code: code as u32 });
         }
     }
 
-    /// Closes `stream` for good (remembered as closed); whether it was open.
+    /// Queues RST_STREAM, remembering that we sent it.
+    fn write_reset(&mut self, stream: u32, code: ErrorCode) {
+        frame::write_rst(&mut self.out, stream, code);
+        if self.reset_sent.len() == CLOSED_KEPT {
+            self.reset_sent.pop_front();
+        }
+        self.reset_sent.push_back(stream);
+    }
+
+    /// Closes `stream` for good (remembered as closed); whether it was open. What the app had not
+    /// consumed of its body is credited back to the connection: no stream's end shrinks the window
+    /// the others share.
     fn forget(&mut self, stream: u32) -> bool {
         if self.closed.len() == CLOSED_KEPT {
             self.closed.pop_front();
         }
         self.closed.push_back(stream);
-        self.streams.remove(&stream).is_some()
+        let Some(gone) = self.streams.remove(&stream) else { return false };
+        if gone.unconsumed > 0 {
+            self.recv_window += i64::from(gone.unconsumed);
+            frame::write_window_update(&mut self.out, 0, gone.unconsumed);
+        }
+        true
     }
 
     /// Credits `n` received bytes back to the client, on the stream and the connection.
@@ -594,6 +652,26 @@ impl Connection {
         {
             s.recv_window += i64::from(n);
             frame::write_window_update(&mut self.out, stream, n);
+        }
+    }
+
+    /// What this connection announces.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// Whether `stream` is open (not closed, reset or never started): what the driver still sends on.
+    pub fn is_open(&self, stream: u32) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
+    /// Widens the connection's receive window by `n` (WINDOW_UPDATE on stream 0), so that streams the
+    /// app is slow to read do not hold up the others: each stream stays bounded by its own window.
+    pub fn widen_window(&mut self, n: u32) {
+        let n = n.min((frame::MAX_WINDOW - self.recv_window).max(0) as u32);
+        if n > 0 {
+            self.recv_window += i64::from(n);
+            frame::write_window_update(&mut self.out, 0, n);
         }
     }
 

@@ -64,21 +64,49 @@ impl Decoder {
     }
 }
 
+/// The largest dynamic table our encoder uses (RFC 7541's default): a client that allows more gets
+/// no more.
+const ENCODER_TABLE: usize = 4096;
+
 /// The response header blocks.
 pub struct Encoder {
     inner: loona_hpack::Encoder<'static>,
+    /// The table size in use.
+    size: usize,
+    /// Sizes not yet signalled to the client: the smallest since the last block, and the last.
+    pending: Option<(usize, usize)>,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder { inner: loona_hpack::Encoder::new() }
+        Encoder { inner: loona_hpack::Encoder::new(), size: ENCODER_TABLE, pending: None }
     }
 }
 
 impl Encoder {
+    /// The client's SETTINGS_HEADER_TABLE_SIZE: the table is held to it at once, and the change
+    /// signalled at the start of the next block (RFC 7541 §4.2: the smallest size since the last
+    /// block first, then the last one).
+    pub fn set_max_table_size(&mut self, peer_max: usize) {
+        let size = peer_max.min(ENCODER_TABLE);
+        if size == self.size && self.pending.is_none() {
+            return;
+        }
+        let smallest = self.pending.map_or(size, |(smallest, _)| smallest.min(size));
+        self.pending = Some((smallest, size));
+        self.size = size;
+        self.inner.set_max_table_size(size);
+    }
+
     /// Appends the block for `fields` to `out`.
     pub fn encode<'f>(&mut self, fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
+        if let Some((smallest, last)) = self.pending.take() {
+            let _ = loona_hpack::encoder::encode_integer_into(smallest, 5, 0x20, out);
+            if last != smallest {
+                let _ = loona_hpack::encoder::encode_integer_into(last, 5, 0x20, out);
+            }
+        }
         let _ = self.inner.encode_into(fields, out);
     }
 }
@@ -112,6 +140,28 @@ mod tests {
         // The table stayed in step: the entry is still there for the next block.
         decoder.decode(&[0xbe], &mut fields).unwrap();
         assert_eq!(fields[0].1.len(), 1000);
+    }
+
+    #[test]
+    fn a_smaller_table_is_signalled_first_in_the_next_block_smallest_then_last() {
+        let mut encoder = Encoder::default();
+        encoder.set_max_table_size(8192);
+        let mut out = Vec::new();
+        encoder.encode([(&b"x-a"[..], &b"1"[..])], &mut out);
+        assert_eq!(out[0], 0x40, "8192 is more than we use: no update");
+        encoder.set_max_table_size(0);
+        encoder.set_max_table_size(100);
+        out.clear();
+        encoder.encode([(&b"x-a"[..], &b"1"[..])], &mut out);
+        assert_eq!(
+            out[..4],
+            [0x20, 0x3f, 0x45, 0x40],
+            "0, then 100, then the field (evicted: a literal again)"
+        );
+        let mut decoder = Decoder::new(4096, 1024);
+        let mut fields = Vec::new();
+        decoder.decode(&out, &mut fields).unwrap();
+        assert_eq!(fields, [(b"x-a".to_vec(), b"1".to_vec())]);
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! Not here: sockets, timers and the app (the worker's drivers), the HTTP/1.1 `Upgrade: h2c` and
 //! ALPN negotiation (the drivers choose which core a connection gets).
 
+#[cfg(test)]
+mod conformance;
 pub mod conn;
 pub mod frame;
 pub mod hpack;
 pub mod request;
-#[cfg(test)]
-mod tests;
 
 /// Error codes (RFC 9113 §7), carried by RST_STREAM and GOAWAY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -80,7 +80,7 @@ impl Connection {
 
     /// Resets `stream` from our side (the app failed, or the driver gives up on it).
     pub fn reset(&mut self, stream: u32, code: ErrorCode) {
-        frame::write_rst(&mut self.out, stream, code);
+        self.write_reset(stream, code);
         self.forget(stream);
     }
 
