@@ -287,6 +287,25 @@ def graceful(port):
     print("ok GOAWAY last_stream 1, stream 1 finished")
 
 
+def huge_window(port):
+    """Opens every window as wide as HTTP/2 allows, asks for `argv[3]`, takes one DATA frame and then
+    reads nothing until the test closes stdin: what the server queues for it must stay bounded."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    widest = 2**31 - 1
+    settings = hf.SettingsFrame(0, settings={hf.SettingsFrame.INITIAL_WINDOW_SIZE: widest})
+    block = hpack.Encoder().encode(request(sys.argv[3]))
+    sock.sendall(PREFACE + settings.serialize()
+                 + hf.WindowUpdateFrame(0, window_increment=widest - 65535).serialize()
+                 + hf.HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+    for frame in frames_of(sock):
+        if isinstance(frame, hf.DataFrame):
+            break
+    print("stalled", flush=True)
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
     case, port = sys.argv[1].replace("-", "_"), int(sys.argv[2])
     globals()[case](port)

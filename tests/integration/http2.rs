@@ -9,7 +9,7 @@
 use crate::asgi::asgi_on;
 use crate::procs::TempDir;
 use crate::support::{Builder, Server, pyenv, python, run};
-use crate::wsgi::wsgi;
+use crate::wsgi::{rss, wsgi};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -214,6 +214,12 @@ with httpx.Client(http1=False, http2=True, base_url=sys.argv[1]) as client:
         &[&fastapi.url("")],
     );
     assert_eq!(out.trim(), "HTTP/2 200 7 200 pen");
+    // An upload many windows long: an async app's stream is credited only as the app reads it.
+    let dir = TempDir::new("h2-asgi-upload");
+    std::fs::write(dir.join("up.bin"), vec![1u8; 1_000_000]).unwrap();
+    let upload = format!("@{}", dir.arg("up.bin"));
+    let out = curl(&fastapi, &["--http2-prior-knowledge", "--data-binary", &upload, &fastapi.url("/length")]);
+    assert_eq!(json(&out)["length"], 1_000_000, "{out}");
 }
 
 #[test]
@@ -228,6 +234,36 @@ fn a_stream_whose_window_never_opens_is_reset_by_the_minimum_rate_and_the_connec
     server.allow_log("Dropped a client");
     assert_eq!(case(&server, "zero-window"), "ok reset CANCEL, then stream 3 answered");
     server.wait_for_log("Dropped a client taking an HTTP/2 stream's response slower than --min-rate");
+}
+
+#[test]
+fn a_client_that_opens_huge_windows_and_reads_nothing_holds_a_bounded_part_of_the_worker() {
+    let dir = TempDir::new("h2-stall");
+    std::fs::File::create(dir.join("big.bin")).unwrap().set_len(1 << 30).unwrap();
+    let server = wsgi("files").args(H2).args(&["--min-rate-period", "2"]).start();
+    let worker = server.wait_for_workers(1)[0];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/h2_cases/cases.py");
+    let path = format!("/?path={}", dir.arg("big.bin"));
+    let mut client = Command::new(pyenv().join("bin/python"))
+        .arg(&script)
+        .args(["huge-window", &server.addr.port().to_string(), &path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("stalled"));
+    // The 1 GiB file is read only as far as the frames queued for the client stay bounded, and the
+    // loop serves everyone else meanwhile.
+    for i in 0..50 {
+        let head = format!("HEAD {path}&n={i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert!(server.raw(head.as_bytes()).starts_with(b"HTTP/1.1 200"), "request {i}");
+    }
+    assert!(rss(worker) < 64 << 20, "the worker holds {} MiB", rss(worker) >> 20);
+    // Taking nothing is slower than any minimum rate.
+    server.wait_for_log("Dropped a client taking");
+    drop(client.stdin.take());
+    assert!(client.wait().unwrap().success());
 }
 
 #[test]

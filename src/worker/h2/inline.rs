@@ -23,7 +23,6 @@ use nix::poll::PollFlags;
 use rustgun_abi::{RG_ERROR, RG_OK, RG_PENDING, RgBodySource, RgHeader};
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -112,14 +111,15 @@ impl Inline<'_, '_> {
         Ok(())
     }
 
-    /// Waits until less than [`HIGH_WATER`] of the stream's body is unsent: reads the client's frames
+    /// Waits while `blocked` says so of the stream (its unsent body past [`HIGH_WATER`], a file before
+    /// a write): reads the client's frames
     /// (its windows opening) and writes the connection's output, as long as the client moves at the
     /// minimum rate; a client that does not has the stream reset (the connection goes on).
-    fn wait_for_window(&mut self) -> Result<(), HostError> {
+    fn wait_for_window(&mut self, blocked: impl Fn(&StreamCall) -> bool) -> Result<(), HostError> {
         let rule = self.ctx.settings.min_rate;
         let id = self.call.borrow().id;
         let mut pace = Pace::default();
-        while self.call.borrow().unsent() >= HIGH_WATER {
+        while blocked(&self.call.borrow()) {
             if !self.session.proto.is_open(id) || self.session.closing {
                 return Err(HostError::Closed);
             }
@@ -189,9 +189,11 @@ impl Exchange for Inline<'_, '_> {
         if self.ctx.app.lib.is_async() {
             return self.call.borrow_mut().write(data);
         }
+        // A file handed over before goes out first.
+        self.wait_for_window(|c| c.sending_file())?;
         self.call.borrow_mut().push(data)?;
         self.send()?;
-        self.wait_for_window()
+        self.wait_for_window(|c| c.unsent() >= HIGH_WATER)
     }
 
     fn set_body(&mut self, source: RgBodySource) -> Result<(), HostError> {
@@ -203,22 +205,12 @@ impl Exchange for Inline<'_, '_> {
         Ok(self.view.environ(&c.head, self.info))
     }
 
-    /// The file's bytes go out as written body blocks (HTTP/2 frames them; there is no sendfile).
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, HostError> {
-        if self.ctx.app.lib.is_async() {
-            return Err(HostError::State("an async app's call sends files by write"));
-        }
-        let file = std::fs::File::from(file.try_clone_to_owned().map_err(HostError::Io)?);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut sent = 0u64;
-        while sent < len {
-            let want = buf.len().min((len - sent).min(usize::MAX as u64) as usize);
-            let n = file.read_at(&mut buf[..want], offset + sent).map_err(HostError::Io)?;
-            if n == 0 {
-                break;
-            }
-            self.write(&buf[..n])?;
-            sent += n as u64;
+        let sent = self.call.borrow_mut().send_file(file, offset, len)?;
+        if !self.ctx.app.lib.is_async() {
+            // A synchronous app may close the file once this returns: it is duplicated, and what
+            // is sent of it goes out as the windows open, after `handle` too.
+            self.send()?;
         }
         Ok(sent)
     }

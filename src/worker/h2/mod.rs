@@ -50,8 +50,9 @@ pub(in crate::worker) struct Session {
     events: Vec<Event>,
     scratch: Vec<u8>,
     token: usize,
-    /// The connection failed, or the client said it is going away: no new stream starts, and the
-    /// connection closes once the streams it has are done and the output is written.
+    /// The connection failed (its streams abandoned), or the client said it is going away (the
+    /// streams it started finish): the connection closes once no stream is left and the output is
+    /// written.
     closing: bool,
     /// Events owed to async apps, given once no borrow of their calls is held.
     owed: Vec<(*mut RgCall, u32)>,
@@ -152,7 +153,9 @@ impl Session {
                     ctx.count_refused(None, crate::sys::scoreboard::Refusal::Http2Abuse);
                     self.abusive = true;
                 }
+                // GOAWAY is queued: the streams end with the connection.
                 self.closing = true;
+                self.abandon_all(ctx);
                 input.len()
             }
         };
@@ -296,10 +299,8 @@ impl Session {
         info: &ConnInfo,
         ctx: &Context<'_>,
     ) {
+        // (A connection error abandoned every stream: their ids name nothing any more.)
         while let Some(id) = self.ready.pop_front() {
-            if self.closing {
-                break;
-            }
             let Some(call) = self.calls.get(&id).cloned() else { continue };
             inline::run(self, &call, Link { socket, rbuf }, shared, info, ctx);
             self.pump(&call, info, ctx);

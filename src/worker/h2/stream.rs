@@ -26,6 +26,8 @@ use crate::worker::gather::Spool;
 use crate::worker::pace::Pace;
 use rustgun_abi::{RG_OK, RgBodySource, RgCall, RgHeader};
 use std::cell::RefCell;
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 thread_local! {
@@ -106,6 +108,7 @@ pub(in crate::worker) struct StreamCall {
     /// Body bytes the app wrote that the client's windows have not taken yet.
     outbox: Vec<u8>,
     source: Option<BodySource>,
+    file: Option<FileBody>,
     pub completed: Option<i32>,
     /// The request was refused before its app ran, with this status.
     refusal: Option<u16>,
@@ -141,6 +144,7 @@ impl StreamCall {
             body: Body::default(),
             outbox: Vec::new(),
             source: None,
+            file: None,
             completed: None,
             refusal: None,
             finished: false,
@@ -233,8 +237,10 @@ impl StreamCall {
 
     /// Whether the response waits on the client (its windows) rather than the app.
     pub(super) fn waits_on_client(&self, proto: &Connection) -> bool {
-        (!self.outbox.is_empty() || (self.source.is_some() && self.completed.is_some()))
-            && proto.send_capacity(self.id) == 0
+        let more = !self.outbox.is_empty()
+            || self.file.is_some()
+            || (self.source.is_some() && self.completed.is_some());
+        more && room(proto, self.id) == 0
     }
 
     /// Records pushed body bytes (the app's `write`), without the async app's bound.
@@ -317,10 +323,16 @@ impl StreamCall {
             self.source = None;
         }
         self.send_outbox(proto);
+        self.pull_file(proto, env.scratch);
         if code.is_some() {
             self.pull(proto, env.scratch);
         }
-        if code.is_none() || !self.outbox.is_empty() || self.source.is_some() {
+        if self.completed.is_some_and(|c| c != RG_OK) {
+            // The body's source or file failed midway: the client must not take it as whole.
+            proto.reset(self.id, ErrorCode::Internal);
+            return self.finish(env, self.resp.status);
+        }
+        if code.is_none() || !self.outbox.is_empty() || self.source.is_some() || self.file.is_some() {
             return false;
         }
         if let Some(missing) = self.resp.content_length.filter(|&n| !bodiless && self.sent < n) {
@@ -361,20 +373,55 @@ impl StreamCall {
                 self.outbox.truncate(room);
             }
         }
-        let taken = proto.send_data(self.id, &self.outbox, false);
+        let room = self.outbox.len().min(room(proto, self.id));
+        let taken = proto.send_data(self.id, &self.outbox[..room], false);
         self.outbox.drain(..taken);
         self.sent += taken as u64;
         self.moved += taken as u64;
     }
 
+    /// Reads the file `send_file` handed over while the windows have room for it.
+    fn pull_file(&mut self, proto: &mut Connection, scratch: &mut Vec<u8>) {
+        while self.outbox.is_empty() && room(proto, self.id) > 0 {
+            let Some(file) = self.file.as_mut() else { return };
+            if scratch.is_empty() {
+                scratch.resize(crate::worker::connection::READ_CHUNK, 0);
+            }
+            let want = scratch.len().min(room(proto, self.id)).min(file.left.min(usize::MAX as u64) as usize);
+            match file.file.read_at(&mut scratch[..want], file.offset) {
+                Ok(n) if n > 0 => {
+                    file.offset += n as u64;
+                    file.left -= n as u64;
+                    if file.left == 0 {
+                        self.file = None;
+                    }
+                    self.outbox.extend_from_slice(&scratch[..n]);
+                    self.send_outbox(proto);
+                }
+                // The file ended early: what it had is sent, the Content-Length check says the rest.
+                Ok(_) => self.file = None,
+                Err(e) => {
+                    tracing::error!("cannot read the file an app sends: {e}; resetting the stream");
+                    self.file = None;
+                    self.completed = Some(rustgun_abi::RG_ERROR);
+                }
+            }
+        }
+    }
+
+    /// Whether a file `send_file` handed over is still being sent: body bytes written after it wait.
+    pub(super) fn sending_file(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Pulls the pull-mode body while the windows have room for it.
     fn pull(&mut self, proto: &mut Connection, scratch: &mut Vec<u8>) {
-        while self.outbox.is_empty() && proto.send_capacity(self.id) > 0 {
+        while self.outbox.is_empty() && room(proto, self.id) > 0 {
             let Some(source) = self.source.as_mut() else { return };
             if scratch.is_empty() {
                 scratch.resize(crate::worker::connection::READ_CHUNK, 0);
             }
-            let room = scratch.len().min(proto.send_capacity(self.id));
+            let room = scratch.len().min(room(proto, self.id));
             let n = source.next(&mut scratch[..room]);
             if n <= 0 {
                 if n < 0 {
@@ -393,6 +440,7 @@ impl StreamCall {
     fn finish(&mut self, env: &mut Env<'_, '_>, status: u16) -> bool {
         self.finished = true;
         self.source = None;
+        self.file = None;
         self.outbox = Vec::new();
         if let Some(log) = env.ctx.access_log {
             let (head, info, resp) = (&self.head, env.info, &self.resp);
@@ -401,6 +449,20 @@ impl StreamCall {
         env.ctx.count_request(env.ctx.lane(0), status, self.started);
         true
     }
+}
+
+/// How many body bytes a stream may frame now: what its windows allow, and no more than keeps the
+/// connection's unwritten frames under [`HIGH_WATER`] (a client that opens huge windows and then
+/// reads nothing holds that much of the worker, no more).
+fn room(proto: &Connection, id: u32) -> usize {
+    proto.send_capacity(id).min(HIGH_WATER.saturating_sub(proto.queued()))
+}
+
+/// A file `send_file` handed over, sent as the windows open.
+struct FileBody {
+    file: std::fs::File,
+    offset: u64,
+    left: u64,
 }
 
 /// What pumping a stream needs of the worker besides the connection.
@@ -496,7 +558,7 @@ impl Exchange for StreamCall {
         if data.is_empty() {
             return if matches!(self.reply, Reply::None) { Err(NO_HEAD) } else { Ok(()) };
         }
-        if self.outbox.len() >= HIGH_WATER {
+        if self.outbox.len() >= HIGH_WATER || self.file.is_some() {
             self.owes_writable = true;
             return Err(HostError::Again);
         }
@@ -511,6 +573,33 @@ impl Exchange for StreamCall {
         }
         self.source = Some(BodySource::new(source).ok_or(HostError::State("the body has no next"))?);
         Ok(())
+    }
+
+    /// The file goes out as the windows open, read as it goes (never its own offset moved); what
+    /// passes the app's `Content-Length`, or a HEAD's or a 304's body, is never read.
+    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> Result<u64, HostError> {
+        if matches!(self.reply, Reply::None) {
+            return Err(NO_HEAD);
+        }
+        if self.completed.is_some() {
+            return Err(COMPLETED);
+        }
+        if self.file.is_some() {
+            return Err(HostError::State("a file is being sent"));
+        }
+        let bodiless = self.head.is_head() || status::forbids_body(self.resp.status);
+        let room = match self.resp.content_length {
+            _ if bodiless => 0,
+            Some(n) => n.saturating_sub(self.sent + self.outbox.len() as u64),
+            None => u64::MAX,
+        };
+        let len = len.min(room);
+        if len > 0 {
+            let file = std::fs::File::from(file.try_clone_to_owned().map_err(HostError::Io)?);
+            self.file = Some(FileBody { file, offset, left: len });
+            self.touch();
+        }
+        Ok(len)
     }
 
     fn trailers(&mut self, headers: &[RgHeader]) -> Result<(), HostError> {

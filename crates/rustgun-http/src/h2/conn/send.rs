@@ -29,6 +29,11 @@ impl Connection {
         self.end_local(stream);
     }
 
+    /// How many bytes of frames wait in [`Connection::output`] for the driver.
+    pub fn queued(&self) -> usize {
+        self.out.len()
+    }
+
     /// How many body bytes `stream` may send now (the smaller of its window and the connection's).
     pub fn send_capacity(&self, stream: u32) -> usize {
         match self.streams.get(&stream) {
