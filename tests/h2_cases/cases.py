@@ -100,10 +100,12 @@ class Client:
 
 
 def stalled(port):
-    """A stream whose client keeps its window shut holds up no other stream on the connection."""
+    """A stream whose client keeps its window shut holds up no other stream on the connection: the
+    2 MiB of `argv[3]` (default a WSGI generator's) wait while stream 3 is answered."""
+    path = sys.argv[3] if len(sys.argv) > 3 else "/download?mb=2"
     c = Client(port)
     c.shut.add(1)
-    c.get(1, "/download?mb=2")
+    c.get(1, path)
     c.until(lambda: len(c.body.get(1, b"")) > 0, "the first bytes of stream 1")
     c.get(3, "/users/3")
     c.until(lambda: 3 in c.ended, "stream 3 while stream 1 waits")

@@ -19,9 +19,15 @@ const H2: &[&str] = &["-k", "event", "--http-protocols", "h1,h2", "--http2-clear
 
 /// Runs `case` of tests/h2_cases/cases.py against `server`; its last line.
 fn case(server: &Server, name: &str) -> String {
+    case_with(server, name, &[])
+}
+
+/// The same, with more arguments for the case.
+fn case_with(server: &Server, name: &str, args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/h2_cases/cases.py");
     let port = server.addr.port().to_string();
-    let (code, out, err) = run(Command::new(pyenv().join("bin/python")).arg(&script).args([name, &port]));
+    let (code, out, err) =
+        run(Command::new(pyenv().join("bin/python")).arg(&script).args([name, &port]).args(args));
     assert_eq!(code, 0, "case {name} failed:\n{err}\n{out}\nserver log:\n{}", server.log().join("\n"));
     out.lines().last().unwrap_or_default().to_string()
 }
@@ -224,8 +230,15 @@ with httpx.Client(http1=False, http2=True, base_url=sys.argv[1]) as client:
 
 #[test]
 fn a_stream_whose_client_keeps_its_window_shut_holds_up_no_other_stream() {
+    // A pull-mode body (a Flask generator), and a body pushed by WSGI's write() (spilled to a file
+    // past 128 KiB: the app never waits on the client).
     let server = flask().start();
     assert!(case(&server, "stalled").starts_with("ok stream 3 answered while stream 1 held"));
+    let pushed = wsgi("pushed").args(H2).start();
+    assert!(
+        case_with(&pushed, "stalled", &["/pushed?mb=2"])
+            .starts_with("ok stream 3 answered while stream 1 held")
+    );
 }
 
 #[test]

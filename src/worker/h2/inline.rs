@@ -10,7 +10,7 @@
 //! Not here: what the calls record ([`super::stream`]).
 
 use super::Session;
-use super::stream::StreamCall;
+use super::stream::{SPILL_CAP, StreamCall};
 use crate::app::calls::Registration;
 use crate::app::host::{CallSlot, Exchange, HOST, Socket};
 use crate::app::{ConnInfo, HostError, RequestView};
@@ -193,7 +193,7 @@ impl Exchange for Inline<'_, '_> {
         self.wait_for_window(|c| c.sending_file())?;
         self.call.borrow_mut().push(data)?;
         self.send()?;
-        self.wait_for_window(|c| c.unsent() >= HIGH_WATER)
+        self.wait_for_window(|c| c.unsent() >= HIGH_WATER + SPILL_CAP)
     }
 
     fn set_body(&mut self, source: RgBodySource) -> Result<(), HostError> {

@@ -90,6 +90,10 @@ impl Body {
     }
 }
 
+/// How much of a synchronous app's pushed body may wait in a stream's spill file before its `write`
+/// waits for the client (nginx's `proxy_max_temp_file_size`).
+pub(super) const SPILL_CAP: usize = 1 << 30;
+
 /// A host call on a call the app completed already.
 const COMPLETED: HostError = HostError::State("the call is complete");
 
@@ -109,6 +113,8 @@ pub(in crate::worker) struct StreamCall {
     outbox: Vec<u8>,
     source: Option<BodySource>,
     file: Option<FileBody>,
+    /// A synchronous app's pushed body past [`HIGH_WATER`], waiting for the windows.
+    spill: Option<Spool>,
     pub completed: Option<i32>,
     /// The request was refused before its app ran, with this status.
     refusal: Option<u16>,
@@ -145,6 +151,7 @@ impl StreamCall {
             outbox: Vec::new(),
             source: None,
             file: None,
+            spill: None,
             completed: None,
             refusal: None,
             finished: false,
@@ -232,14 +239,13 @@ impl StreamCall {
 
     /// Body bytes queued here, not yet within the client's windows.
     pub(super) fn unsent(&self) -> usize {
-        self.outbox.len()
+        self.outbox.len() + self.spill.as_ref().map_or(0, |s| s.unread() as usize)
     }
 
     /// Whether the response waits on the client (its windows) rather than the app.
     pub(super) fn waits_on_client(&self, proto: &Connection) -> bool {
-        let more = !self.outbox.is_empty()
-            || self.file.is_some()
-            || (self.source.is_some() && self.completed.is_some());
+        let more =
+            self.unsent() > 0 || self.file.is_some() || (self.source.is_some() && self.completed.is_some());
         more && room(proto, self.id) == 0
     }
 
@@ -251,8 +257,40 @@ impl StreamCall {
         if self.completed.is_some() {
             return Err(COMPLETED);
         }
+        let data = self.within_length(data);
+        if self.head.is_head() || status::forbids_body(self.resp.status) {
+            return Ok(());
+        }
+        // A synchronous app never waits on its client for what its stream's window does not take:
+        // past HIGH_WATER its body goes to an unlinked file (as nginx buffers an upstream's), and
+        // only past SPILL_CAP of that does its `write` wait.
+        if self.intake == Intake::Gather
+            && (self.spill.is_some() || self.outbox.len() + data.len() > HIGH_WATER)
+        {
+            let spill = match &mut self.spill {
+                Some(spill) => spill,
+                none => none.insert(Spool::create().map_err(HostError::Io)?),
+            };
+            return spill.append(data).map_err(HostError::Io);
+        }
         self.outbox.extend_from_slice(data);
         Ok(())
+    }
+
+    /// What of `data` the app's `Content-Length` still has room for (the excess is cut, and logged
+    /// once).
+    fn within_length<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
+        let Some(n) = self.resp.content_length else { return data };
+        let room = n.saturating_sub(self.sent + self.unsent() as u64).min(usize::MAX as u64) as usize;
+        if data.len() > room && !self.excess_logged {
+            self.excess_logged = true;
+            tracing::error!(
+                "app wrote more body than its Content-Length for {} {}; the excess is cut",
+                String::from_utf8_lossy(self.head.method()),
+                String::from_utf8_lossy(self.head.target())
+            );
+        }
+        &data[..data.len().min(room)]
     }
 
     /// Moves what the app recorded into the connection's frames, as far as the client's windows
@@ -332,7 +370,7 @@ impl StreamCall {
             proto.reset(self.id, ErrorCode::Internal);
             return self.finish(env, self.resp.status);
         }
-        if code.is_none() || !self.outbox.is_empty() || self.source.is_some() || self.file.is_some() {
+        if code.is_none() || self.unsent() > 0 || self.source.is_some() || self.file.is_some() {
             return false;
         }
         if let Some(missing) = self.resp.content_length.filter(|&n| !bodiless && self.sent < n) {
@@ -354,30 +392,39 @@ impl StreamCall {
         self.finish(env, self.resp.status)
     }
 
-    /// Sends what the windows take of the outbox (what passes the app's `Content-Length` is cut).
+    /// Sends what the windows take of the outbox, refilled from the spill file as it drains.
     fn send_outbox(&mut self, proto: &mut Connection) {
-        if self.outbox.is_empty() {
-            return;
-        }
-        if let Some(n) = self.resp.content_length {
-            let room = n.saturating_sub(self.sent).min(usize::MAX as u64) as usize;
-            if self.outbox.len() > room {
-                if !self.excess_logged {
-                    self.excess_logged = true;
-                    tracing::error!(
-                        "app wrote more body than its Content-Length for {} {}; the excess is cut",
-                        String::from_utf8_lossy(self.head.method()),
-                        String::from_utf8_lossy(self.head.target())
-                    );
-                }
-                self.outbox.truncate(room);
+        loop {
+            let fits = self.outbox.len().min(room(proto, self.id));
+            let taken = proto.send_data(self.id, &self.outbox[..fits], false);
+            self.outbox.drain(..taken);
+            self.sent += taken as u64;
+            self.moved += taken as u64;
+            if !self.outbox.is_empty() || room(proto, self.id) == 0 || !self.refill() {
+                return;
             }
         }
-        let room = self.outbox.len().min(room(proto, self.id));
-        let taken = proto.send_data(self.id, &self.outbox[..room], false);
-        self.outbox.drain(..taken);
-        self.sent += taken as u64;
-        self.moved += taken as u64;
+    }
+
+    /// Moves up to [`HIGH_WATER`] spilled bytes back into the outbox; whether it moved any.
+    fn refill(&mut self) -> bool {
+        let Some(spill) = self.spill.as_mut().filter(|s| s.unread() > 0) else { return false };
+        let at = self.outbox.len();
+        self.outbox.resize(at + HIGH_WATER.min(spill.unread() as usize), 0);
+        match spill.peek(&mut self.outbox[at..]) {
+            Ok(n) => {
+                spill.take(n);
+                self.outbox.truncate(at + n);
+                n > 0
+            }
+            Err(e) => {
+                tracing::error!("cannot read a spilled HTTP/2 response body back: {e}; resetting the stream");
+                self.outbox.truncate(at);
+                self.spill = None;
+                self.completed = Some(rustgun_abi::RG_ERROR);
+                false
+            }
+        }
     }
 
     /// Reads the file `send_file` handed over while the windows have room for it.
@@ -431,7 +478,8 @@ impl StreamCall {
                 self.source = None;
                 return;
             }
-            self.outbox.extend_from_slice(&scratch[..n as usize]);
+            let data = self.within_length(&scratch[..n as usize]);
+            self.outbox.extend_from_slice(data);
             self.send_outbox(proto);
         }
     }
@@ -441,6 +489,7 @@ impl StreamCall {
         self.finished = true;
         self.source = None;
         self.file = None;
+        self.spill = None;
         self.outbox = Vec::new();
         if let Some(log) = env.ctx.access_log {
             let (head, info, resp) = (&self.head, env.info, &self.resp);
@@ -590,7 +639,7 @@ impl Exchange for StreamCall {
         let bodiless = self.head.is_head() || status::forbids_body(self.resp.status);
         let room = match self.resp.content_length {
             _ if bodiless => 0,
-            Some(n) => n.saturating_sub(self.sent + self.outbox.len() as u64),
+            Some(n) => n.saturating_sub(self.sent + self.unsent() as u64),
             None => u64::MAX,
         };
         let len = len.min(room);
