@@ -102,8 +102,13 @@ pub(super) fn run(
 
 impl Inline<'_, '_> {
     /// Moves the stream's recorded response into frames and writes what the socket takes now.
+    /// A body that has reached its `Content-Length` is complete: its frames wait for the end of the
+    /// stream, which follows when `handle` returns (one write, not two, for the usual response).
     fn send(&mut self) -> Result<(), HostError> {
         self.session.pump(self.call, self.info, self.ctx);
+        if self.call.borrow().body_complete() {
+            return if self.dead { Err(HostError::Closed) } else { Ok(()) };
+        }
         if self.dead || self.link.socket.write_some(self.session.output()).is_err() {
             self.dead = true;
             return Err(HostError::Closed);

@@ -153,9 +153,11 @@ impl Session {
                     ctx.count_refused(None, crate::sys::scoreboard::Refusal::Http2Abuse);
                     self.abusive = true;
                 }
-                // GOAWAY is queued: the streams end with the connection.
+                // GOAWAY is queued: the streams end with the connection, and what the frames
+                // before the error began (a request) is not started.
                 self.closing = true;
                 self.abandon_all(ctx);
+                events.clear();
                 input.len()
             }
         };

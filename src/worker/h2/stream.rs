@@ -237,6 +237,12 @@ impl StreamCall {
         ready
     }
 
+    /// Whether every body byte the app's `Content-Length` announced is framed: nothing more of the
+    /// body can come.
+    pub(super) fn body_complete(&self) -> bool {
+        self.head_sent && self.unsent() == 0 && self.resp.content_length.is_some_and(|n| self.sent >= n)
+    }
+
     /// Body bytes queued here, not yet within the client's windows.
     pub(super) fn unsent(&self) -> usize {
         self.outbox.len() + self.spill.as_ref().map_or(0, |s| s.unread() as usize)
