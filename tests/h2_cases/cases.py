@@ -289,6 +289,25 @@ def graceful(port):
     print("ok GOAWAY last_stream 1, stream 1 finished")
 
 
+def relay(port):
+    """`argv[3]` sends `argv[5]` blocks (`block I\n`), each only once this client acknowledges the one
+    before through the named pipe `argv[4]/acks`: a server that holds a block back never finishes."""
+    path, directory, n = sys.argv[3], sys.argv[4], int(sys.argv[5])
+    c = Client(port)
+    c.get(1, "%s%schunks=%d&dir=%s" % (path, "&" if "?" in path else "?", n, directory))
+    acks = None
+    for i in range(n):
+        block = ("block %d\n" % i).encode()
+        c.until(lambda: c.body.get(1, b"").endswith(block) or 1 in c.ended, "block %d" % i)
+        assert c.body.get(1, b"").endswith(block), (i, c.body.get(1))
+        if acks is None:
+            acks = open(directory + "/acks", "wb", buffering=0)
+        acks.write(b"!")
+    c.until(lambda: 1 in c.ended, "the end of the stream")
+    assert c.status[1] == "200" and c.body[1] == b"".join(b"block %d\n" % i for i in range(n)), c.body
+    print("ok %d blocks, each before the next was made" % n)
+
+
 def huge_window(port):
     """Opens every window as wide as HTTP/2 allows, asks for `argv[3]`, takes one DATA frame and then
     reads nothing until the test closes stdin: what the server queues for it must stay bounded."""

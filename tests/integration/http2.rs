@@ -229,6 +229,26 @@ with httpx.Client(http1=False, http2=True, base_url=sys.argv[1]) as client:
 }
 
 #[test]
+fn every_block_reaches_the_client_before_the_app_makes_the_next_one() {
+    let relay = |server: &Server, path: &str| {
+        let dir = TempDir::new("h2-relay");
+        let fifo = std::ffi::CString::new(dir.arg("acks")).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path this test owns.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        assert_eq!(
+            case_with(server, "relay", &[path, &dir.arg(""), "4"]),
+            "ok 4 blocks, each before the next was made"
+        );
+    };
+    // Pushed and pulled by a native app, and pushed by WSGI's write().
+    let native = Server::builder("chaos").args(H2).start();
+    relay(&native, "/relay");
+    relay(&native, "/relay-pull");
+    let wsgi_relay = wsgi("relay").args(H2).start();
+    relay(&wsgi_relay, "/write");
+}
+
+#[test]
 fn a_stream_whose_client_keeps_its_window_shut_holds_up_no_other_stream() {
     // A pull-mode body (a Flask generator), and a body pushed by WSGI's write() (spilled to a file
     // past 128 KiB: the app never waits on the client).

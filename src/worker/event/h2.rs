@@ -166,20 +166,26 @@ impl Loop<'_, '_> {
         else {
             return self.close(token);
         };
+        // Pump and write while the socket takes it and a pull-mode body has more (each block out
+        // before the next is asked for); past a few rounds, writability brings the loop back, so
+        // other connections get their turn.
         let mut written = 0;
-        for _ in 0..2 {
-            session.pump_all(&conn.info, self.ctx);
+        for round in 0..8 {
+            // What is framed already goes first: a pump may ask an app for its next block.
+            if round > 0 {
+                session.pump_all(&conn.info, self.ctx);
+            }
             let before = session.output().len();
             if conn.stream.write_some(session.output()).is_err() {
                 return self.close(token);
             }
             written += before - session.output().len();
-            if !session.output().is_empty() || written == 0 {
+            if !session.output().is_empty() || (round > 0 && !session.wants_pump()) {
                 break;
             }
         }
         conn.moved += written as u64;
-        let waiting = !session.output().is_empty();
+        let waiting = !session.output().is_empty() || session.wants_pump();
         if session.is_over() && !waiting {
             return self.h2_linger(token);
         }

@@ -291,9 +291,9 @@ impl Session {
         self.proto.reset(stream, ErrorCode::NoError);
     }
 
-    /// Runs the apps of the streams that are ready, one after another. A synchronous app runs to its
-    /// end (waiting on its client only past [`super::connection::HIGH_WATER`] of unsent body); an
-    /// async app's call goes on after `handle` through host calls.
+    /// Runs the apps of the streams that are ready, one after another, each one's answer written
+    /// before the next runs. A synchronous app runs to its end (its pushed body spilled past what the
+    /// window takes, [`stream`]); an async app's call goes on after `handle` through host calls.
     pub(in crate::worker) fn run_ready(
         &mut self,
         (socket, rbuf): (&mut Stream, &mut ReadBuf),
@@ -306,6 +306,8 @@ impl Session {
             let Some(call) = self.calls.get(&id).cloned() else { continue };
             inline::run(self, &call, Link { socket, rbuf }, shared, info, ctx);
             self.pump(&call, info, ctx);
+            // Its answer leaves before the next app runs (a failed write shows at the next one).
+            let _ = socket.write_some(self.proto.output());
         }
         self.deliver(ctx);
     }
@@ -318,6 +320,11 @@ impl Session {
             self.pump(&call, info, ctx);
         }
         self.deliver(ctx);
+    }
+
+    /// Whether a stream would frame more if pumped again (its pull-mode body, one block per pump).
+    pub(in crate::worker) fn wants_pump(&self) -> bool {
+        self.calls.values().any(|c| c.try_borrow().is_ok_and(|c| c.wants_pump(&self.proto)))
     }
 
     /// Moves what the stream `id` recorded into frames (a call host calls touched).

@@ -467,7 +467,7 @@ impl StreamCall {
         self.file.is_some()
     }
 
-    /// Pulls the pull-mode body while the windows have room for it.
+    /// Pulls the pull-mode body while the windows have room for it, one block per pump.
     fn pull(&mut self, proto: &mut Connection, scratch: &mut Vec<u8>) {
         while self.outbox.is_empty() && room(proto, self.id) > 0 {
             let Some(source) = self.source.as_mut() else { return };
@@ -487,7 +487,18 @@ impl StreamCall {
             let data = self.within_length(&scratch[..n as usize]);
             self.outbox.extend_from_slice(data);
             self.send_outbox(proto);
+            // No delay: the block reaches the socket before the app is asked for the next (the
+            // driver writes, then pumps again), unless nothing more of the body can come.
+            if !self.body_complete() {
+                return;
+            }
         }
+    }
+
+    /// Whether a pump now would frame more: a pull-mode body or a file still to send, with room for
+    /// it in the windows.
+    pub(super) fn wants_pump(&self, proto: &Connection) -> bool {
+        self.completed.is_some() && (self.source.is_some() || self.file.is_some()) && room(proto, self.id) > 0
     }
 
     /// The stream is over on our side: logged, counted, and its pull-mode body closed.
