@@ -259,6 +259,12 @@ fn a_stream_whose_client_keeps_its_window_shut_holds_up_no_other_stream() {
         case_with(&pushed, "stalled", &["/pushed?mb=2"])
             .starts_with("ok stream 3 answered while stream 1 held")
     );
+    // One write larger than the window and the memory part together, with no length: all of it
+    // comes back from the spill file, then the end.
+    let url = pushed.url("/pushed-whole?mb=3");
+    let whole =
+        curl(&pushed, &["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{size_download}", &url]);
+    assert_eq!(whole, (3 << 20).to_string());
 }
 
 #[test]

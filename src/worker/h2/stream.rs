@@ -339,7 +339,8 @@ impl StreamCall {
             return self.finish(env, self.resp.status);
         }
         let bodiless = self.head.is_head() || status::forbids_body(self.resp.status);
-        if matches!(self.reply, Reply::Recorded { .. }) && (code.is_some() || !self.outbox.is_empty()) {
+        let body_waits = self.unsent() > 0 || self.file.is_some();
+        if matches!(self.reply, Reply::Recorded { .. }) && (code.is_some() || body_waits) {
             if self.resp.status < 200 {
                 tracing::error!("app gave {} as the final status; answering 500", self.resp.status);
                 respond_status(proto, self.id, 500, env.date);
@@ -348,9 +349,7 @@ impl StreamCall {
             }
             let ends = code.is_some()
                 && (bodiless
-                    || (self.outbox.is_empty()
-                        && self.source.is_none()
-                        && self.resp.content_length.unwrap_or(0) == 0))
+                    || (!body_waits && self.source.is_none() && self.resp.content_length.unwrap_or(0) == 0))
                 && self.resp.trailers().is_empty();
             respond_head(proto, self.id, &self.resp, bodiless, ends, env.date);
             self.reply = Reply::Streaming;
@@ -364,6 +363,8 @@ impl StreamCall {
         }
         if bodiless {
             self.outbox.clear();
+            self.spill = None;
+            self.file = None;
             self.source = None;
         }
         self.send_outbox(proto);
