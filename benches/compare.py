@@ -2,8 +2,9 @@
 """`make bench`: rustgun's three worker classes against nginx, gunicorn and granian under wrk, each
 class both serving the native hello app (`libhello.so`) and the same app in Python through the WSGI
 bridge (`libwsgi.so`); then the ASGI bridge (`libasgi.so`) and WebSockets against uvicorn, granian and
-gunicorn's ASGI worker (`bench/asgi.py`). The parts live in `benches/bench/`: the servers, wrk runs,
-the idle-connections test, the ASGI rows and the report; this file only runs them in order.
+gunicorn's ASGI worker (`bench/asgi.py`); then HTTP/2 (h2c and TLS) against nginx, granian and
+gunicorn under h2load (`bench/h2.py`). The parts live in `benches/bench/`: the servers, wrk runs, the
+idle-connections test, the ASGI rows, the HTTP/2 rows and the report; this file only runs them in order.
 
 Standard library only. What it does, in order:
 
@@ -21,8 +22,10 @@ Standard library only. What it does, in order:
    (utime + stime of all its processes, from /proc) around each run.
 5. The ASGI and WebSocket rows (`bench/asgi.py`), on servers of their own once the others stopped:
    wrk on a raw ASGI hello and a FastAPI route, `ws_load` (`examples/ws_load.rs`) on a WebSocket echo.
-6. The 10,000 idle keep-alive connections test on a separate rustgun `event` server.
-7. Prints the tables — every server per scenario; the WSGI servers against gunicorn sync and granian;
+6. The HTTP/2 rows (`bench/h2.py`), on servers of their own: rustgun `event` (native, WSGI and ASGI
+   hello) over h2c and TLS against nginx, granian and gunicorn, h2load with 1, 32 and 256 streams.
+7. The 10,000 idle keep-alive connections test on a separate rustgun `event` server.
+8. Prints the tables — every server per scenario; the WSGI servers against gunicorn sync and granian;
    the bridge's CPU µs/request over the native app's, per class; the targets of issues 6 and 8 — and
    writes docs/benchmarks.md and docs/benchmarks.svg.
 
@@ -31,6 +34,8 @@ Every server is stopped (its process group killed) in a `finally`, also on Ctrl-
     python3 benches/compare.py                             # the full run (5 s x 3 rounds)
     python3 benches/compare.py --duration 1 --rounds 1 --no-docs   # a smoke test
     python3 benches/compare.py --duration 1 --rounds 1 --no-docs --only rustgun-sync,wsgi-sync,granian
+    python3 benches/compare.py --only-h2                   # the HTTP/2 rows alone (rewrites only their block)
+    python3 benches/compare.py --only-h2 --h2-duration 2 --h2-rounds 1 --h2-warmup 0 --no-docs   # HTTP/2 smoke
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from bench.common import CLK_TCK, IDLE_CONNECTIONS, RELEASE, REPO, free_ports, l
 from bench.servers import Server, ensure_tools, ensure_venv, make_servers, versions, write_wsgi_app
 from bench.wrk import Run, Scenario, Summary, fmt_mib, fmt_ms, run_wrk, summarise
 from bench.idle import close_all, conns_per_worker, open_idle, still_held
-from bench import asgi
+from bench import asgi, h2
 from bench.report import render, svg_chart, table
 
 
@@ -63,12 +68,22 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated server keys to run (nginx is always kept)")
     ap.add_argument("--skip-idle", action="store_true", help="skip the 10,000 idle connections test")
     ap.add_argument("--skip-asgi", action="store_true", help="skip the ASGI and WebSocket rows")
+    ap.add_argument("--skip-h2", action="store_true", help="skip the HTTP/2 rows (their block of the page is kept)")
+    ap.add_argument("--only-h2", action="store_true",
+                    help="run the HTTP/2 rows alone and rewrite only their block of the page")
+    ap.add_argument("--h2-duration", type=float, default=1.5, help="seconds per h2load run (default 1.5)")
+    ap.add_argument("--h2-rounds", type=int, default=3, help="interleaved rounds of the HTTP/2 rows (default 3)")
+    ap.add_argument("--h2-warmup", type=float, default=0.5, help="h2load's --warm-up-time per run (default 0.5; 0: none)")
     ap.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS)
     ap.add_argument("--docs", default="docs/benchmarks.md", help="markdown to write (the SVG goes beside it)")
     ap.add_argument("--no-docs", action="store_true", help="print the tables only")
     args = ap.parse_args()
     if args.rounds < 1 or args.duration <= 0:
         ap.error("--rounds must be >= 1 and --duration > 0")
+    if args.h2_rounds < 1 or args.h2_duration <= 0 or args.h2_warmup < 0:
+        ap.error("--h2-rounds must be >= 1, --h2-duration > 0 and --h2-warmup >= 0")
+    if args.only_h2 and args.skip_h2:
+        ap.error("--only-h2 and --skip-h2 exclude each other")
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -82,6 +97,8 @@ def main() -> int:
     ensure_venv()
     write_wsgi_app()
     nofile = raise_nofile()
+    if args.only_h2:
+        return only_h2(args)
     started = datetime.datetime.now().astimezone()
     vers = versions()  # before the run: the commit of the binary being measured
     load_before = loadavg()
@@ -95,6 +112,7 @@ def main() -> int:
     scenarios = [Scenario(c, close) for close in (False, True) for c in (32, 256)]
     res: dict[str, dict[str, Summary]] = {}
     asgi_results: dict = {}
+    h2_results: dict = {}
     idle: dict | None = None
     idle_server: Server | None = None
     idle_socks: list[socket.socket] = []
@@ -131,6 +149,11 @@ def main() -> int:
             for s in servers:
                 s.stop()
             asgi_results = asgi.run_rows(args, free_ports)
+
+        if not args.skip_h2:
+            for s in servers:  # the HTTP/2 rows start their own servers too
+                s.stop()
+            h2_results = h2.run_rows(args, free_ports)
 
         if not args.skip_idle:
             idle_server = Server("rustgun-event-idle", "rustgun event (10k idle)", 2,
@@ -199,15 +222,36 @@ def main() -> int:
                    "### Targets (issue 12)", "", *table(["target", "measured", ""], asgi_targets, "llc"), ""]
         report["markdown"] += "\n".join(section)
         report["text"] += "\n" + "\n".join(section)
+    md = REPO / args.docs
+    if h2_results:
+        h2_md, h2_text = h2.render(h2_results, args, table)
+        report["text"] += "\n" + h2_text
+    else:  # skipped: the block of an earlier run stays
+        h2_md = h2.existing(md.read_text()) if md.exists() else ""
+    if h2_md:
+        report["markdown"] = report["markdown"].rstrip("\n") + "\n\n" + h2_md
     print()
     print(report["text"])
     if not args.no_docs:
-        md = REPO / args.docs
         svg = md.with_suffix(".svg")
         md.parent.mkdir(parents=True, exist_ok=True)
         svg.write_text(svg_chart(servers, scenarios, res, report["chart_note"]))
         md.write_text(report["markdown"].replace("@SVG@", svg.name))
         log(f"wrote {md} and {svg}")
+    return 0
+
+
+def only_h2(args) -> int:
+    """`--only-h2`: the HTTP/2 rows alone; their block of the page is replaced, the rest left as it is."""
+    res = h2.run_rows(args, free_ports)
+    md_section, text = h2.render(res, args, table)
+    print()
+    print(text)
+    if not args.no_docs:
+        md = REPO / args.docs
+        page = md.read_text() if md.exists() else "# Benchmarks\n"
+        md.write_text(h2.splice(page, md_section))
+        log(f"wrote the HTTP/2 block of {md}")
     return 0
 
 
