@@ -25,7 +25,7 @@ use io::ReadStop;
 pub(super) use io::{HIGH_WATER, Io, LOW_WATER};
 pub(super) use pending::{Advanced, Pending, advance, touched};
 pub(in crate::worker) use record::{NO_HEAD, record_head, record_trailers};
-pub(super) use refuse::{refuse, refuse_status};
+pub(super) use refuse::{record_refusal, refuse, refuse_status};
 pub use serve::serve;
 pub(super) use serve::{ProxyStart, STOP_GRACE, take_proxy_header};
 

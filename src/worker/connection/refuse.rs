@@ -33,12 +33,24 @@ pub(in crate::worker) fn refuse_status(
     why: &dyn std::fmt::Display,
     started: Instant,
 ) {
-    tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
     proto.refuse(status, shared.date.get(unix_now()), out);
+    record_refusal(info, ctx, shared.lane, (status, why), started);
+}
+
+/// The record of a request refused with `status` for `why`, whatever the HTTP version: the warning
+/// line, the access log's line and the scoreboard's count on `lane`.
+pub(in crate::worker) fn record_refusal(
+    info: &ConnInfo,
+    ctx: &Context<'_>,
+    lane: usize,
+    (status, why): (u16, &dyn std::fmt::Display),
+    started: Instant,
+) {
+    tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
     if let Some(log) = ctx.access_log {
         log.write_refused(info, status, started);
     }
-    if let Some(lane) = ctx.lane(shared.lane) {
+    if let Some(lane) = ctx.lane(lane) {
         lane.end(status, started.elapsed().as_micros() as u64);
     }
 }

@@ -20,7 +20,7 @@ mod stream;
 pub(in crate::worker) use stream::touched;
 
 use super::Context;
-use super::connection::{Shared, unix_now};
+use super::connection::{Shared, record_refusal, unix_now};
 use super::pace::{self, MinRate};
 use crate::app::ConnInfo;
 use crate::config::Http2Settings;
@@ -57,6 +57,8 @@ pub(in crate::worker) struct Session {
     /// Events owed to async apps, given once no borrow of their calls is held.
     owed: Vec<(*mut RgCall, u32)>,
     date: DateCache,
+    /// The running streams' ids while they are pumped (kept, so a pump allocates nothing).
+    pumping: Vec<u32>,
     /// The client was cut off for abuse (a connection error of ENHANCE_YOUR_CALM).
     abusive: bool,
 }
@@ -105,6 +107,7 @@ impl Session {
             closing: false,
             owed: Vec::new(),
             date: DateCache::default(),
+            pumping: Vec::new(),
             abusive: false,
         }
     }
@@ -235,8 +238,7 @@ impl Session {
             Ok(()) => None,
         };
         if let Some((status, why)) = refused {
-            tracing::warn!("Invalid request from ip={}: {why} ({status})", info.peer_or_unix());
-            return self.refuse(stream, status, info, ctx, started);
+            return self.refuse(stream, (status, why), info, ctx, started);
         }
         let intake = if ctx.app.lib.is_async() { Intake::AsRead } else { Intake::Gather };
         if head.expect_continue && !end_stream {
@@ -262,14 +264,16 @@ impl Session {
     }
 
     /// Answers a request with `status` before its app runs (logged as refused).
-    fn refuse(&mut self, stream: u32, status: u16, info: &ConnInfo, ctx: &Context<'_>, started: Instant) {
+    fn refuse(
+        &mut self,
+        stream: u32,
+        (status, why): (u16, &str),
+        info: &ConnInfo,
+        ctx: &Context<'_>,
+        started: Instant,
+    ) {
         respond_status(&mut self.proto, stream, status, self.date.get(unix_now()));
-        if let Some(log) = ctx.access_log {
-            log.write_refused(info, status, started);
-        }
-        if let Some(lane) = ctx.lane(0) {
-            lane.end(status, started.elapsed().as_micros() as u64);
-        }
+        record_refusal(info, ctx, 0, (status, &why), started);
     }
 
     /// A body refused as it arrives (too large, or it cannot be spooled): answered with `status` if
@@ -286,8 +290,7 @@ impl Session {
             return;
         }
         self.calls.remove(&stream);
-        tracing::warn!("Invalid request from ip={}: request body too large ({status})", info.peer_or_unix());
-        self.refuse(stream, status, info, ctx, started);
+        self.refuse(stream, (status, "request body too large"), info, ctx, started);
         self.proto.reset(stream, ErrorCode::NoError);
     }
 
@@ -314,11 +317,17 @@ impl Session {
 
     /// Moves what every running stream recorded into frames, as far as the windows allow.
     pub(in crate::worker) fn pump_all(&mut self, info: &ConnInfo, ctx: &Context<'_>) {
-        let running: Vec<Rc<RefCell<StreamCall>>> =
-            self.calls.values().filter(|c| c.try_borrow().is_ok_and(|c| c.running)).cloned().collect();
-        for call in running {
-            self.pump(&call, info, ctx);
+        let mut ids = std::mem::take(&mut self.pumping);
+        ids.extend(
+            self.calls.iter().filter(|(_, c)| c.try_borrow().is_ok_and(|c| c.running)).map(|(id, _)| *id),
+        );
+        for &id in &ids {
+            if let Some(call) = self.calls.get(&id).cloned() {
+                self.pump(&call, info, ctx);
+            }
         }
+        ids.clear();
+        self.pumping = ids;
         self.deliver(ctx);
     }
 

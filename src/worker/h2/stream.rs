@@ -391,9 +391,7 @@ impl StreamCall {
         } else if self.resp.trailers().is_empty() {
             proto.send_data(self.id, &[], true);
         } else {
-            let fields: Vec<(Vec<u8>, &[u8])> =
-                self.resp.trailer_fields().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
-            let fields: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (&n[..], *v)).collect();
+            let fields: Vec<(&[u8], &[u8])> = self.resp.trailer_fields().collect();
             proto.send_trailers(self.id, &fields);
         }
         self.finish(env, self.resp.status)
@@ -540,7 +538,7 @@ pub(super) struct Env<'a, 'c> {
     pub scratch: &'a mut Vec<u8>,
 }
 
-/// Sends the app's head: `:status`, then its fields with lowercase names, `server` and `date` unless
+/// Sends the app's head: `:status`, then its fields (the encoder lowercases names), `server` and `date` unless
 /// the app gave them, and its `content-length` (kept for HEAD and 304, RFC 9110 §8.6).
 fn respond_head(
     proto: &mut Connection,
@@ -555,15 +553,14 @@ fn respond_head(
         .content_length
         .filter(|_| !bodiless || (resp.status >= 200 && resp.status != 204))
         .map(|n| n.to_string());
-    let names: Vec<Vec<u8>> = resp.fields().map(|(n, _)| n.to_ascii_lowercase()).collect();
-    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(names.len() + 3);
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(16);
     if !has_server {
         fields.push((b"server", b"rustgun"));
     }
     if !has_date {
         fields.push((b"date", date));
     }
-    fields.extend(names.iter().zip(resp.fields()).map(|(n, (_, v))| (&n[..], v)));
+    fields.extend(resp.fields());
     if let Some(length) = &length {
         fields.push((b"content-length", length.as_bytes()));
     }

@@ -75,11 +75,13 @@ pub struct Encoder {
     size: usize,
     /// Sizes not yet signalled to the client: the smallest since the last block, and the last.
     pending: Option<(usize, usize)>,
+    /// A field name lowercased for the block.
+    name: Vec<u8>,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder { inner: loona_hpack::Encoder::new(), size: ENCODER_TABLE, pending: None }
+        Encoder { inner: loona_hpack::Encoder::new(), size: ENCODER_TABLE, pending: None, name: Vec::new() }
     }
 }
 
@@ -98,7 +100,8 @@ impl Encoder {
         self.inner.set_max_table_size(size);
     }
 
-    /// Appends the block for `fields` to `out`.
+    /// Appends the block for `fields` to `out`, their names lowercased (RFC 9113 §8.2.2: a field
+    /// name with an uppercase letter makes a message malformed), whatever case the app gave.
     pub fn encode<'f>(&mut self, fields: impl IntoIterator<Item = (&'f [u8], &'f [u8])>, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
         if let Some((smallest, last)) = self.pending.take() {
@@ -107,7 +110,16 @@ impl Encoder {
                 let _ = loona_hpack::encoder::encode_integer_into(last, 5, 0x20, out);
             }
         }
-        let _ = self.inner.encode_into(fields, out);
+        for (name, value) in fields {
+            let name = if name.iter().any(u8::is_ascii_uppercase) {
+                self.name.clear();
+                self.name.extend(name.iter().map(u8::to_ascii_lowercase));
+                &self.name[..]
+            } else {
+                name
+            };
+            let _ = self.inner.encode_into(std::iter::once((name, value)), out);
+        }
     }
 }
 

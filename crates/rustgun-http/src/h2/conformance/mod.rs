@@ -27,9 +27,10 @@ use super::conn::{Config, Connection, ConnectionError, Event};
 use super::frame::{self, HEAD_LEN, Head, PREFACE, flag, kind};
 use super::hpack as codec;
 
-/// A client: what it sends, built frame by frame, with its own HPACK encoder.
+/// A client: what it sends, built frame by frame, with its own HPACK encoder (a plain one, not the
+/// server's: a client may send what the server's encoder never would, uppercase names among it).
 struct Client {
-    encoder: codec::Encoder,
+    encoder: loona_hpack::Encoder<'static>,
     bytes: Vec<u8>,
 }
 
@@ -41,7 +42,7 @@ impl Client {
 
     /// Nothing sent yet, not even the preface.
     fn bare() -> Client {
-        Client { encoder: codec::Encoder::default(), bytes: Vec::new() }
+        Client { encoder: loona_hpack::Encoder::new(), bytes: Vec::new() }
     }
 
     fn raw(mut self, bytes: &[u8]) -> Client {
@@ -83,7 +84,9 @@ impl Client {
     /// The header block `fields` make, with this client's encoder.
     fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
         let mut block = Vec::new();
-        self.encoder.encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())), &mut block);
+        // Writing into a Vec cannot fail.
+        let _ =
+            self.encoder.encode_into(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())), &mut block);
         block
     }
 
@@ -145,7 +148,7 @@ struct Outcome {
     frames: Vec<(Head, Vec<u8>)>,
     error: Option<ConnectionError>,
     conn: Connection,
-    encoder: codec::Encoder,
+    encoder: loona_hpack::Encoder<'static>,
     /// The SETTINGS ACKs the server wrote, which `frames` leaves out.
     settings_acks: usize,
 }

@@ -9,7 +9,7 @@ use crate::h2::ErrorCode;
 use crate::h2::frame::{self, flag, kind};
 
 impl Connection {
-    /// Queues the response head (`:status` first, then `headers`, names lowercase).
+    /// Queues the response head (`:status` first, then `headers`, their names lowercased).
     pub fn respond(&mut self, stream: u32, status: u16, headers: &[(&[u8], &[u8])], end_stream: bool) {
         let status = status.to_string();
         let mut block = Vec::new();
